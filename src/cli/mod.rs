@@ -1,0 +1,173 @@
+//! What the `hookwarden` subcommands do. `main.rs` only parses arguments into these types.
+
+pub mod events;
+
+use crate::config::Config;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// hookwarden: receives Okta event hooks over HTTPS, stores each event durably before
+/// acknowledging it, and delivers it to sinks later (stdout, JSON Lines, HTTP, command).
+#[derive(Debug, Parser)]
+#[command(name = "hookwarden", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (public hook listener, admin listener, workers).
+    Serve(ConfigArg),
+    /// Load the configuration, report every problem with its key, exit 1 if there is any.
+    CheckConfig(ConfigArg),
+    /// Inspect stored events and replay dead letters (works while the service runs).
+    Events {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file. Default: config/hookwarden.toml when it exists, else the embedded defaults.
+    /// Environment variables HOOKWARDEN__SECTION__KEY override it.
+    #[arg(long, short = 'c', global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List stored events, newest first.
+    List(ListArgs),
+    /// Show one event (every hook that received it) with its sinks and its JSON.
+    Show {
+        /// The System Log event uuid.
+        uuid: String,
+    },
+    /// Send events again: one event by uuid, or every dead letter.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only events of this hook.
+    #[arg(long)]
+    pub hook: Option<String>,
+    /// Only events in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<crate::store::EventState>,
+    /// Only this event type; `*` is a wildcard (e.g. 'user.lifecycle.*').
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// Received at or after: RFC 3339 time (2026-11-23T10:00:00Z) or a duration ago (15m, 2h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Received before: RFC 3339 time or a duration ago.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ReplayArgs {
+    /// The uuid of the event to send again (to all of its sinks).
+    #[arg(group = "target")]
+    pub uuid: Option<String>,
+    /// Every dead letter (optionally of --hook only).
+    #[arg(long, group = "target")]
+    pub all_dead: bool,
+    /// Only this hook's events.
+    #[arg(long)]
+    pub hook: Option<String>,
+}
+
+/// `check-config`: prints every problem (or a summary of a valid config) and returns the exit code.
+pub fn check_config(path: Option<&std::path::Path>) -> i32 {
+    match Config::load(path) {
+        Ok(config) => {
+            println!(
+                "configuration is valid: {} event hook(s), public listener {} ({}), admin listener {}",
+                config.event_hooks.len(),
+                config.server.listen,
+                if config.server.tls.enabled { "https" } else { "plain http" },
+                if config.admin.enabled {
+                    config.admin.listen.to_string()
+                } else {
+                    "off".to_owned()
+                }
+            );
+            for w in config.warnings() {
+                println!("warning: {w}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// `serve`: runs until SIGTERM or Ctrl-C; returns the exit code.
+pub fn serve(path: Option<&std::path::Path>) -> i32 {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    crate::telemetry::init(&config.log);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(crate::app::shutdown_on_signal(shutdown.clone()));
+        match crate::run(config, None, shutdown).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "hookwarden stopped with an error");
+                eprintln!("error: {e}");
+                1
+            }
+        }
+    })
+}
+
+/// `events ...`: loads the configuration and works on its store.
+pub fn events_main(path: Option<&std::path::Path>, command: EventsCommand) -> i32 {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    match runtime() {
+        Ok(rt) => rt.block_on(events::run(&config, command)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The one error type of the HTTP boundary, mapped once to a response.
+//!
+//! Every error body is JSON with an `errorSummary` (Okta's own field name), and says
+//! what a caller can act on without revealing which part of a credential failed.
+
+use crate::metrics::Reason;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use std::borrow::Cow;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub summary: Cow<'static, str>,
+    /// Why, for the rejections metric; `None` for errors that are not the caller's.
+    pub reason: Option<Reason>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    error_summary: &'a str,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, summary: impl Into<Cow<'static, str>>, reason: Reason) -> Self {
+        ApiError {
+            status,
+            summary: summary.into(),
+            reason: Some(reason),
+        }
+    }
+    /// Missing or wrong credentials. The same words whatever failed.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Authentication required",
+            Reason::unauthorized,
+        )
+    }
+    /// The client address is not allowed. The same words whatever the address.
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            Reason::ip_not_allowed,
+        )
+    }
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "No hook at this path",
+            Reason::not_found,
+        )
+    }
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed: event hooks take GET (verification) and POST (deliveries)",
+            Reason::method_not_allowed,
+        )
+    }
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+            Reason::unsupported_media_type,
+        )
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The body is larger than the limit of {limit} bytes"),
+            Reason::payload_too_large,
+        )
+    }
+    pub fn bad_request(summary: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, summary, Reason::bad_request)
+    }
+    pub fn timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request took too long to arrive",
+            Reason::timeout,
+        )
+    }
+    /// The store cannot take the write: 503 so that Okta retries.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Events could not be stored; retry later",
+            Reason::store_unavailable,
+        )
+    }
+    pub fn store_full() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The event backlog is full; retry later",
+            Reason::store_full,
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            Json(Body {
+                error_summary: &self.summary,
+            }),
+        )
+            .into_response();
+        // Handlers and layers record the rejection metric from this extension.
+        res.extensions_mut().insert(self);
+        res
+    }
+}

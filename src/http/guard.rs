@@ -1,0 +1,1 @@
+//! Per-hook guard (being written).

@@ -1,0 +1,9 @@
+//! The HTTP side: listeners, guards, TLS, admin endpoints and error bodies.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod guard;
+pub mod network;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,1 @@
+//! Public listener (being written).

@@ -1,0 +1,37 @@
+//! hookwarden: a standalone HTTPS receiver for Okta's event hooks and inline hooks.
+//!
+//! # Module map
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`config`] | typed configuration: embedded defaults < TOML file < `HOOKWARDEN__*` env; every problem reported with its key; secrets that never print |
+//! | [`okta`] | Okta's hook contract as lenient Rust types (event hook envelope, System Log event) |
+//! | [`http`] | the listeners: router, auth and network guards, TLS with reload, connection limits, admin endpoints, error bodies |
+//! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
+//! | [`store`] | the storage seam ([`store::Store`]) and the embedded SQLite store with group commit |
+//! | [`worker`] | deferred processing: claims stored jobs, delivers them to sinks, retries with backoff, dead-letters |
+//! | [`sinks`] | the sink seam ([`sinks::Sink`]) and the stdout, JSON Lines, HTTP and command sinks |
+//! | [`metrics`] | Prometheus metrics, one registry per service |
+//! | [`telemetry`] | structured logs (JSON or human) |
+//! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments) |
+//! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order |
+//!
+//! Request path: TCP accept (connection cap) → TLS → hyper (header-read timeout) →
+//! request timeout → per-hook guard (IP allowlist, then auth: no handler sees an
+//! unauthenticated body) → Content-Type → body limit → handler → store commit → 200.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod event_hooks;
+pub mod http;
+pub mod metrics;
+pub mod okta;
+pub mod sinks;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+pub use app::{run, Listeners, RunError};

@@ -1,0 +1,17 @@
+//! The `hookwarden` binary: argument parsing only; the work is in the library.
+
+use clap::Parser;
+use hookwarden::cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::CheckConfig(arg) => hookwarden::cli::check_config(arg.config.as_deref()),
+        Command::Serve(arg) => hookwarden::cli::serve(arg.config.as_deref()),
+        Command::Events { config, command } => {
+            hookwarden::cli::events_main(config.config.as_deref(), command)
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,241 @@
+//! Prometheus metrics, one registry per running service.
+//!
+//! A registry per [`Metrics`] value (not a global recorder) so that several
+//! services in one process, as in the integration tests, count separately.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookStatus {
+    pub hook: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabel {
+    pub hook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub hook: String,
+    pub sink: String,
+}
+
+/// Why a request was turned away (label `reason` of `hookwarden_rejections_total`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Reason {
+    unauthorized,
+    ip_not_allowed,
+    unsupported_media_type,
+    payload_too_large,
+    bad_request,
+    store_unavailable,
+    store_full,
+    timeout,
+    not_found,
+    method_not_allowed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabel {
+    pub hook: String,
+    pub reason: Reason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+/// Every metric hookwarden exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests to hook endpoints by hook and HTTP status.
+    pub requests: Family<HookStatus, Counter>,
+    /// Requests refused before or instead of being processed, by reason.
+    pub rejections: Family<RejectionLabel, Counter>,
+    /// Time from request start to the acknowledgement of a delivery (store commit included).
+    pub ack_seconds: Family<HookLabel, Histogram>,
+    /// Events stored for the first time.
+    pub events_stored: Family<HookLabel, Counter>,
+    /// Events received again (Okta retries and duplicates), not processed again.
+    pub duplicates: Family<HookLabel, Counter>,
+    /// Sink deliveries that succeeded.
+    pub sink_deliveries: Family<SinkLabel, Counter>,
+    /// Sink attempts that failed.
+    pub sink_failures: Family<SinkLabel, Counter>,
+    /// Failed attempts scheduled for another try.
+    pub retries: Family<SinkLabel, Counter>,
+    /// Jobs given up on (dead letters).
+    pub dead_letters: Family<SinkLabel, Counter>,
+    /// Jobs skipped after a crash because the sink already held the event.
+    pub recovered_skips: Family<SinkLabel, Counter>,
+    /// Jobs waiting for a sink, as last read from the store.
+    pub backlog: Gauge,
+    /// Dead-lettered jobs in the store, as last read.
+    pub dead_in_store: Gauge,
+    /// Connections closed at accept because `server.max_connections` was reached.
+    pub connections_refused: Counter,
+    /// Open connections on the public listener.
+    pub connections_open: Gauge,
+    /// Certificate reloads by result (`ok`, `error`).
+    pub tls_reloads: Family<ResultLabel, Counter>,
+}
+
+fn ack_histogram() -> Histogram {
+    // 0.5 ms to ~4 s: a durable ack is milliseconds; Okta gives up at 3 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 14,
+    ))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hookwarden");
+        let requests = Family::default();
+        let rejections = Family::default();
+        let ack_seconds = Family::<HookLabel, Histogram>::new_with_constructor(
+            ack_histogram as fn() -> Histogram,
+        );
+        let events_stored = Family::default();
+        let duplicates = Family::default();
+        let sink_deliveries = Family::default();
+        let sink_failures = Family::default();
+        let retries = Family::default();
+        let dead_letters = Family::default();
+        let recovered_skips = Family::default();
+        let backlog = Gauge::default();
+        let dead_in_store = Gauge::default();
+        let connections_refused = Counter::default();
+        let connections_open = Gauge::default();
+        let tls_reloads = Family::default();
+        registry.register(
+            "requests",
+            "Requests to hook endpoints by hook and status",
+            requests.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Requests refused, by reason",
+            rejections.clone(),
+        );
+        registry.register(
+            "ack_seconds",
+            "Time to acknowledge an event hook delivery",
+            ack_seconds.clone(),
+        );
+        registry.register(
+            "events_stored",
+            "Events stored for the first time",
+            events_stored.clone(),
+        );
+        registry.register(
+            "duplicate_events",
+            "Events received again and not processed again",
+            duplicates.clone(),
+        );
+        registry.register(
+            "sink_deliveries",
+            "Events delivered to a sink",
+            sink_deliveries.clone(),
+        );
+        registry.register(
+            "sink_failures",
+            "Failed sink attempts",
+            sink_failures.clone(),
+        );
+        registry.register(
+            "sink_retries",
+            "Failed attempts scheduled again",
+            retries.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Deliveries given up on",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "recovered_skips",
+            "Interrupted deliveries skipped because the sink already had the event",
+            recovered_skips.clone(),
+        );
+        registry.register("backlog", "Deliveries waiting for a sink", backlog.clone());
+        registry.register(
+            "dead_letters_stored",
+            "Dead letters in the store",
+            dead_in_store.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because the limit was reached",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Open connections on the public listener",
+            connections_open.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Certificate reloads by result",
+            tls_reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            rejections,
+            ack_seconds,
+            events_stored,
+            duplicates,
+            sink_deliveries,
+            sink_failures,
+            retries,
+            dead_letters,
+            recovered_skips,
+            backlog,
+            dead_in_store,
+            connections_refused,
+            connections_open,
+            tls_reloads,
+        }
+    }
+
+    /// Counts a refused request.
+    pub fn reject(&self, hook: &str, reason: Reason) {
+        self.rejections
+            .get_or_create(&RejectionLabel {
+                hook: hook.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Sink label helper.
+    pub fn sink(hook: &str, sink: &str) -> SinkLabel {
+        SinkLabel {
+            hook: hook.to_owned(),
+            sink: sink.to_owned(),
+        }
+    }
+
+    /// The text exposition format (OpenMetrics), for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

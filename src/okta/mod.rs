@@ -1,0 +1,8 @@
+//! Okta's hook contract as Rust types, usable on their own.
+//!
+//! Lenient where Okta's own samples disagree (see `docs/contract-notes` in the README):
+//! fields are optional, numbers may arrive as strings and the other way round, and
+//! unknown fields are kept rather than rejected.
+
+pub mod event_hook;
+pub mod lenient;

@@ -1,0 +1,163 @@
+//! Where stored events go: the sink seam and the sinks that ship with hookwarden.
+//!
+//! Every sink receives the same [`SinkRecord`], serialised as one JSON object:
+//!
+//! ```json
+//! {"hook":"okta","sink":"archive","uuid":"…","eventId":"…","eventType":"user.session.start",
+//!  "receivedAt":"2026-11-23T12:00:00.000Z","attempt":1,"event":{ …the System Log event as Okta sent it… }}
+//! ```
+//!
+//! Delivery is at least once per sink. After a crash a job may be retried although
+//! the sink already got it; [`Sink::contains`] lets a sink that can tell (the JSONL
+//! file) skip it, and the HTTP sink sends `Idempotency-Key: <uuid>` so a receiver can.
+
+pub mod command;
+pub mod http;
+pub mod jsonl;
+pub mod stdout;
+
+use crate::config::{Config, SinkKind};
+use crate::store::{format_millis, Job};
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The JSON every sink receives for one event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkRecord<'a> {
+    pub hook: &'a str,
+    pub sink: &'a str,
+    pub uuid: &'a str,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub received_at: String,
+    /// 1 on the first attempt.
+    pub attempt: u32,
+    pub event: &'a RawValue,
+}
+
+impl<'a> SinkRecord<'a> {
+    /// Builds the record of a claimed job. Fails only if the stored payload is not JSON,
+    /// which the store never lets in.
+    pub fn from_job(job: &'a Job) -> Result<Self, SinkError> {
+        let event: &RawValue = serde_json::from_str(&job.payload)
+            .map_err(|e| SinkError::permanent(format!("stored event is not JSON: {e}")))?;
+        Ok(SinkRecord {
+            hook: &job.hook,
+            sink: &job.sink,
+            uuid: &job.uuid,
+            event_id: &job.event_id,
+            event_type: &job.event_type,
+            received_at: format_millis(job.received_at),
+            attempt: job.attempts + 1,
+            event,
+        })
+    }
+
+    /// The record as one line of JSON, without the newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising borrowed strings and a RawValue cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Why a delivery failed. `permanent` failures are dead-lettered at once instead of retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl SinkError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        SinkError {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SinkError {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// A destination for events.
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Delivers one record. Returns only once the sink has it (synced, acknowledged, exited 0).
+    async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError>;
+
+    /// After an interrupted attempt: does the sink already hold this event of this hook?
+    /// Sinks that cannot tell answer `false`, and the event is sent again (at least once).
+    async fn contains(&self, _hook: &str, _uuid: &str) -> bool {
+        false
+    }
+}
+
+/// All configured sinks, by hook name and sink name.
+#[derive(Clone, Default)]
+pub struct SinkSet {
+    sinks: HashMap<(String, String), Arc<dyn Sink>>,
+}
+
+impl SinkSet {
+    /// Builds every sink of every hook. Fails with a message naming the sink.
+    pub fn build(config: &Config) -> Result<SinkSet, String> {
+        let mut sinks: HashMap<(String, String), Arc<dyn Sink>> = HashMap::new();
+        // Two hooks may name the same JSONL file; they must share one writer.
+        let mut files: HashMap<std::path::PathBuf, Arc<jsonl::JsonlSink>> = HashMap::new();
+        let stdout: Arc<stdout::StdoutSink> = Arc::new(stdout::StdoutSink::new());
+        for hook in &config.event_hooks {
+            for sink in &hook.sinks {
+                let built: Arc<dyn Sink> = match &sink.kind {
+                    SinkKind::Stdout => stdout.clone(),
+                    SinkKind::Jsonl { path } => {
+                        let key = path.clone();
+                        if let Some(existing) = files.get(&key) {
+                            existing.clone()
+                        } else {
+                            let s = Arc::new(jsonl::JsonlSink::open(path).map_err(|e| {
+                                format!("event hook '{}', sink '{}': {e}", hook.name, sink.name)
+                            })?);
+                            files.insert(key, s.clone());
+                            s
+                        }
+                    }
+                    SinkKind::Http {
+                        url,
+                        headers,
+                        timeout,
+                    } => Arc::new(http::HttpSink::new(url, headers, *timeout).map_err(|e| {
+                        format!("event hook '{}', sink '{}': {e}", hook.name, sink.name)
+                    })?),
+                    SinkKind::Command {
+                        program,
+                        args,
+                        timeout,
+                    } => Arc::new(command::CommandSink::new(
+                        program.clone(),
+                        args.clone(),
+                        *timeout,
+                    )),
+                };
+                sinks.insert((hook.name.clone(), sink.name.clone()), built);
+            }
+        }
+        Ok(SinkSet { sinks })
+    }
+
+    /// Adds or replaces one sink (tests and embedders).
+    pub fn insert(&mut self, hook: &str, sink: &str, s: Arc<dyn Sink>) {
+        self.sinks.insert((hook.to_owned(), sink.to_owned()), s);
+    }
+
+    pub fn get(&self, hook: &str, sink: &str) -> Option<&Arc<dyn Sink>> {
+        self.sinks.get(&(hook.to_owned(), sink.to_owned()))
+    }
+}

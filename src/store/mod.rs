@@ -1,0 +1,307 @@
+//! Durable storage of received events and of their per-sink deliveries.
+//!
+//! The store is what makes an acknowledgement safe: the delivery handler answers
+//! Okta only after [`Store::ingest`] has returned, and `ingest` returns only after
+//! the events are durable. Everything after that (sinks, retries, dead letters)
+//! reads its work from the store, so RAM never holds the backlog.
+//!
+//! Model: an *event* is one System Log event received by one hook, unique by
+//! `(hook, uuid)` (two hooks subscribed to the same type both get it). Each event
+//! fans out at ingest into one *job* per sink whose filters accept it. A job is
+//! `pending` until a worker delivers it (`delivered`) or gives up (`dead`);
+//! replay turns `dead` back into `pending`.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch: the one time format the store keeps.
+pub type Millis = i64;
+
+/// Now, in store time.
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// Formats store time as RFC 3339 with milliseconds, UTC.
+pub fn format_millis(ms: Millis) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// One event of an Okta delivery, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The System Log event's `uuid`: the dedupe key within a hook.
+    pub uuid: String,
+    pub event_type: String,
+    /// The event's `published` time as Okta wrote it, when present.
+    pub published: Option<String>,
+    /// The event's JSON exactly as Okta sent it.
+    pub payload: String,
+    /// Sinks of the hook that must receive it (filters and actor block-list applied).
+    /// Empty: stored for dedupe and inspection only (state `ignored`).
+    pub sinks: Vec<String>,
+}
+
+/// One POST from Okta.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub hook: String,
+    /// The envelope's `eventId` (one per POST, not per event).
+    pub event_id: String,
+    pub received_at: Millis,
+    pub events: Vec<NewEvent>,
+}
+
+/// What [`Store::ingest`] did with a delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Events stored for the first time.
+    pub stored: usize,
+    /// Events already stored before (an Okta retry or duplicate).
+    pub duplicates: usize,
+}
+
+/// A delivery of one event to one sink, claimed by a worker.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    /// Must be given back to [`Store::finish`]; a stale worker whose lease was taken over cannot finish the job.
+    pub lease_token: i64,
+    pub hook: String,
+    pub sink: String,
+    pub uuid: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub received_at: Millis,
+    /// Attempts already made (0 on the first claim).
+    pub attempts: u32,
+    /// A previous claim ended without an outcome (crash, kill): the sink may already have it.
+    pub interrupted: bool,
+    pub payload: String,
+}
+
+/// What happened to a job's attempt.
+#[derive(Debug, Clone)]
+pub enum JobOutcome {
+    Delivered,
+    /// Failed; try again at the given time.
+    Retry {
+        at: Millis,
+        error: String,
+    },
+    /// Failed for the last time: dead letter.
+    Dead {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Delivered => "delivered",
+            JobState::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<JobState> {
+        match s {
+            "pending" => Some(JobState::Pending),
+            "delivered" => Some(JobState::Delivered),
+            "dead" => Some(JobState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// An event's state, derived from its jobs: any dead → `dead`; else any pending →
+/// `pending`; else all delivered → `delivered`; no jobs at all → `ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    Pending,
+    Delivered,
+    Dead,
+    Ignored,
+}
+
+impl EventState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Delivered => "delivered",
+            EventState::Dead => "dead",
+            EventState::Ignored => "ignored",
+        }
+    }
+}
+
+/// Filters of `hookwarden events list`; all optional and combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub hook: Option<String>,
+    pub state: Option<EventState>,
+    /// Exact event type, or a glob with `*` (e.g. `user.lifecycle.*`).
+    pub event_type: Option<String>,
+    /// Received at or after.
+    pub since: Option<Millis>,
+    /// Received before.
+    pub until: Option<Millis>,
+    /// Newest first, at most this many.
+    pub limit: usize,
+}
+
+/// One sink's view of an event.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkStatus {
+    pub sink: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// When the next attempt is due (pending jobs).
+    pub next_attempt_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSummary {
+    pub hook: String,
+    pub uuid: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub published: Option<String>,
+    pub received_at: Millis,
+    pub state: EventState,
+    pub sinks: Vec<SinkStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    /// The event as Okta sent it.
+    pub event: Box<serde_json::value::RawValue>,
+}
+
+/// What `replay` puts back to `pending`.
+#[derive(Debug, Clone)]
+pub enum ReplayTarget {
+    /// Every job of the event(s) with this uuid, whatever their state (also re-sends delivered ones).
+    Event { uuid: String, hook: Option<String> },
+    /// Every dead job, optionally of one hook only.
+    AllDead { hook: Option<String> },
+}
+
+/// Counts for metrics and readiness.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StoreStats {
+    /// Jobs waiting for a sink (pending).
+    pub backlog: u64,
+    /// Jobs dead-lettered.
+    pub dead: u64,
+    /// Events held.
+    pub events: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The configured capacity (`store.max_backlog`) is reached.
+    #[error("the store is full: {0} events wait for a sink (store.max_backlog)")]
+    Full(u64),
+    /// The disk or database refused the write (IO error, disk full, locked...).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// The storage seam: the embedded SQLite store now, PostgreSQL later.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a delivery's events and their jobs. Returns only when durable (or with an error,
+    /// in which case nothing of the delivery may be acknowledged).
+    async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError>;
+
+    /// Claims up to `max` pending jobs that are due and not leased, leasing them for `lease`.
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError>;
+
+    /// Records the outcome of a claimed job. Ignored when the lease was lost to another worker.
+    async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError>;
+
+    async fn list(&self, query: &EventQuery) -> Result<Vec<EventSummary>, StoreError>;
+
+    /// Every hook's event with this uuid (usually one).
+    async fn get(&self, uuid: &str) -> Result<Vec<EventDetail>, StoreError>;
+
+    /// Puts jobs back to pending, due now; returns how many.
+    async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError>;
+
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Proves that a write can be committed now (readiness).
+    async fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Deletes events received before `before` whose jobs are all finished (delivered or ignored).
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError>;
+
+    /// Commits what is queued and stops accepting writes.
+    async fn close(&self);
+}
+
+/// Matches `text` against a glob whose only wildcard is `*` (any run of characters, dots included).
+///
+/// Event types are dotted names (`user.lifecycle.deactivate`), so `*` alone covers what
+/// operators write (`user.lifecycle.*`, `*.deactivate`, `*`).
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    let mut parts = glob.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("user.lifecycle.*", "user.lifecycle.deactivate"));
+        assert!(!glob_match("user.lifecycle.*", "user.session.start"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("*.start", "user.session.start"));
+        assert!(glob_match("user.*.start", "user.session.start"));
+        assert!(!glob_match("user.*.start", "user.session.end"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+        assert!(glob_match("a*a", "aa"));
+        assert!(!glob_match("a*a", "a"));
+    }
+}
