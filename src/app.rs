@@ -1,28 +1,251 @@
 //! Starting and stopping the whole service.
+//!
+//! Start: store → sinks → workers → public and admin listeners. Stop (on the
+//! shutdown token): the public listener stops accepting and finishes in-flight
+//! requests (each of which either stored its events or answered an error), then the
+//! workers finish their current attempt, then the store commits and closes. That
+//! order is what makes "acknowledged" mean "on disk" across a restart.
 
 use crate::config::Config;
+use crate::event_hooks::{self, HookState};
+use crate::http::admin::{self, AdminState};
+use crate::http::auth::Authenticator;
+use crate::http::error::ApiError;
+use crate::http::guard::{self, Guard, Tracked};
+use crate::http::network::{ClientIpResolver, IpAllowlist};
+use crate::http::{server, tls};
+use crate::metrics::Metrics;
+use crate::sinks::SinkSet;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::worker;
+use axum::response::IntoResponse;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Listeners bound by the caller (tests bind port 0); `None` binds the configured addresses.
 pub struct Listeners {
     pub public: std::net::TcpListener,
+    /// Ignored when the admin listener is disabled.
     pub admin: Option<std::net::TcpListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{0}")]
-    Start(String),
+    #[error("cannot open the store: {0}")]
+    Store(String),
+    #[error("cannot set up a sink: {0}")]
+    Sink(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the public listener failed: {0}")]
+    Serve(std::io::Error),
 }
 
-/// Runs the service until `shutdown` is cancelled.
+/// Builds the public router: one route per hook, each behind its guard.
+pub fn public_router(
+    config: &Config,
+    store: Arc<dyn Store>,
+    waker: worker::Waker,
+    metrics: Arc<Metrics>,
+) -> Router {
+    let resolver = Arc::new(ClientIpResolver::new(
+        config.network.trusted_proxies.clone(),
+    ));
+    let mut router = Router::new();
+    for hook in &config.event_hooks {
+        let state = Arc::new(HookState::new(
+            hook,
+            store.clone(),
+            waker.clone(),
+            metrics.clone(),
+            config.server.max_body_bytes,
+        ));
+        let guard_state = Arc::new(Guard {
+            hook: hook.name.clone(),
+            auth: Authenticator::from_config(&hook.auth),
+            allow: IpAllowlist::new(
+                hook.allow_ips
+                    .clone()
+                    .unwrap_or_else(|| config.network.allow_ips.clone()),
+            ),
+            resolver: resolver.clone(),
+            verify_requires_auth: hook.verify_requires_auth,
+        });
+        let tracked = Tracked {
+            hook: hook.name.as_str().into(),
+            metrics: metrics.clone(),
+            request_timeout: config.server.request_timeout,
+        };
+        let routes = event_hooks::routes(&hook.path, state)
+            .layer(axum::middleware::from_fn_with_state(
+                guard_state,
+                guard::guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(tracked, guard::track));
+        router = router.merge(routes);
+    }
+    let fallback_metrics = metrics.clone();
+    router.fallback(move || {
+        let metrics = fallback_metrics.clone();
+        async move {
+            let res = ApiError::not_found().into_response();
+            guard::count(&metrics, "-", &res);
+            res
+        }
+    })
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
+    std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind { addr, source })
+}
+
+/// Runs the service until `shutdown` is cancelled, then stops it in order.
 pub async fn run(
     config: Config,
     listeners: Option<Listeners>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let _ = (config, listeners, shutdown);
-    Err(RunError::Start("not yet".into()))
+    let started = Instant::now();
+    // One crypto provider for the process; a second install (tests) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.store_path(), &config.store)
+            .map_err(|e| RunError::Store(e.to_string()))?,
+    );
+    let sinks = SinkSet::build(&config).map_err(RunError::Sink)?;
+    let metrics = Arc::new(Metrics::new());
+
+    let (public_listener, admin_listener) = match listeners {
+        Some(l) => (l.public, l.admin),
+        None => (bind(config.server.listen)?, None),
+    };
+    let admin_listener = match (config.admin.enabled, admin_listener) {
+        (false, _) => None,
+        (true, Some(l)) => Some(l),
+        (true, None) => Some(bind(config.admin.listen)?),
+    };
+
+    let tls_config = if config.server.tls.enabled {
+        Some(
+            tls::load(&config.server)
+                .await
+                .map_err(|e| RunError::Tls(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let reloader = tls_config
+        .clone()
+        .map(|t| tls::spawn_reloader(t, &config.server, metrics.clone(), shutdown.clone()));
+
+    // Workers stop only after the public listener has drained: a request in flight
+    // may still store events that the workers must not miss at the next start.
+    let worker_stop = CancellationToken::new();
+    let (waker, wake_rx) = worker::wake_channel();
+    let workers = Arc::new(worker::spawn(
+        store.clone(),
+        sinks,
+        config.worker.clone(),
+        config.store.retention,
+        metrics.clone(),
+        wake_rx,
+        worker_stop.clone(),
+    ));
+
+    let router = public_router(&config, store.clone(), waker, metrics.clone());
+    let public_addr = public_listener
+        .local_addr()
+        .map_err(|source| RunError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
+
+    let admin_task = match admin_listener {
+        Some(l) => {
+            let addr = l.local_addr().map_err(|source| RunError::Bind {
+                addr: config.admin.listen,
+                source,
+            })?;
+            l.set_nonblocking(true)
+                .map_err(|source| RunError::Bind { addr, source })?;
+            let l = tokio::net::TcpListener::from_std(l)
+                .map_err(|source| RunError::Bind { addr, source })?;
+            let app = admin::router(Arc::new(AdminState {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                workers: workers.clone(),
+                worker_liveness: config.worker.poll_interval * 5 + Duration::from_secs(5),
+            }));
+            let stop = shutdown.clone();
+            tracing::info!(addr = %addr, "admin listener (healthz, readyz, metrics)");
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(l, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }))
+        }
+        None => None,
+    };
+
+    let handle = axum_server::Handle::new();
+    let grace = config.server.shutdown_grace;
+    {
+        let handle = handle.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tracing::info!("stopping: no new connections, finishing requests in flight");
+            handle.graceful_shutdown(Some(grace));
+        });
+    }
+    tracing::info!(
+        addr = %public_addr,
+        scheme = if tls_config.is_some() { "https" } else { "http" },
+        hooks = ?config.event_hooks.iter().map(|h| format!("{} {}", h.name, h.path)).collect::<Vec<_>>(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "hookwarden is ready"
+    );
+    let served = server::serve(
+        public_listener,
+        router,
+        tls_config,
+        &config.server,
+        metrics.clone(),
+        handle,
+    )
+    .await;
+    // Whatever ended the listener, stop the rest in order: admin, then workers
+    // (after their current attempt), then the store.
+    shutdown.cancel();
+    worker_stop.cancel();
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
+    match Arc::try_unwrap(workers) {
+        Ok(w) => {
+            let _ = w.task.await;
+        }
+        Err(_) => tracing::warn!("workers still referenced at shutdown; not waiting for them"),
+    }
+    if let Some(t) = reloader {
+        let _ = t.await;
+    }
+    store.close().await;
+    tracing::info!("hookwarden stopped");
+    served.map_err(RunError::Serve)
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.
