@@ -1,0 +1,10 @@
+//! Integration tests: the real service on port 0, real TLS, a real HTTP client,
+//! Okta's real samples (tests/fixtures/okta). One binary, a module per feature.
+
+mod util;
+
+mod bad_input;
+mod delivery;
+mod security;
+mod crash;
+mod lifecycle;
