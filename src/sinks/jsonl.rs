@@ -1,17 +1,359 @@
-//! JSON Lines file sink (being written).
+//! JSON Lines file sink: one record per line, appended and synced to disk.
+//!
+//! An event counts as delivered only once its line is on disk (`sync_data`), so a
+//! crash after the acknowledgement of [`Sink::deliver`] cannot lose it.
+//!
+//! Crash safety: a kill in the middle of a write can leave a torn last line without
+//! its newline. [`JsonlSink::open`] (and the next write after a failed one) ends
+//! such a line with `\n`, so the torn line stays alone on its line and every later
+//! record is a whole, parseable line. Readers should skip lines that do not parse.
+//!
+//! Rotation: the file is kept open. Rotate with `copytruncate` (appends go to the
+//! new end) or restart hookwarden after moving the file.
+
 use super::*;
-use std::path::Path;
-pub struct JsonlSink {}
+use serde::Deserialize;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tokio::sync::Mutex;
+
+/// How much of the file's end [`Sink::contains`] reads.
+///
+/// `contains` is asked only about jobs whose previous attempt was cut short by a
+/// crash; such a line, if it was written at all, was written shortly before the
+/// crash and is followed only by what was appended since. 8 MiB holds thousands
+/// of typical records (a few KiB each), and reading it stays a matter of
+/// milliseconds however large the file grows. If the line lies further back, the
+/// answer is `false` and the event is written once more: a duplicate line, never
+/// a lost event (delivery is at least once).
+const CONTAINS_SCAN_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The open file and whether its end may be a torn line.
+struct Writer {
+    file: File,
+    /// A write or sync failed: the last line may lack its newline. Checked (and
+    /// repaired) before the next write so that the next record starts on a line of its own.
+    maybe_torn: bool,
+}
+
+/// Appends records to one file. Hooks that name the same file share one sink
+/// (see [`SinkSet::build`]), so all writers of a file are serialised by one mutex.
+pub struct JsonlSink {
+    path: PathBuf,
+    writer: Arc<Mutex<Writer>>,
+}
+
 impl JsonlSink {
+    /// Opens (creating it and its folders if needed) the file for appending, and ends
+    /// a torn last line left by a crash with a newline.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let _ = path;
-        todo!()
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create folder {}: {e}", parent.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        end_with_newline(&file).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
+        Ok(JsonlSink {
+            path: path.to_path_buf(),
+            writer: Arc::new(Mutex::new(Writer {
+                file,
+                maybe_torn: false,
+            })),
+        })
     }
 }
+
+/// The record as one line. JSON Lines needs one record per line, but the event inside
+/// is Okta's JSON byte for byte, which may be pretty-printed. In valid JSON (and the
+/// stored event is validated when the record is built) a raw CR or LF can only be
+/// whitespace between tokens, since inside strings they must be escaped: turning them
+/// into spaces changes no value.
+fn one_line(mut json: Vec<u8>) -> Vec<u8> {
+    for b in &mut json {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    json
+}
+
+/// Appends `\n` (and syncs) when the file is not empty and does not end with one.
+fn end_with_newline(mut file: &File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        // The file is in append mode: this goes to the end whatever the read position.
+        file.write_all(b"\n")?;
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Appends one line (record and newline in one buffer, one `write_all`) and syncs it.
+fn append(writer: &mut Writer, line: &[u8]) -> std::io::Result<()> {
+    if writer.maybe_torn {
+        end_with_newline(&writer.file)?;
+        writer.maybe_torn = false;
+    }
+    let result = writer
+        .file
+        .write_all(line)
+        .and_then(|()| writer.file.sync_data());
+    if result.is_err() {
+        writer.maybe_torn = true;
+    }
+    result
+}
+
+/// The fields of a record that identify it; everything else in the line is skipped.
+#[derive(Deserialize)]
+struct RecordKey {
+    hook: String,
+    uuid: String,
+}
+
+/// Looks for a line of `hook` with `uuid` in the last `max_bytes` of the file.
+fn scan_tail(mut file: &File, hook: &str, uuid: &str, max_bytes: u64) -> std::io::Result<bool> {
+    let len = file.metadata()?.len();
+    let window = len.saturating_sub(max_bytes);
+    // Read from one byte before the window: if that byte is a newline, the window
+    // starts with a whole line; otherwise the first line in the window is cut.
+    let start = window.saturating_sub(1);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::with_capacity((len - start) as usize);
+    file.take(len - start).read_to_end(&mut tail)?;
+    // Bytes that are not UTF-8 can only be in a torn line, which is not JSON anyway.
+    let text = String::from_utf8_lossy(&tail);
+    // Empty when the window starts on a line boundary, else a line cut by the window
+    // (which cannot be judged). Skipped either way.
+    let first = if window > 0 {
+        text.find('\n').map_or(text.len(), |i| i + 1)
+    } else {
+        0
+    };
+    let text = &text[first..];
+    // Find candidates with the (fast) substring search of std: the uuid as serde_json
+    // writes it, quotes included, which is how this sink wrote it. Then parse each
+    // candidate line to compare hook and uuid exactly.
+    let needle = serde_json::to_string(uuid).unwrap_or_default();
+    if needle.is_empty() {
+        return Ok(false);
+    }
+    Ok(text.match_indices(needle.as_str()).any(|(at, _)| {
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        serde_json::from_str::<RecordKey>(&text[start..end])
+            .is_ok_and(|key| key.hook == hook && key.uuid == uuid)
+    }))
+}
+
 #[async_trait]
 impl Sink for JsonlSink {
     async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
-        let _ = record;
-        todo!()
+        let mut line = one_line(record.to_json());
+        line.push(b'\n');
+        // The guard moves into the blocking task: if this future is dropped mid-write,
+        // the write still finishes under the lock and the next writer starts after it.
+        let mut guard = self.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || append(&mut guard, &line))
+            .await
+            .map_err(|e| SinkError::transient(format!("jsonl writer task failed: {e}")))?
+            .map_err(|e| {
+                SinkError::transient(format!("cannot append to {}: {e}", self.path.display()))
+            })
+    }
+
+    /// Scans the last [`CONTAINS_SCAN_BYTES`] of the file for a line of this hook
+    /// with this uuid. Any read error answers `false` (the event is written again).
+    async fn contains(&self, hook: &str, uuid: &str) -> bool {
+        let guard = self.writer.clone().lock_owned().await;
+        let (hook, uuid) = (hook.to_owned(), uuid.to_owned());
+        let path = self.path.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            scan_tail(&guard.file, &hook, &uuid, CONTAINS_SCAN_BYTES)
+        })
+        .await;
+        match found {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot scan the JSONL file; the event will be written again");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "JSONL scan task failed; the event will be written again");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Job;
+
+    fn job(hook: &str, uuid: &str) -> Job {
+        Job {
+            id: 1,
+            lease_token: 1,
+            hook: hook.into(),
+            sink: "file".into(),
+            uuid: uuid.into(),
+            event_id: "e-1".into(),
+            event_type: "user.session.start".into(),
+            received_at: 1_700_000_000_000,
+            attempts: 0,
+            interrupted: false,
+            payload: format!(r#"{{"uuid":"{uuid}","eventType":"user.session.start"}}"#),
+        }
+    }
+
+    async fn deliver(sink: &JsonlSink, hook: &str, uuid: &str) {
+        let job = job(hook, uuid);
+        let record = SinkRecord::from_job(&job).expect("record");
+        sink.deliver(&record).await.expect("delivered");
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_line_per_record_in_new_folders() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a/b/events.jsonl");
+        let sink = JsonlSink::open(&path).expect("open");
+        deliver(&sink, "okta", "u-1").await;
+        deliver(&sink, "okta", "u-2").await;
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.ends_with('\n'));
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 2);
+        for (line, uuid) in lines.iter().zip(["u-1", "u-2"]) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            assert_eq!(v["hook"], "okta");
+            assert_eq!(v["uuid"], uuid);
+            assert_eq!(v["event"]["uuid"], uuid);
+            assert_eq!(v["attempt"], 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pretty_printed_event_still_makes_one_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = JsonlSink::open(&path).expect("open");
+        let mut job = job("okta", "u-1");
+        job.payload = "{\r\n  \"uuid\": \"u-1\",\n  \"text\": \"a\\nb\"\n}".into();
+        let record = SinkRecord::from_job(&job).expect("record");
+        sink.deliver(&record).await.expect("delivered");
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+        let sent: serde_json::Value = serde_json::from_str(&job.payload).expect("json");
+        assert_eq!(v["event"], sent);
+        assert_eq!(v["event"]["text"], "a\nb");
+        assert!(sink.contains("okta", "u-1").await);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_keep_lines_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = Arc::new(JsonlSink::open(&path).expect("open"));
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let sink = sink.clone();
+            tasks.push(tokio::spawn(async move {
+                deliver(&sink, "okta", &format!("u-{i}")).await;
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 32);
+        for line in &lines {
+            serde_json::from_str::<serde_json::Value>(line).expect("whole line");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_stays_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            "{\"hook\":\"okta\",\"uuid\":\"u-0\"}\n{\"hook\":\"ok",
+        )
+        .expect("seed");
+        let sink = JsonlSink::open(&path).expect("open");
+        deliver(&sink, "okta", "u-1").await;
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1], "{\"hook\":\"ok");
+        let v: serde_json::Value = serde_json::from_str(&lines[2]).expect("json");
+        assert_eq!(v["uuid"], "u-1");
+        // Reopening a healthy file adds nothing.
+        drop(sink);
+        let _sink = JsonlSink::open(&path).expect("reopen");
+        assert_eq!(self::lines(&path).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn contains_finds_what_was_written_for_that_hook() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = JsonlSink::open(&path).expect("open");
+        assert!(!sink.contains("okta", "u-1").await);
+        deliver(&sink, "okta", "u-1").await;
+        deliver(&sink, "other", "u-2").await;
+        assert!(sink.contains("okta", "u-1").await);
+        assert!(sink.contains("other", "u-2").await);
+        assert!(!sink.contains("other", "u-1").await);
+        assert!(!sink.contains("okta", "u-3").await);
+        // Garbage and torn lines are skipped, not fatal.
+        {
+            let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+            f.write_all(b"not json u-9\n{\"hook\":\"okta\",\"uuid\":\"u-9\"")
+                .expect("write");
+        }
+        assert!(!sink.contains("okta", "u-9").await);
+    }
+
+    #[tokio::test]
+    async fn scan_is_bounded_to_the_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = JsonlSink::open(&path).expect("open");
+        deliver(&sink, "okta", "u-old").await;
+        deliver(&sink, "okta", "u-new").await;
+        let lines = lines(&path);
+        let old_len = lines[0].len() as u64 + 1;
+        let new_len = lines[1].len() as u64 + 1;
+        let file = File::open(&path).expect("open");
+        // A window that starts exactly on a line boundary sees that line whole.
+        assert!(scan_tail(&file, "okta", "u-new", new_len).expect("scan"));
+        assert!(!scan_tail(&file, "okta", "u-old", new_len).expect("scan"));
+        // A window that starts inside the older line does not judge it...
+        assert!(!scan_tail(&file, "okta", "u-old", new_len + old_len - 1).expect("scan"));
+        // ...and one that holds it whole finds it, at the start of the file or not.
+        assert!(scan_tail(&file, "okta", "u-old", new_len + old_len).expect("scan"));
+        assert!(scan_tail(&file, "okta", "u-old", 1 << 20).expect("scan"));
     }
 }

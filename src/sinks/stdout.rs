@@ -1,20 +1,123 @@
-//! Standard output sink (being written).
+//! Standard output sink: one JSON line per record.
+//!
+//! Logs go to standard error (see [`crate::telemetry`]), so standard output carries
+//! nothing but records and can be piped straight into a log shipper.
+
 use super::*;
+use std::io::Write;
+
+/// Writes each record as one line of JSON on standard output.
+///
+/// Holds no state: the process-wide lock of [`std::io::Stdout`] is what keeps lines
+/// whole, since every writer to standard output in this process goes through it.
 pub struct StdoutSink {}
+
 impl StdoutSink {
     pub fn new() -> Self {
         StdoutSink {}
     }
 }
+
 impl Default for StdoutSink {
     fn default() -> Self {
         Self::new()
     }
 }
+
+/// The record as one line. JSON Lines needs one record per line, but the event inside
+/// is Okta's JSON byte for byte, which may be pretty-printed. In valid JSON (and the
+/// stored event is validated when the record is built) a raw CR or LF can only be
+/// whitespace between tokens, since inside strings they must be escaped: turning them
+/// into spaces changes no value.
+fn one_line(mut json: Vec<u8>) -> Vec<u8> {
+    for b in &mut json {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    json
+}
+
+/// Writes `line` (which ends with its newline) in one call and flushes.
+///
+/// One `write_all` of one buffer under one lock: another thread cannot slip
+/// bytes between the record and its newline, so lines never interleave.
+fn write_line(out: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
+    out.write_all(line)?;
+    out.flush()
+}
+
 #[async_trait]
 impl Sink for StdoutSink {
     async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
-        let _ = record;
-        todo!()
+        let mut line = one_line(record.to_json());
+        line.push(b'\n');
+        // A slow reader on the other end of a pipe blocks the write; keep that off the
+        // async worker threads.
+        tokio::task::spawn_blocking(move || {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            write_line(&mut lock, &line)
+        })
+        .await
+        .map_err(|e| SinkError::transient(format!("stdout writer task failed: {e}")))?
+        .map_err(|e| SinkError::transient(format!("cannot write to standard output: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Job;
+
+    fn job() -> Job {
+        Job {
+            id: 1,
+            lease_token: 1,
+            hook: "okta".into(),
+            sink: "out".into(),
+            uuid: "u-1".into(),
+            event_id: "e-1".into(),
+            event_type: "user.session.start".into(),
+            received_at: 0,
+            attempts: 0,
+            interrupted: false,
+            payload: r#"{"uuid":"u-1"}"#.into(),
+        }
+    }
+
+    #[test]
+    fn one_line_per_record() {
+        let job = job();
+        let record = SinkRecord::from_job(&job).expect("record");
+        let mut line = record.to_json();
+        line.push(b'\n');
+        let mut out = Vec::new();
+        write_line(&mut out, &line).expect("write");
+        write_line(&mut out, &line).expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+        assert_eq!(v["uuid"], "u-1");
+        assert_eq!(v["event"]["uuid"], "u-1");
+    }
+
+    #[test]
+    fn pretty_printed_events_are_flattened_without_changing_them() {
+        let mut job = job();
+        job.payload = "{\n  \"uuid\": \"u-1\",\r\n  \"s\": \"x\\ny\"\n}".into();
+        let record = SinkRecord::from_job(&job).expect("record");
+        let line = one_line(record.to_json());
+        assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["event"]["s"], "x\ny");
+    }
+
+    #[tokio::test]
+    async fn deliver_succeeds() {
+        let job = job();
+        let record = SinkRecord::from_job(&job).expect("record");
+        StdoutSink::new().deliver(&record).await.expect("delivered");
     }
 }

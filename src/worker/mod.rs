@@ -1,14 +1,25 @@
-//! Deferred processing: takes stored jobs and delivers them to sinks (being written).
+//! Deferred processing: takes stored jobs and delivers them to sinks.
+//!
+//! One dispatcher claims due jobs from the store, never more than there are free
+//! delivery slots (`worker.concurrency`), and runs each in a task of its own. The
+//! backlog therefore stays in the store, and RAM holds at most `concurrency` jobs.
+//!
+//! Each attempt ends with [`Store::finish`]: delivered, retry later (exponential
+//! backoff with full jitter), or dead (permanent failure or `max_attempts` reached).
+//! If the process dies mid-attempt, the lease expires and the job is claimed again
+//! with `interrupted` set; a sink that can tell ([`Sink::contains`]) then skips it.
+//!
+//! Next to the dispatcher runs the retention pruner.
 
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
-use crate::sinks::SinkSet;
-use crate::store::Store;
+use crate::sinks::{Sink, SinkError, SinkRecord, SinkSet};
+use crate::store::{now_millis, Job, JobOutcome, Millis, Store};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// Wakes the workers when new work is stored. Never blocks the ack path.
@@ -43,6 +54,19 @@ impl WorkerHandle {
     }
 }
 
+/// How often the retention pruner runs. Pruning is housekeeping: minutes are precise enough.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Gauges read from the store at most this often (`stats` counts rows).
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What every delivery task needs.
+struct Ctx {
+    store: Arc<dyn Store>,
+    sinks: SinkSet,
+    config: WorkerConfig,
+    metrics: Arc<Metrics>,
+}
+
 /// Starts the workers (and the retention pruner). They stop after their current attempt once `shutdown` fires.
 pub fn spawn(
     store: Arc<dyn Store>,
@@ -53,6 +77,809 @@ pub fn spawn(
     wake: mpsc::Receiver<()>,
     shutdown: CancellationToken,
 ) -> WorkerHandle {
-    let _ = (store, sinks, config, retention, metrics, wake, shutdown);
-    todo!()
+    let heartbeat = Arc::new(AtomicI64::new(now_millis()));
+    let ctx = Arc::new(Ctx {
+        store,
+        sinks,
+        config,
+        metrics,
+    });
+    let task = tokio::spawn({
+        let heartbeat = heartbeat.clone();
+        async move {
+            tokio::join!(
+                dispatch(ctx.clone(), wake, shutdown.clone(), heartbeat),
+                prune(ctx.store.clone(), retention, shutdown),
+            );
+        }
+    });
+    WorkerHandle { task, heartbeat }
+}
+
+/// The dispatcher loop: claim as many due jobs as there are free slots, start them,
+/// wait for work (wake, poll interval) or a free slot; on shutdown, let the
+/// deliveries in flight finish their attempt and record it.
+async fn dispatch(
+    ctx: Arc<Ctx>,
+    mut wake: mpsc::Receiver<()>,
+    shutdown: CancellationToken,
+    heartbeat: Arc<AtomicI64>,
+) {
+    let concurrency = ctx.config.concurrency.max(1);
+    let poll = ctx.config.poll_interval.max(Duration::from_millis(10));
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut wake_open = true;
+    let mut last_gauges: Option<Instant> = None;
+    // Log a failing store once when it starts failing and once when it recovers,
+    // not every poll interval in between.
+    let mut store_failing = false;
+
+    loop {
+        heartbeat.store(now_millis(), Ordering::Relaxed);
+        if last_gauges.is_none_or(|t| t.elapsed() >= GAUGE_INTERVAL) {
+            last_gauges = Some(Instant::now());
+            refresh_gauges(&ctx).await;
+        }
+        while let Some(done) = in_flight.try_join_next() {
+            report_panic(done);
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+
+        let free = slots.available_permits();
+        if free == 0 {
+            // Every slot is busy: wait for one to free up (bounded, to keep the heartbeat).
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(done) = in_flight.join_next() => report_panic(done),
+                _ = tokio::time::sleep(poll) => {}
+            }
+            continue;
+        }
+
+        // Not raced with shutdown: dropping a claim halfway would strand leased jobs
+        // until their lease expires. Claimed jobs are started even if shutdown fires
+        // meanwhile; they are in flight from the store's point of view.
+        let drained = match ctx.store.claim(free, ctx.config.lease).await {
+            Ok(jobs) => {
+                if store_failing {
+                    store_failing = false;
+                    tracing::info!("the store answers again; deliveries resume");
+                }
+                let drained = jobs.len() < free;
+                for job in jobs {
+                    // Always immediate: only this loop takes slots, and it claimed no
+                    // more jobs than there were free slots.
+                    let Ok(slot) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    in_flight.spawn(run_job(ctx.clone(), job, slot));
+                }
+                drained
+            }
+            Err(e) => {
+                if !store_failing {
+                    store_failing = true;
+                    tracing::warn!(error = %e, "cannot claim jobs from the store; retrying every poll interval");
+                } else {
+                    tracing::debug!(error = %e, "cannot claim jobs from the store");
+                }
+                true
+            }
+        };
+        if drained {
+            // Nothing more is due now: sleep until new work is stored, a retry may be
+            // due (poll interval), or shutdown.
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                signal = wake.recv(), if wake_open => {
+                    if signal.is_none() {
+                        // Every Waker is gone: only polling finds work from now on.
+                        wake_open = false;
+                    }
+                }
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    let waiting = in_flight.len();
+    if waiting > 0 {
+        tracing::info!(
+            deliveries = waiting,
+            "stopping: waiting for deliveries in flight to finish their attempt"
+        );
+    }
+    while let Some(done) = in_flight.join_next().await {
+        report_panic(done);
+    }
+    tracing::debug!("workers stopped");
+}
+
+/// A delivery task panicking outside the sink call (which is guarded) is a bug; the
+/// job's lease expires and it is claimed again.
+fn report_panic(done: Result<(), JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "a delivery task panicked; its job will be retried when its lease expires");
+        }
+    }
+}
+
+async fn refresh_gauges(ctx: &Ctx) {
+    match ctx.store.stats().await {
+        Ok(stats) => {
+            ctx.metrics
+                .backlog
+                .set(i64::try_from(stats.backlog).unwrap_or(i64::MAX));
+            ctx.metrics
+                .dead_in_store
+                .set(i64::try_from(stats.dead).unwrap_or(i64::MAX));
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot read store stats for the gauges"),
+    }
+}
+
+/// What one attempt came to, before it is turned into a [`JobOutcome`].
+enum Attempt {
+    Delivered,
+    /// Interrupted job that the sink already holds.
+    AlreadyThere,
+    Failed(SinkError),
+}
+
+/// Runs the sink part of one attempt in a task of its own, so that a panicking
+/// sink counts as a failed attempt (and is eventually dead-lettered) instead of
+/// leaving the job to be claimed again and again after each lease expiry.
+///
+/// The attempt is abandoned (and counted as a transient failure) once `limit`
+/// passes: past its lease the store may hand the job to another claim, and two
+/// attempts of one job at once would deliver it twice.
+async fn attempt(sink: Arc<dyn Sink>, job: Arc<Job>, limit: Duration) -> Attempt {
+    let mut call = tokio::spawn(async move {
+        let record = match SinkRecord::from_job(&job) {
+            Ok(r) => r,
+            Err(e) => return Attempt::Failed(e),
+        };
+        if job.interrupted && sink.contains(&job.hook, &job.uuid).await {
+            return Attempt::AlreadyThere;
+        }
+        match sink.deliver(&record).await {
+            Ok(()) => Attempt::Delivered,
+            Err(e) => Attempt::Failed(e),
+        }
+    });
+    let Ok(joined) = tokio::time::timeout(limit, &mut call).await else {
+        // Dropping the sink's future ends its work: a command is killed, an HTTP
+        // request closed; a file write already under way finishes under its lock.
+        call.abort();
+        return Attempt::Failed(SinkError::transient(format!(
+            "no outcome within {}; abandoned before the job's lease ends",
+            humantime::format_duration(limit)
+        )));
+    };
+    match joined {
+        Ok(a) => a,
+        Err(e) if e.is_panic() => Attempt::Failed(SinkError::transient("the sink panicked")),
+        Err(e) => Attempt::Failed(SinkError::transient(format!(
+            "the delivery was cancelled: {e}"
+        ))),
+    }
+}
+
+/// One job: deliver, decide the outcome, record it. Holds its slot until the
+/// outcome is recorded, so in-flight work never exceeds `concurrency`.
+async fn run_job(ctx: Arc<Ctx>, job: Job, _slot: OwnedSemaphorePermit) {
+    let job = Arc::new(job);
+    let label = Metrics::sink(&job.hook, &job.sink);
+    let attempt_no = job.attempts + 1;
+    let result = match ctx.sinks.get(&job.hook, &job.sink) {
+        Some(sink) => attempt(sink.clone(), job.clone(), attempt_limit(ctx.config.lease)).await,
+        None => Attempt::Failed(SinkError::permanent("sink no longer configured")),
+    };
+    let outcome = match result {
+        Attempt::Delivered => {
+            ctx.metrics.sink_deliveries.get_or_create(&label).inc();
+            tracing::debug!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid, attempt = attempt_no, "delivered");
+            JobOutcome::Delivered
+        }
+        Attempt::AlreadyThere => {
+            ctx.metrics.recovered_skips.get_or_create(&label).inc();
+            tracing::info!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid, attempt = attempt_no,
+                "interrupted delivery found in the sink; not sent again");
+            JobOutcome::Delivered
+        }
+        Attempt::Failed(e) => {
+            ctx.metrics.sink_failures.get_or_create(&label).inc();
+            let max_attempts = ctx.config.max_attempts.max(1);
+            if e.permanent || attempt_no >= max_attempts {
+                ctx.metrics.dead_letters.get_or_create(&label).inc();
+                tracing::warn!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid, attempt = attempt_no,
+                    permanent = e.permanent, error = %e.message, "delivery failed; dead-lettered");
+                JobOutcome::Dead { error: e.message }
+            } else {
+                ctx.metrics.retries.get_or_create(&label).inc();
+                let delay = backoff(
+                    job.attempts,
+                    ctx.config.backoff_initial,
+                    ctx.config.backoff_max,
+                );
+                tracing::info!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid, attempt = attempt_no,
+                    retry_in_ms = delay.as_millis() as u64, error = %e.message, "delivery failed; will retry");
+                JobOutcome::Retry {
+                    at: now_millis().saturating_add(millis(delay)),
+                    error: e.message,
+                }
+            }
+        }
+    };
+    if let Err(e) = ctx.store.finish(&job, outcome).await {
+        // Nothing else to do: the lease expires and the job is claimed again (at least once).
+        tracing::error!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid, attempt = attempt_no,
+            error = %e, "cannot record the outcome of a delivery; it will be attempted again");
+    }
+}
+
+/// How long one attempt may run: nine tenths of the lease, leaving the rest to
+/// record the outcome before the lease ends.
+fn attempt_limit(lease: Duration) -> Duration {
+    (lease / 10 * 9).max(Duration::from_millis(1))
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Delay before the next attempt after `attempts` earlier failed ones plus this one:
+/// a random duration between zero and `initial * 2^attempts`, capped at `max`.
+///
+/// Full jitter spreads the retries of a burst that failed together (a sink outage),
+/// so they do not all come back at the same instant.
+fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let factor = 1u32.checked_shl(attempts.min(31)).unwrap_or(u32::MAX);
+    let ceiling = initial.saturating_mul(factor).min(max);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(fastrand::u64(0..=ceiling_ms))
+}
+
+/// Deletes finished events older than `retention`, once at start and then every
+/// [`PRUNE_INTERVAL`], until shutdown.
+async fn prune(store: Arc<dyn Store>, retention: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let before = now_millis().saturating_sub(millis(retention));
+        tokio::select! {
+            biased;
+            // The store finishes a started prune on its own; nothing is lost by not waiting.
+            _ = shutdown.cancelled() => return,
+            pruned = store.prune(before) => match pruned {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, retention = %humantime::format_duration(retention), "pruned events past retention"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune old events; will try again"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{
+        Delivery, EventDetail, EventQuery, EventSummary, IngestOutcome, JobState, ReplayTarget,
+        StoreError, StoreStats,
+    };
+    use async_trait::async_trait;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    /// One job in the test store.
+    struct Row {
+        job: Job,
+        state: JobState,
+        due: Millis,
+        leased_until: Millis,
+        last_error: Option<String>,
+    }
+
+    /// A store in memory with the lease semantics of the contract: claim takes due,
+    /// unleased, pending jobs; finish is ignored unless the lease token matches.
+    #[derive(Default)]
+    struct MemStore {
+        rows: Mutex<Vec<Row>>,
+        next_token: AtomicI64,
+        prunes: AtomicUsize,
+    }
+
+    impl MemStore {
+        fn add(&self, hook: &str, sink: &str, uuid: &str, interrupted: bool) {
+            let mut rows = self.rows.lock().expect("lock");
+            let id = rows.len() as i64 + 1;
+            rows.push(Row {
+                job: Job {
+                    id,
+                    lease_token: 0,
+                    hook: hook.into(),
+                    sink: sink.into(),
+                    uuid: uuid.into(),
+                    event_id: format!("e-{id}"),
+                    event_type: "user.session.start".into(),
+                    received_at: now_millis(),
+                    attempts: 0,
+                    interrupted,
+                    payload: format!(r#"{{"uuid":"{uuid}"}}"#),
+                },
+                state: JobState::Pending,
+                due: 0,
+                leased_until: 0,
+                last_error: None,
+            });
+        }
+
+        fn state(&self, uuid: &str) -> (JobState, u32, Option<String>) {
+            let rows = self.rows.lock().expect("lock");
+            let row = rows.iter().find(|r| r.job.uuid == uuid).expect("row");
+            (row.state, row.job.attempts, row.last_error.clone())
+        }
+
+        fn count(&self, state: JobState) -> usize {
+            let rows = self.rows.lock().expect("lock");
+            rows.iter().filter(|r| r.state == state).count()
+        }
+    }
+
+    #[async_trait]
+    impl Store for MemStore {
+        async fn ingest(&self, _delivery: Delivery) -> Result<IngestOutcome, StoreError> {
+            Ok(IngestOutcome::default())
+        }
+        async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
+            let now = now_millis();
+            let mut rows = self.rows.lock().expect("lock");
+            let mut out = Vec::new();
+            for row in rows.iter_mut() {
+                if out.len() >= max {
+                    break;
+                }
+                if row.state == JobState::Pending && row.due <= now && row.leased_until <= now {
+                    row.leased_until = now + lease.as_millis() as i64;
+                    row.job.lease_token = self.next_token.fetch_add(1, Ordering::Relaxed) + 1;
+                    out.push(row.job.clone());
+                }
+            }
+            Ok(out)
+        }
+        async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError> {
+            let mut rows = self.rows.lock().expect("lock");
+            let Some(row) = rows
+                .iter_mut()
+                .find(|r| r.job.id == job.id && r.job.lease_token == job.lease_token)
+            else {
+                return Ok(());
+            };
+            row.job.attempts += 1;
+            row.job.interrupted = false;
+            row.leased_until = 0;
+            match outcome {
+                JobOutcome::Delivered => row.state = JobState::Delivered,
+                JobOutcome::Retry { at, error } => {
+                    row.due = at;
+                    row.last_error = Some(error);
+                }
+                JobOutcome::Dead { error } => {
+                    row.state = JobState::Dead;
+                    row.last_error = Some(error);
+                }
+            }
+            Ok(())
+        }
+        async fn list(&self, _query: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn get(&self, _uuid: &str) -> Result<Vec<EventDetail>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn replay(&self, _target: &ReplayTarget) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        async fn stats(&self) -> Result<StoreStats, StoreError> {
+            Ok(StoreStats {
+                backlog: self.count(JobState::Pending) as u64,
+                dead: self.count(JobState::Dead) as u64,
+                events: self.rows.lock().expect("lock").len() as u64,
+            })
+        }
+        async fn check_writable(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn prune(&self, _before: Millis) -> Result<u64, StoreError> {
+            self.prunes.fetch_add(1, Ordering::Relaxed);
+            Ok(0)
+        }
+        async fn close(&self) {}
+    }
+
+    /// A scripted sink: fails the first `fail_first` calls (permanently or not),
+    /// sleeps `delay` per call, and records what it saw.
+    #[derive(Default)]
+    struct TestSink {
+        fail_first: usize,
+        fail_always: bool,
+        permanent: bool,
+        delay: Duration,
+        holds: bool,
+        calls: AtomicUsize,
+        finished: AtomicUsize,
+        current: AtomicUsize,
+        max_seen: AtomicUsize,
+        attempts_seen: Mutex<Vec<u32>>,
+    }
+
+    #[async_trait]
+    impl Sink for TestSink {
+        async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            self.attempts_seen
+                .lock()
+                .expect("lock")
+                .push(record.attempt);
+            let now = self.current.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_seen.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.current.fetch_sub(1, Ordering::SeqCst);
+            self.finished.fetch_add(1, Ordering::SeqCst);
+            if self.fail_always || n < self.fail_first {
+                Err(if self.permanent {
+                    SinkError::permanent("rejected")
+                } else {
+                    SinkError::transient("unavailable")
+                })
+            } else {
+                Ok(())
+            }
+        }
+        async fn contains(&self, _hook: &str, _uuid: &str) -> bool {
+            self.holds
+        }
+    }
+
+    fn config(concurrency: usize, max_attempts: u32, poll: Duration) -> WorkerConfig {
+        WorkerConfig {
+            concurrency,
+            max_attempts,
+            backoff_initial: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(20),
+            lease: Duration::from_secs(60),
+            poll_interval: poll,
+        }
+    }
+
+    struct Running {
+        store: Arc<MemStore>,
+        metrics: Arc<Metrics>,
+        waker: Waker,
+        handle: WorkerHandle,
+        stop: CancellationToken,
+    }
+
+    fn start(store: Arc<MemStore>, sink: Arc<TestSink>, config: WorkerConfig) -> Running {
+        let mut sinks = SinkSet::default();
+        sinks.insert("okta", "out", sink);
+        let metrics = Arc::new(Metrics::new());
+        let (waker, rx) = wake_channel();
+        let stop = CancellationToken::new();
+        let handle = spawn(
+            store.clone(),
+            sinks,
+            config,
+            Duration::from_secs(3600),
+            metrics.clone(),
+            rx,
+            stop.clone(),
+        );
+        Running {
+            store,
+            metrics,
+            waker,
+            handle,
+            stop,
+        }
+    }
+
+    impl Running {
+        async fn stop(self) -> (Arc<MemStore>, Arc<Metrics>) {
+            self.stop.cancel();
+            tokio::time::timeout(Duration::from_secs(10), self.handle.task)
+                .await
+                .expect("workers stop")
+                .expect("no panic");
+            (self.store, self.metrics)
+        }
+    }
+
+    async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn counter(
+        family: &prometheus_client::metrics::family::Family<
+            crate::metrics::SinkLabel,
+            prometheus_client::metrics::counter::Counter,
+        >,
+    ) -> u64 {
+        family.get_or_create(&Metrics::sink("okta", "out")).get()
+    }
+
+    const FAST: Duration = Duration::from_millis(10);
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_delivered() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", false);
+        let sink = Arc::new(TestSink {
+            fail_first: 2,
+            ..Default::default()
+        });
+        let w = start(store.clone(), sink.clone(), config(4, 5, FAST));
+        wait_for("delivery", || store.state("u-1").0 == JobState::Delivered).await;
+        let (store, metrics) = w.stop().await;
+        assert_eq!(store.state("u-1").1, 3);
+        assert_eq!(*sink.attempts_seen.lock().expect("lock"), vec![1, 2, 3]);
+        assert_eq!(counter(&metrics.sink_failures), 2);
+        assert_eq!(counter(&metrics.retries), 2);
+        assert_eq!(counter(&metrics.sink_deliveries), 1);
+        assert_eq!(counter(&metrics.dead_letters), 0);
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_are_dead_at_once() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", false);
+        let sink = Arc::new(TestSink {
+            fail_always: true,
+            permanent: true,
+            ..Default::default()
+        });
+        let w = start(store.clone(), sink.clone(), config(4, 5, FAST));
+        wait_for("dead letter", || store.state("u-1").0 == JobState::Dead).await;
+        let (store, metrics) = w.stop().await;
+        let (_, attempts, error) = store.state("u-1");
+        assert_eq!(attempts, 1);
+        assert_eq!(error.as_deref(), Some("rejected"));
+        assert_eq!(sink.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(counter(&metrics.dead_letters), 1);
+        assert_eq!(counter(&metrics.retries), 0);
+    }
+
+    #[tokio::test]
+    async fn max_attempts_ends_in_a_dead_letter() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", false);
+        let sink = Arc::new(TestSink {
+            fail_always: true,
+            ..Default::default()
+        });
+        let w = start(store.clone(), sink.clone(), config(4, 3, FAST));
+        wait_for("dead letter", || store.state("u-1").0 == JobState::Dead).await;
+        let (store, metrics) = w.stop().await;
+        assert_eq!(store.state("u-1").1, 3);
+        assert_eq!(sink.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(counter(&metrics.retries), 2);
+        assert_eq!(counter(&metrics.dead_letters), 1);
+        assert_eq!(counter(&metrics.sink_failures), 3);
+    }
+
+    #[tokio::test]
+    async fn a_missing_sink_is_dead() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "removed", "u-1", false);
+        let w = start(
+            store.clone(),
+            Arc::new(TestSink::default()),
+            config(4, 5, FAST),
+        );
+        wait_for("dead letter", || store.state("u-1").0 == JobState::Dead).await;
+        let (store, _) = w.stop().await;
+        assert_eq!(
+            store.state("u-1").2.as_deref(),
+            Some("sink no longer configured")
+        );
+    }
+
+    #[tokio::test]
+    async fn deliveries_in_flight_never_exceed_concurrency() {
+        let store = Arc::new(MemStore::default());
+        for i in 0..24 {
+            store.add("okta", "out", &format!("u-{i}"), false);
+        }
+        let sink = Arc::new(TestSink {
+            delay: Duration::from_millis(30),
+            ..Default::default()
+        });
+        let w = start(store.clone(), sink.clone(), config(4, 5, FAST));
+        wait_for("all delivered", || store.count(JobState::Delivered) == 24).await;
+        let (_, metrics) = w.stop().await;
+        assert_eq!(sink.max_seen.load(Ordering::SeqCst), 4);
+        assert_eq!(counter(&metrics.sink_deliveries), 24);
+    }
+
+    #[tokio::test]
+    async fn a_wake_sends_a_new_job_promptly() {
+        let store = Arc::new(MemStore::default());
+        let sink = Arc::new(TestSink::default());
+        // Polling alone would take a minute.
+        let w = start(
+            store.clone(),
+            sink.clone(),
+            config(4, 5, Duration::from_secs(60)),
+        );
+        // Let the dispatcher find the store empty and go to sleep.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stored = Instant::now();
+        store.add("okta", "out", "u-1", false);
+        w.waker.wake();
+        wait_for("delivery", || store.state("u-1").0 == JobState::Delivered).await;
+        assert!(stored.elapsed() < Duration::from_secs(2));
+        w.stop().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_the_delivery_in_flight() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", false);
+        let sink = Arc::new(TestSink {
+            delay: Duration::from_millis(300),
+            ..Default::default()
+        });
+        let w = start(store.clone(), sink.clone(), config(4, 5, FAST));
+        wait_for("the sink call", || sink.calls.load(Ordering::SeqCst) == 1).await;
+        let (store, _) = w.stop().await;
+        assert_eq!(sink.finished.load(Ordering::SeqCst), 1);
+        assert_eq!(store.state("u-1").0, JobState::Delivered);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_job_the_sink_holds_is_not_sent_again() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", true);
+        let sink = Arc::new(TestSink {
+            holds: true,
+            ..Default::default()
+        });
+        let w = start(store.clone(), sink.clone(), config(4, 5, FAST));
+        wait_for("recorded", || store.state("u-1").0 == JobState::Delivered).await;
+        let (_, metrics) = w.stop().await;
+        assert_eq!(sink.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(counter(&metrics.recovered_skips), 1);
+        assert_eq!(counter(&metrics.sink_deliveries), 0);
+    }
+
+    #[tokio::test]
+    async fn only_interrupted_jobs_ask_the_sink() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", false);
+        let sink = Arc::new(TestSink {
+            holds: true,
+            ..Default::default()
+        });
+        let w = start(store.clone(), sink.clone(), config(4, 5, FAST));
+        wait_for("delivery", || store.state("u-1").0 == JobState::Delivered).await;
+        w.stop().await;
+        assert_eq!(sink.calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// Panics on every call.
+    struct PanickingSink;
+
+    #[async_trait]
+    impl Sink for PanickingSink {
+        async fn deliver(&self, _record: &SinkRecord<'_>) -> Result<(), SinkError> {
+            panic!("sink bug")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_sink_counts_as_a_failed_attempt() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", false);
+        let mut sinks = SinkSet::default();
+        sinks.insert("okta", "out", Arc::new(PanickingSink));
+        let (_waker, rx) = wake_channel();
+        let stop = CancellationToken::new();
+        let handle = spawn(
+            store.clone(),
+            sinks,
+            config(2, 2, FAST),
+            Duration::from_secs(3600),
+            Arc::new(Metrics::new()),
+            rx,
+            stop.clone(),
+        );
+        wait_for("dead letter", || store.state("u-1").0 == JobState::Dead).await;
+        stop.cancel();
+        handle.task.await.expect("no panic escapes");
+        assert_eq!(store.state("u-1").1, 2);
+    }
+
+    #[tokio::test]
+    async fn heartbeat_gauges_and_pruner_run() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "gone", "u-1", false);
+        let w = start(
+            store.clone(),
+            Arc::new(TestSink::default()),
+            config(4, 5, FAST),
+        );
+        wait_for("dead letter", || store.state("u-1").0 == JobState::Dead).await;
+        wait_for("pruner", || store.prunes.load(Ordering::Relaxed) >= 1).await;
+        assert!(w.handle.alive(Duration::from_secs(5)));
+        // Gauges are refreshed at most once a second.
+        let metrics = w.metrics.clone();
+        wait_for("gauges", || metrics.dead_in_store.get() == 1).await;
+        assert_eq!(metrics.backlog.get(), 0);
+        let stop = w.stop.clone();
+        let handle = w.handle;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !handle.task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("stopped");
+        assert!(!handle.alive(Duration::from_secs(5)));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_is_abandoned_before_its_lease_ends() {
+        let store = Arc::new(MemStore::default());
+        store.add("okta", "out", "u-1", false);
+        let sink = Arc::new(TestSink {
+            delay: Duration::from_secs(30),
+            ..Default::default()
+        });
+        let mut cfg = config(4, 1, FAST);
+        cfg.lease = Duration::from_millis(200);
+        let w = start(store.clone(), sink.clone(), cfg);
+        wait_for("dead letter", || store.state("u-1").0 == JobState::Dead).await;
+        let (store, _) = w.stop().await;
+        let (_, attempts, error) = store.state("u-1");
+        assert_eq!(attempts, 1);
+        assert!(error.expect("error").contains("abandoned"));
+        assert_eq!(sink.finished.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_under_the_cap() {
+        let initial = Duration::from_secs(1);
+        let max = Duration::from_secs(300);
+        for attempts in 0..64 {
+            let ceiling = initial
+                .saturating_mul(1u32.checked_shl(attempts.min(31)).unwrap_or(u32::MAX))
+                .min(max);
+            for _ in 0..50 {
+                assert!(backoff(attempts, initial, max) <= ceiling);
+            }
+        }
+        // Full jitter still reaches past the previous ceiling now and then.
+        let spread = (0..200)
+            .map(|_| backoff(4, initial, max))
+            .max()
+            .expect("some");
+        assert!(spread > Duration::from_secs(8), "{spread:?}");
+        assert_eq!(backoff(100, Duration::ZERO, max), Duration::ZERO);
+    }
 }
