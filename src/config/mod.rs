@@ -638,9 +638,7 @@ impl Config {
                                 p(format!("{at}.headers.{name}"), e.clone());
                             }
                         }
-                        if timeout.is_zero() {
-                            p(format!("{at}.timeout"), "must be longer than zero".into());
-                        }
+                        self.sink_timeout_problem(*timeout, &at, &mut p);
                     }
                     SinkKind::Command {
                         program, timeout, ..
@@ -653,14 +651,34 @@ impl Config {
                                 format!("no file at {}", program.display()),
                             );
                         }
-                        if timeout.is_zero() {
-                            p(format!("{at}.timeout"), "must be longer than zero".into());
-                        }
+                        self.sink_timeout_problem(*timeout, &at, &mut p);
                     }
                 }
             }
         }
         out
+    }
+
+    /// A sink attempt must end well inside the worker's lease: past the lease another
+    /// worker may claim the same job and deliver it a second time. The worker abandons
+    /// an attempt at 9/10 of the lease, so a timeout above that could never be reached.
+    fn sink_timeout_problem(
+        &self,
+        timeout: Duration,
+        at: &str,
+        p: &mut impl FnMut(String, String),
+    ) {
+        if timeout.is_zero() {
+            p(format!("{at}.timeout"), "must be longer than zero".into());
+        } else if timeout > self.worker.lease.mul_f64(0.9) {
+            p(
+                format!("{at}.timeout"),
+                format!(
+                    "must be shorter than 9/10 of worker.lease ({}): raise worker.lease or lower the timeout",
+                    humantime::format_duration(self.worker.lease)
+                ),
+            );
+        }
     }
 
     /// Things that work but that an operator should know at start.

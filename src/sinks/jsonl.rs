@@ -69,20 +69,6 @@ impl JsonlSink {
     }
 }
 
-/// The record as one line. JSON Lines needs one record per line, but the event inside
-/// is Okta's JSON byte for byte, which may be pretty-printed. In valid JSON (and the
-/// stored event is validated when the record is built) a raw CR or LF can only be
-/// whitespace between tokens, since inside strings they must be escaped: turning them
-/// into spaces changes no value.
-fn one_line(mut json: Vec<u8>) -> Vec<u8> {
-    for b in &mut json {
-        if *b == b'\n' || *b == b'\r' {
-            *b = b' ';
-        }
-    }
-    json
-}
-
 /// Appends `\n` (and syncs) when the file is not empty and does not end with one.
 fn end_with_newline(mut file: &File) -> std::io::Result<()> {
     let len = file.metadata()?.len();
@@ -161,7 +147,7 @@ fn scan_tail(mut file: &File, hook: &str, uuid: &str, max_bytes: u64) -> std::io
 #[async_trait]
 impl Sink for JsonlSink {
     async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
-        let mut line = one_line(record.to_json());
+        let mut line = record.to_json();
         line.push(b'\n');
         // The guard moves into the blocking task: if this future is dropped mid-write,
         // the write still finishes under the lock and the next writer starts after it.

@@ -58,9 +58,20 @@ impl<'a> SinkRecord<'a> {
     }
 
     /// The record as one line of JSON, without the newline.
+    ///
+    /// The event inside is Okta's JSON byte for byte, which may be pretty-printed. In
+    /// valid JSON (the stored event is checked when the record is built) a raw CR or LF
+    /// can only be whitespace between tokens, since inside strings they must be escaped:
+    /// turning them into spaces changes no value and makes every sink's record one line.
     pub fn to_json(&self) -> Vec<u8> {
         // Serialising borrowed strings and a RawValue cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut json = serde_json::to_vec(self).unwrap_or_default();
+        for b in &mut json {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+        json
     }
 }
 

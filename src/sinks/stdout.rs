@@ -24,20 +24,6 @@ impl Default for StdoutSink {
     }
 }
 
-/// The record as one line. JSON Lines needs one record per line, but the event inside
-/// is Okta's JSON byte for byte, which may be pretty-printed. In valid JSON (and the
-/// stored event is validated when the record is built) a raw CR or LF can only be
-/// whitespace between tokens, since inside strings they must be escaped: turning them
-/// into spaces changes no value.
-fn one_line(mut json: Vec<u8>) -> Vec<u8> {
-    for b in &mut json {
-        if *b == b'\n' || *b == b'\r' {
-            *b = b' ';
-        }
-    }
-    json
-}
-
 /// Writes `line` (which ends with its newline) in one call and flushes.
 ///
 /// One `write_all` of one buffer under one lock: another thread cannot slip
@@ -50,7 +36,7 @@ fn write_line(out: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
 #[async_trait]
 impl Sink for StdoutSink {
     async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
-        let mut line = one_line(record.to_json());
+        let mut line = record.to_json();
         line.push(b'\n');
         // A slow reader on the other end of a pipe blocks the write; keep that off the
         // async worker threads.
@@ -108,7 +94,7 @@ mod tests {
         let mut job = job();
         job.payload = "{\n  \"uuid\": \"u-1\",\r\n  \"s\": \"x\\ny\"\n}".into();
         let record = SinkRecord::from_job(&job).expect("record");
-        let line = one_line(record.to_json());
+        let line = record.to_json();
         assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
         let v: serde_json::Value = serde_json::from_slice(&line).expect("json");
         assert_eq!(v["event"]["s"], "x\ny");

@@ -1,19 +1,25 @@
 //! Every bad input gets its status and a JSON body with an `errorSummary`.
 
 use crate::util::*;
+use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use rustls_pki_types::pem::PemObject;
 
 async fn summary(r: reqwest::Response, status: u16) -> String {
     assert_eq!(r.status(), status);
     assert!(
-        r.headers()["content-type"].to_str().expect("ct").starts_with("application/json"),
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/json"),
         "error bodies are JSON"
     );
     let body: Value = r.json().await.expect("json body");
-    body["errorSummary"].as_str().expect("errorSummary").to_owned()
+    body["errorSummary"]
+        .as_str()
+        .expect("errorSummary")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -27,9 +33,22 @@ async fn malformed_and_wrong_shaped_bodies_are_400() {
     assert!(msg.contains("eventId"), "names the missing field: {msg}");
     let msg = summary(s.deliver(r#"{"eventId": "x", "data": {}}"#).await, 400).await;
     assert!(msg.contains("events"), "names the missing field: {msg}");
-    let msg = summary(s.deliver(r#"{"eventId": "x", "data": {"events": [{"eventType": "a"}]}}"#).await, 400).await;
-    assert!(msg.contains("data.events[0]") && msg.contains("uuid"), "{msg}");
-    let msg = summary(s.deliver("{\"eventId\": \"\u{1F600}\", \"data\": {\"events\": \"no\"}}").await, 400).await;
+    let msg = summary(
+        s.deliver(r#"{"eventId": "x", "data": {"events": [{"eventType": "a"}]}}"#)
+            .await,
+        400,
+    )
+    .await;
+    assert!(
+        msg.contains("data.events[0]") && msg.contains("uuid"),
+        "{msg}"
+    );
+    let msg = summary(
+        s.deliver("{\"eventId\": \"\u{1F600}\", \"data\": {\"events\": \"no\"}}")
+            .await,
+        400,
+    )
+    .await;
     assert!(msg.contains("sequence") || msg.contains("events"), "{msg}");
     // Invalid UTF-8 in a JSON string.
     let r = s
@@ -112,12 +131,20 @@ async fn oversized_bodies_are_413() {
         .expect("request");
     summary(r, 413).await;
     // The sample itself fits.
-    assert_eq!(s.deliver(&fixture("event-hook-delivery.json")).await.status(), 200);
+    assert_eq!(
+        s.deliver(&fixture("event-hook-delivery.json"))
+            .await
+            .status(),
+        200
+    );
     s.stop().await;
 }
 
-fn futures_stream(bytes: Vec<u8>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+fn futures_stream(
+    bytes: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(1000).map(|c| Ok(c.to_vec())).collect();
     tokio_stream::iter(chunks)
 }
 
@@ -156,9 +183,22 @@ async fn unknown_path_method_and_auth() {
     let wrong = summary(r, 401).await;
     assert_eq!(missing, wrong, "the answer does not tell which part failed");
     let m = s.metrics().await;
-    assert_eq!(metric(&m, "hookwarden_rejections_total", "reason=\"unauthorized\""), 2.0);
-    assert_eq!(metric(&m, "hookwarden_rejections_total", "reason=\"not_found\""), 1.0);
-    assert_eq!(metric(&m, "hookwarden_rejections_total", "reason=\"method_not_allowed\""), 1.0);
+    assert_eq!(
+        metric(&m, "hookwarden_rejections_total", "reason=\"unauthorized\""),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_rejections_total", "reason=\"not_found\""),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookwarden_rejections_total",
+            "reason=\"method_not_allowed\""
+        ),
+        1.0
+    );
     s.stop().await;
 }
 
@@ -168,21 +208,31 @@ pub async fn tls_connect(s: &TestServer) -> tokio_rustls::client::TlsStream<toki
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(&s.cert_pem) {
         roots.add(c.expect("cert")).expect("root");
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    let tcp = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
     connector
-        .connect(rustls_pki_types::ServerName::try_from("localhost").expect("name"), tcp)
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").expect("name"),
+            tcp,
+        )
         .await
         .expect("handshake")
 }
 
 /// Reads until EOF or `within`; returns what was read and whether the server closed.
-async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> (String, bool) {
+async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    within: Duration,
+) -> (String, bool) {
     let mut buf = Vec::new();
     let r = tokio::time::timeout(within, s.read_to_end(&mut buf)).await;
     (String::from_utf8_lossy(&buf).into_owned(), r.is_ok())
@@ -197,7 +247,9 @@ async fn slow_and_stalled_clients_are_cut_off() {
     .await;
     // Headers that never finish: closed after the header-read timeout.
     let mut c = tls_connect(&s).await;
-    c.write_all(b"POST /hooks/okta/events HTTP/1.1\r\nHost: localhost\r\n").await.expect("write");
+    c.write_all(b"POST /hooks/okta/events HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .expect("write");
     let (_, closed) = read_until_closed(&mut c, Duration::from_secs(5)).await;
     assert!(closed, "a stalled header is cut off");
 
@@ -220,7 +272,12 @@ async fn slow_and_stalled_clients_are_cut_off() {
     let (_, closed) = read_until_closed(&mut c, Duration::from_secs(5)).await;
     assert!(closed, "an idle new connection is cut off");
     // And the service still answers.
-    assert_eq!(s.deliver(&fixture("event-hook-delivery.json")).await.status(), 200);
+    assert_eq!(
+        s.deliver(&fixture("event-hook-delivery.json"))
+            .await
+            .status(),
+        200
+    );
     s.stop().await;
 }
 
@@ -234,7 +291,9 @@ async fn connections_over_the_cap_are_closed() {
     let _a = tls_connect(&s).await;
     let _b = tls_connect(&s).await;
     // The third TCP connection is closed before any TLS handshake.
-    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.expect("tcp connect");
+    let mut tcp = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("tcp connect");
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await;
     assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed at once: {n:?}");
@@ -244,6 +303,11 @@ async fn connections_over_the_cap_are_closed() {
     drop(_b);
     // Slots come back when connections close.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(s.deliver(&fixture("event-hook-delivery.json")).await.status(), 200);
+    assert_eq!(
+        s.deliver(&fixture("event-hook-delivery.json"))
+            .await
+            .status(),
+        200
+    );
     s.stop().await;
 }

@@ -68,8 +68,13 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
                 let mut n = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2000 {
                     n += 1;
-                    let events: Vec<_> = (0..1 + n % 3).map(|_| event("user.session.start")).collect();
-                    let ids: Vec<String> = events.iter().map(|e| e["uuid"].as_str().expect("u").to_owned()).collect();
+                    let events: Vec<_> = (0..1 + n % 3)
+                        .map(|_| event("user.session.start"))
+                        .collect();
+                    let ids: Vec<String> = events
+                        .iter()
+                        .map(|e| e["uuid"].as_str().expect("u").to_owned())
+                        .collect();
                     let r = client
                         .post(format!("https://localhost:{port}/hooks/okta/events"))
                         .header("Authorization", basic())
@@ -94,7 +99,10 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
             let _ = t.await;
         }
         let n = acked.lock().expect("lock").len();
-        assert!(n > 50, "round {round}: too little load to prove anything ({n} acked)");
+        assert!(
+            n > 50,
+            "round {round}: too little load to prove anything ({n} acked)"
+        );
     }
 
     // Restart and let it drain.
@@ -112,7 +120,10 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
             break counts;
         }
         let missing = acked.iter().filter(|u| !counts.contains_key(*u)).count();
-        assert!(Instant::now() < deadline, "{missing} acknowledged events never reached the sink");
+        assert!(
+            Instant::now() < deadline,
+            "{missing} acknowledged events never reached the sink"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     // Give the workers a moment to (wrongly) deliver anything twice.
@@ -121,14 +132,21 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     let final_counts = uuids(&read_jsonl(&jsonl));
     let distinct: HashSet<_> = final_counts.iter().collect();
-    assert_eq!(final_counts.len(), distinct.len(), "no duplicate lines after draining");
+    assert_eq!(
+        final_counts.len(),
+        distinct.len(),
+        "no duplicate lines after draining"
+    );
     eprintln!(
         "crash test: {} acknowledged events over {ROUNDS} SIGKILLs, {} lines in the sink, none lost, none twice",
         acked.len(),
         final_counts.len()
     );
     // SIGTERM: a clean stop.
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let status = child.wait().expect("wait");
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
 }

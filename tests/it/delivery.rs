@@ -12,19 +12,26 @@ async fn verification_echoes_the_challenge_and_needs_auth() {
         .client
         .get(s.url("/hooks/okta/events"))
         .header("Authorization", basic())
-        .header("X-Okta-Verification-Challenge", "2Ry2ZOXIY4NiuFgbJ8XadLOwQ9Ur8iGtpJXkgOlA")
+        .header(
+            "X-Okta-Verification-Challenge",
+            "2Ry2ZOXIY4NiuFgbJ8XadLOwQ9Ur8iGtpJXkgOlA",
+        )
         .send()
         .await
         .expect("request");
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("json");
     // The shape of Okta's own sample answer, with our challenge in it.
-    let sample: Value = serde_json::from_str(&fixture("event-hook-verification-response.json")).expect("sample");
+    let sample: Value =
+        serde_json::from_str(&fixture("event-hook-verification-response.json")).expect("sample");
     assert_eq!(
         body.as_object().map(|o| o.keys().collect::<Vec<_>>()),
         sample.as_object().map(|o| o.keys().collect::<Vec<_>>())
     );
-    assert_eq!(body["verification"], "2Ry2ZOXIY4NiuFgbJ8XadLOwQ9Ur8iGtpJXkgOlA");
+    assert_eq!(
+        body["verification"],
+        "2Ry2ZOXIY4NiuFgbJ8XadLOwQ9Ur8iGtpJXkgOlA"
+    );
 
     // Okta sends the auth header on the GET too; without it, 401.
     let r = s
@@ -46,7 +53,10 @@ async fn verification_echoes_the_challenge_and_needs_auth() {
         .expect("request");
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("json");
-    assert!(body["errorSummary"].as_str().expect("summary").contains("X-Okta-Verification-Challenge"));
+    assert!(body["errorSummary"]
+        .as_str()
+        .expect("summary")
+        .contains("X-Okta-Verification-Challenge"));
     s.stop().await;
 }
 
@@ -67,7 +77,10 @@ async fn verification_without_auth_when_configured() {
         .await
         .expect("request");
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.expect("json")["verification"], "xyz");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["verification"],
+        "xyz"
+    );
     // Deliveries still need credentials.
     let r = s
         .client
@@ -94,7 +107,10 @@ async fn every_okta_sample_reaches_the_jsonl_sink() {
         }
         let r = s.deliver(&body).await;
         assert_eq!(r.status(), 200, "{name}");
-        assert!(r.bytes().await.expect("body").is_empty(), "ack body must be empty");
+        assert!(
+            r.bytes().await.expect("body").is_empty(),
+            "ack body must be empty"
+        );
     }
     // Okta's single System Log events (not envelopes), wrapped in an envelope as Okta does.
     for name in [
@@ -109,7 +125,10 @@ async fn every_okta_sample_reaches_the_jsonl_sink() {
     let records = wait_jsonl(&s.jsonl(), expected.len(), Duration::from_secs(10)).await;
     assert_eq!(records.len(), expected.len());
     for (uuid, event) in &expected {
-        let rec = records.iter().find(|r| r["uuid"] == uuid.as_str()).expect("record for uuid");
+        let rec = records
+            .iter()
+            .find(|r| r["uuid"] == uuid.as_str())
+            .expect("record for uuid");
         // The event arrives exactly as Okta sent it, with our envelope around it.
         assert_eq!(&rec["event"], event);
         assert_eq!(rec["hook"], "okta");
@@ -118,8 +137,14 @@ async fn every_okta_sample_reaches_the_jsonl_sink() {
         assert_eq!(rec["attempt"], 1);
     }
     let m = s.metrics().await;
-    assert_eq!(metric(&m, "hookwarden_events_stored_total", "hook=\"okta\""), expected.len() as f64);
-    assert_eq!(metric(&m, "hookwarden_sink_deliveries_total", "sink=\"archive\""), expected.len() as f64);
+    assert_eq!(
+        metric(&m, "hookwarden_events_stored_total", "hook=\"okta\""),
+        expected.len() as f64
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_sink_deliveries_total", "sink=\"archive\""),
+        expected.len() as f64
+    );
     s.stop().await;
 }
 
@@ -135,9 +160,15 @@ async fn duplicates_are_acknowledged_and_processed_once() {
     assert_eq!(s.deliver(&first).await.status(), 200);
     assert_eq!(s.deliver(&first).await.status(), 200);
     // A re-batched retry: one old event, one new.
-    assert_eq!(s.deliver(&envelope(&[b.clone(), c.clone()])).await.status(), 200);
+    assert_eq!(
+        s.deliver(&envelope(&[b.clone(), c.clone()])).await.status(),
+        200
+    );
     // The same event twice inside one delivery.
-    assert_eq!(s.deliver(&envelope(&[c.clone(), c.clone()])).await.status(), 200);
+    assert_eq!(
+        s.deliver(&envelope(&[c.clone(), c.clone()])).await.status(),
+        200
+    );
     let records = wait_jsonl(&s.jsonl(), 3, Duration::from_secs(10)).await;
     // Give the workers time to (wrongly) deliver more.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -148,8 +179,15 @@ async fn duplicates_are_acknowledged_and_processed_once() {
         assert!(got.contains(e["uuid"].as_str().expect("uuid")));
     }
     let m = s.metrics().await;
-    assert_eq!(metric(&m, "hookwarden_duplicate_events_total", "hook=\"okta\""), 6.0);
-    assert_eq!(metric(&m, "hookwarden_events_stored_total", "hook=\"okta\""), 3.0);
+    // Duplicates: 2 events x 2 retries, b in the re-batch, c twice in the last delivery.
+    assert_eq!(
+        metric(&m, "hookwarden_duplicate_events_total", "hook=\"okta\""),
+        7.0
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_events_stored_total", "hook=\"okta\""),
+        3.0
+    );
     s.stop().await;
 }
 
@@ -159,8 +197,14 @@ async fn concurrent_deliveries_are_all_stored_and_delivered() {
     let mut tasks = Vec::new();
     let mut all = Vec::new();
     for i in 0..64 {
-        let events: Vec<Value> = (0..(1 + i % 3)).map(|_| event("user.session.start")).collect();
-        all.extend(events.iter().map(|e| e["uuid"].as_str().expect("uuid").to_owned()));
+        let events: Vec<Value> = (0..(1 + i % 3))
+            .map(|_| event("user.session.start"))
+            .collect();
+        all.extend(
+            events
+                .iter()
+                .map(|e| e["uuid"].as_str().expect("uuid").to_owned()),
+        );
         let body = envelope(&events);
         let client = s.client.clone();
         let url = s.url("/hooks/okta/events");
@@ -215,7 +259,12 @@ sinks = [
     let login = event("user.session.start");
     let mut ours = event("user.lifecycle.activate");
     ours["actor"]["alternateId"] = Value::String("integration@example.com".into());
-    assert_eq!(s.deliver(&envelope(&[deact.clone(), login.clone(), ours.clone()])).await.status(), 200);
+    assert_eq!(
+        s.deliver(&envelope(&[deact.clone(), login.clone(), ours.clone()]))
+            .await
+            .status(),
+        200
+    );
     let all_records = wait_jsonl(&all, 2, Duration::from_secs(10)).await;
     let life_records = wait_jsonl(&life, 1, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

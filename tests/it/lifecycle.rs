@@ -13,7 +13,14 @@ fn bin() -> std::process::Command {
 }
 
 /// A local HTTP receiver that fails its first `fail_first` requests with 500.
-async fn flaky_receiver(fail_first: usize) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<Value>>>, Arc<std::sync::atomic::AtomicBool>) {
+async fn flaky_receiver(
+    fail_first: usize,
+) -> (
+    String,
+    Arc<AtomicUsize>,
+    Arc<std::sync::Mutex<Vec<Value>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
     let calls = Arc::new(AtomicUsize::new(0));
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -34,7 +41,9 @@ async fn flaky_receiver(fail_first: usize) -> (String, Arc<AtomicUsize>, Arc<std
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -63,7 +72,12 @@ async fn a_failing_sink_is_retried_until_it_recovers() {
     })
     .await;
     let e = event("user.lifecycle.deactivate");
-    assert_eq!(s.deliver(&envelope(std::slice::from_ref(&e))).await.status(), 200);
+    assert_eq!(
+        s.deliver(&envelope(std::slice::from_ref(&e)))
+            .await
+            .status(),
+        200
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while got.lock().expect("lock").is_empty() {
         assert!(std::time::Instant::now() < deadline, "never delivered");
@@ -74,9 +88,18 @@ async fn a_failing_sink_is_retried_until_it_recovers() {
     assert_eq!(rec["uuid"], e["uuid"]);
     assert_eq!(rec["attempt"], 4);
     let m = s.metrics().await;
-    assert_eq!(metric(&m, "hookwarden_sink_failures_total", "sink=\"forward\""), 3.0);
-    assert_eq!(metric(&m, "hookwarden_sink_retries_total", "sink=\"forward\""), 3.0);
-    assert_eq!(metric(&m, "hookwarden_sink_deliveries_total", "sink=\"forward\""), 1.0);
+    assert_eq!(
+        metric(&m, "hookwarden_sink_failures_total", "sink=\"forward\""),
+        3.0
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_sink_retries_total", "sink=\"forward\""),
+        3.0
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_sink_deliveries_total", "sink=\"forward\""),
+        1.0
+    );
     s.stop().await;
 }
 
@@ -92,7 +115,10 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
     .await;
     let a = event("user.session.start");
     let b = event("user.lifecycle.deactivate");
-    assert_eq!(s.deliver(&envelope(&[a.clone(), b.clone()])).await.status(), 200);
+    assert_eq!(
+        s.deliver(&envelope(&[a.clone(), b.clone()])).await.status(),
+        200
+    );
     // Both die after 3 attempts.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -100,7 +126,10 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
         if metric(&m, "hookwarden_dead_letters_total", "sink=\"forward\"") >= 2.0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "not dead-lettered: {m}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not dead-lettered: {m}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cfg = s.config_path.clone();
@@ -109,7 +138,11 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
         .arg(&cfg)
         .output()
         .expect("run cli");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -125,7 +158,10 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
         .expect("run cli");
     assert!(show.status.success());
     let shown = String::from_utf8_lossy(&show.stdout);
-    assert!(shown.contains("HTTP 500") || shown.contains("500"), "{shown}");
+    assert!(
+        shown.contains("HTTP 500") || shown.contains("500"),
+        "{shown}"
+    );
 
     // The receiver recovers; replay every dead letter while the service runs.
     broken.store(false, Ordering::SeqCst);
@@ -134,15 +170,29 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
         .arg(&cfg)
         .output()
         .expect("run cli");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains('2'));
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while got.lock().expect("lock").len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "replayed events never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replayed events never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let out = bin()
-        .args(["events", "list", "--state", "delivered", "--json", "--config"])
+        .args([
+            "events",
+            "list",
+            "--state",
+            "delivered",
+            "--json",
+            "--config",
+        ])
         .arg(&cfg)
         .output()
         .expect("run cli");
@@ -154,7 +204,12 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
 async fn certificates_are_reloaded_without_dropping_connections() {
     let s = start(Options::default()).await;
     // A connection opened with the first certificate, kept alive.
-    assert_eq!(s.deliver(&fixture("event-hook-delivery.json")).await.status(), 200);
+    assert_eq!(
+        s.deliver(&fixture("event-hook-delivery.json"))
+            .await
+            .status(),
+        200
+    );
     // Rotate: write a new certificate over the configured files.
     let (new_cert, new_key, new_pem) = write_cert(s.dir.path(), "rotated");
     std::fs::copy(&new_key, &s.key_path).expect("copy key");
@@ -172,11 +227,19 @@ async fn certificates_are_reloaded_without_dropping_connections() {
         if matches!(&r, Ok(r) if r.status() == 200) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "new certificate never served: {r:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new certificate never served: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The old connection (pooled in s.client, which trusts only the old certificate) still works.
-    assert_eq!(s.deliver(&envelope(&[event("user.session.start")])).await.status(), 200);
+    assert_eq!(
+        s.deliver(&envelope(&[event("user.session.start")]))
+            .await
+            .status(),
+        200
+    );
     let m = s.metrics().await;
     assert!(metric(&m, "hookwarden_tls_reloads_total", "result=\"ok\"") >= 1.0);
     s.stop().await;
@@ -188,7 +251,10 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     // A delivery whose body is still arriving when shutdown starts.
     let body = envelope(&[event("user.session.start")]).into_bytes();
     let uuid: Value = serde_json::from_slice(&body).expect("json");
-    let uuid = uuid["data"]["events"][0]["uuid"].as_str().expect("uuid").to_owned();
+    let uuid = uuid["data"]["events"][0]["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned();
     let (first, rest) = body.split_at(20);
     let (first, rest) = (first.to_vec(), rest.to_vec());
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
@@ -214,21 +280,35 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
         .timeout(Duration::from_secs(2))
         .build()
         .expect("client")
-        .get(format!("https://127.0.0.1:{}/hooks/okta/events", s.addr.port()))
+        .get(format!(
+            "https://127.0.0.1:{}/hooks/okta/events",
+            s.addr.port()
+        ))
         .send()
         .await;
     assert!(refused.is_err(), "no new connections during shutdown");
     let _ = go_tx.send(());
-    let status = req.await.expect("task").expect("in-flight request answered");
+    let status = req
+        .await
+        .expect("task")
+        .expect("in-flight request answered");
     assert_eq!(status, 200);
     let jsonl = s.jsonl();
     let dir = s.stop().await;
     // It was stored (and, since workers stop after the listener, delivered or pending in the store).
-    let config = hookwarden::config::Config::from_toml_str(&std::fs::read_to_string(dir.path().join("hookwarden.toml")).expect("cfg")).expect("cfg");
-    let store = hookwarden::store::sqlite::SqliteStore::open(&config.store_path(), &config.store).expect("store");
+    let config = hookwarden::config::Config::from_toml_str(
+        &std::fs::read_to_string(dir.path().join("hookwarden.toml")).expect("cfg"),
+    )
+    .expect("cfg");
+    let store = hookwarden::store::sqlite::SqliteStore::open(&config.store_path(), &config.store)
+        .expect("store");
     use hookwarden::store::Store;
     let found = store.get(&uuid).await.expect("get");
-    assert_eq!(found.len(), 1, "acknowledged event is in the store after shutdown");
+    assert_eq!(
+        found.len(),
+        1,
+        "acknowledged event is in the store after shutdown"
+    );
     let _ = jsonl;
     store.close().await;
 }
@@ -264,7 +344,11 @@ sinks = [{ name = "s", type = "jsonl", path = "/tmp/x.jsonl", pth = "typo" }]
 "#,
     )
     .expect("write");
-    let out = bin().args(["check-config", "--config"]).arg(&bad).output().expect("run");
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     for key in [
@@ -278,15 +362,30 @@ sinks = [{ name = "s", type = "jsonl", path = "/tmp/x.jsonl", pth = "typo" }]
     }
     // Not TOML at all.
     std::fs::write(&bad, "this is = = not toml").expect("write");
-    let out = bin().args(["check-config", "--config"]).arg(&bad).output().expect("run");
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(!out.stderr.is_empty());
     // A missing file.
-    let out = bin().args(["check-config", "--config", "/nonexistent/h.toml"]).output().expect("run");
+    let out = bin()
+        .args(["check-config", "--config", "/nonexistent/h.toml"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/h.toml"));
     // The example config in the repository is valid as it is.
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hookwarden.toml");
-    let out = bin().args(["check-config", "--config"]).arg(&example).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&example)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -4,7 +4,7 @@
 mod util;
 
 mod bad_input;
-mod delivery;
-mod security;
 mod crash;
+mod delivery;
 mod lifecycle;
+mod security;

@@ -41,7 +41,11 @@ async fn rotated_secrets_are_all_accepted() {
         base64::engine::general_purpose::STANDARD.encode("okta-next:the-next-password-1234")
     );
     let body = fixture("event-hook-delivery.json");
-    for (auth, want) in [(basic(), 200), (next.clone(), 200), ("Basic b2t0YTpub3BlMTIzNDU2Nzg5MA==".to_owned(), 401)] {
+    for (auth, want) in [
+        (basic(), 200),
+        (next.clone(), 200),
+        ("Basic b2t0YTpub3BlMTIzNDU2Nzg5MA==".to_owned(), 401),
+    ] {
         let r = s
             .client
             .post(s.url("/hooks/okta/events"))
@@ -90,7 +94,10 @@ async fn allowlist_without_proxies_uses_the_tcp_peer() {
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["errorSummary"], "Access denied");
     // A spoofed X-Forwarded-For from an untrusted peer changes nothing.
-    for (h, v) in [("X-Forwarded-For", "10.1.2.3"), ("Forwarded", "for=10.1.2.3")] {
+    for (h, v) in [
+        ("X-Forwarded-For", "10.1.2.3"),
+        ("Forwarded", "for=10.1.2.3"),
+    ] {
         let r = s
             .client
             .post(s.url("/hooks/okta/events"))
@@ -101,10 +108,21 @@ async fn allowlist_without_proxies_uses_the_tcp_peer() {
             .send()
             .await
             .expect("request");
-        assert_eq!(r.status(), 403, "{h} from an untrusted peer must be ignored");
+        assert_eq!(
+            r.status(),
+            403,
+            "{h} from an untrusted peer must be ignored"
+        );
     }
     let m = s.metrics().await;
-    assert_eq!(metric(&m, "hookwarden_rejections_total", "reason=\"ip_not_allowed\""), 3.0);
+    assert_eq!(
+        metric(
+            &m,
+            "hookwarden_rejections_total",
+            "reason=\"ip_not_allowed\""
+        ),
+        3.0
+    );
     s.stop().await;
 }
 
@@ -112,7 +130,9 @@ async fn allowlist_without_proxies_uses_the_tcp_peer() {
 async fn allowlist_behind_a_trusted_proxy_reads_the_forwarded_chain() {
     // 127.0.0.1 is our load balancer; clients in 10.0.0.0/8 are allowed.
     let s = start(Options {
-        network: "allow_ips = [\"10.0.0.0/8\"]\ntrusted_proxies = [\"127.0.0.1/32\", \"192.168.0.0/16\"]".into(),
+        network:
+            "allow_ips = [\"10.0.0.0/8\"]\ntrusted_proxies = [\"127.0.0.1/32\", \"192.168.0.0/16\"]"
+                .into(),
         ..Options::default()
     })
     .await;
@@ -122,7 +142,10 @@ async fn allowlist_behind_a_trusted_proxy_reads_the_forwarded_chain() {
         (Some(("X-Forwarded-For", "10.1.2.3")), 200),
         // The client prepended a fake address; the right-most untrusted one is the client.
         (Some(("X-Forwarded-For", "10.9.9.9, 203.0.113.7")), 403),
-        (Some(("X-Forwarded-For", "203.0.113.7, 10.1.2.3, 192.168.1.1")), 200),
+        (
+            Some(("X-Forwarded-For", "203.0.113.7, 10.1.2.3, 192.168.1.1")),
+            200,
+        ),
         (Some(("Forwarded", "for=10.1.2.3;proto=https")), 200),
         (Some(("Forwarded", "for=203.0.113.7")), 403),
         (Some(("X-Forwarded-For", "garbage")), 403),

@@ -23,14 +23,17 @@ pub fn basic() -> String {
 }
 
 pub fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/okta").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/okta")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 /// A self-signed certificate for localhost and 127.0.0.1, written as PEM files.
 pub fn write_cert(dir: &Path, stem: &str) -> (PathBuf, PathBuf, Vec<u8>) {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("rcgen");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("rcgen");
     let cert_pem = ck.cert.pem();
     let cert = dir.join(format!("{stem}-cert.pem"));
     let key = dir.join(format!("{stem}-key.pem"));
@@ -75,7 +78,9 @@ impl Default for Options {
             toml: None,
             server_extra: String::new(),
             network: String::new(),
-            worker: "poll_interval = \"100ms\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n".to_owned(),
+            worker:
+                "poll_interval = \"100ms\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n"
+                    .to_owned(),
             tls: true,
         }
     }
@@ -151,8 +156,18 @@ pub async fn start(opts: Options) -> TestServer {
     let text = config_text(dir.path(), &cert_path, &key_path, &opts);
     let config_path = dir.path().join("hookwarden.toml");
     std::fs::write(&config_path, &text).expect("write config");
-    let config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
-    start_with(dir, config, cert_pem, cert_path, key_path, config_path, opts.tls).await
+    let config =
+        Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
+    start_with(
+        dir,
+        config,
+        cert_pem,
+        cert_path,
+        key_path,
+        config_path,
+        opts.tls,
+    )
+    .await
 }
 
 pub async fn start_with(
@@ -210,7 +225,11 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(15);
         let plain = reqwest::Client::new();
         loop {
-            if let Ok(r) = plain.get(format!("{}/readyz", self.admin_base)).send().await {
+            if let Ok(r) = plain
+                .get(format!("{}/readyz", self.admin_base))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -252,12 +271,18 @@ impl TestServer {
     }
 }
 
-/// Reads a JSONL sink file (missing file = no lines).
+/// Reads a JSONL sink file (missing file = no lines). A last line without its newline is
+/// an append caught half way and is left for the next read.
 pub fn read_jsonl(path: &Path) -> Vec<Value> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    text.lines()
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete
+        .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l}: {e}")))
         .collect()
