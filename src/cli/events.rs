@@ -1,10 +1,409 @@
-//! `hookwarden events`: list, show and replay, directly on the store (being written).
+//! `hookwarden events`: list, show and replay, directly on the store.
+//!
+//! Works while the service runs: the store is opened with
+//! [`SqliteStore::open_for_cli`], which leaves the service's leases alone and does not
+//! truncate its WAL. A replay only marks jobs pending; the running service's workers
+//! find them at their next poll (`worker.poll_interval`).
 
-use super::EventsCommand;
+use super::{EventsCommand, ListArgs, ReplayArgs};
 use crate::config::Config;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{format_millis, EventQuery, EventSummary, Millis, ReplayTarget, Store};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Exit code of a command line mistake (like clap's).
+const USAGE: i32 = 2;
 
 /// Runs an `events` subcommand; returns the process exit code.
 pub async fn run(config: &Config, command: EventsCommand) -> i32 {
-    let _ = (config, command);
-    todo!()
+    // Arguments first: a typo must not wait for (or depend on) the database.
+    let query = match &command {
+        EventsCommand::List(args) => match query_of(args, SystemTime::now()) {
+            Ok(q) => Some(q),
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                return USAGE;
+            }
+        },
+        _ => None,
+    };
+    let path = config.store_path();
+    if !path.exists() {
+        eprintln!(
+            "error: no store at {}: has the service run with this configuration (server.data_dir, store.path)?",
+            path.display()
+        );
+        return 1;
+    }
+    let store = match SqliteStore::open_for_cli(&path, &config.store) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let code = match (command, query) {
+        (EventsCommand::List(args), Some(query)) => list(&store, &query, args.json).await,
+        (EventsCommand::List(_), None) => USAGE, // not reached: the query is built above
+        (EventsCommand::Show { uuid }, _) => show(&store, &uuid).await,
+        (EventsCommand::Replay(args), _) => replay(&store, args, config.worker.poll_interval).await,
+    };
+    store.close().await;
+    code
+}
+
+/// Builds the store query from `list`'s arguments; the error names the argument.
+fn query_of(args: &ListArgs, now: SystemTime) -> Result<EventQuery, String> {
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_time(s, now).map_err(|e| format!("--since: {e}")))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|s| parse_time(s, now).map_err(|e| format!("--until: {e}")))
+        .transpose()?;
+    Ok(EventQuery {
+        hook: args.hook.clone(),
+        state: args.state,
+        event_type: args.event_type.clone(),
+        since,
+        until,
+        limit: args.limit,
+    })
+}
+
+/// A point in time as an operator writes it: RFC 3339 (`2026-11-23T10:00:00Z`, or with
+/// an offset `+02:00`; without any it is taken as UTC), a bare date (`2026-11-23`,
+/// midnight UTC), or a duration ago (`15m`, `2h`, `7d`, `1h 30m`).
+fn parse_time(s: &str, now: SystemTime) -> Result<Millis, String> {
+    let s = s.trim();
+    let at = if let Some(t) = parse_rfc3339_with_offset(s) {
+        t
+    } else if let Ok(t) = humantime::parse_rfc3339_weak(&format!("{s}T00:00:00")) {
+        t
+    } else if let Ok(d) = humantime::parse_duration(s) {
+        now.checked_sub(d).unwrap_or(UNIX_EPOCH)
+    } else {
+        return Err(format!(
+            "'{s}' is neither an RFC 3339 time (2026-11-23T10:00:00Z) nor a duration ago (15m, 2h, 7d)"
+        ));
+    };
+    Ok(at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0))
+}
+
+/// humantime reads RFC 3339 in UTC only (`Z`, `+00:00` or nothing); a numeric offset
+/// (`+02:00`, `-05:00`) is applied here.
+fn parse_rfc3339_with_offset(s: &str) -> Option<SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Some(t);
+    }
+    let split = s.len().checked_sub(6)?;
+    let (local, offset) = (s.get(..split)?, s.get(split..)?.as_bytes());
+    let sign = match offset[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = |a: u8, b: u8| -> Option<u64> {
+        (a.is_ascii_digit() && b.is_ascii_digit()).then(|| u64::from((a - b'0') * 10 + (b - b'0')))
+    };
+    if offset[3] != b':' {
+        return None;
+    }
+    let (hours, minutes) = (digits(offset[1], offset[2])?, digits(offset[4], offset[5])?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let t = humantime::parse_rfc3339_weak(local).ok()?;
+    let shift = Duration::from_secs(hours * 3600 + minutes * 60);
+    // 10:00+02:00 is 08:00 UTC.
+    if sign > 0 {
+        t.checked_sub(shift)
+    } else {
+        t.checked_add(shift)
+    }
+}
+
+/// Writes to stdout, stopping quietly when the reader went away (`| head`).
+fn out(write: impl FnOnce(&mut std::io::StdoutLock<'_>) -> std::io::Result<()>) -> i32 {
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    match write(&mut lock).and_then(|()| lock.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            1
+        }
+    }
+}
+
+async fn list(store: &SqliteStore, query: &EventQuery, json: bool) -> i32 {
+    let events = match store.list(query).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if json {
+        return out(|w| {
+            for e in &events {
+                let line = serde_json::to_string(e).map_err(std::io::Error::other)?;
+                writeln!(w, "{line}")?;
+            }
+            Ok(())
+        });
+    }
+    if events.is_empty() {
+        eprintln!("no events match");
+        return 0;
+    }
+    out(|w| write_table(w, &events))
+}
+
+/// `sink:state(attempts)` for each sink, `-` for an event no sink wanted.
+fn sinks_cell(e: &EventSummary) -> String {
+    if e.sinks.is_empty() {
+        return "-".to_owned();
+    }
+    e.sinks
+        .iter()
+        .map(|s| format!("{}:{}({})", s.sink, s.state.as_str(), s.attempts))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn write_table(w: &mut impl Write, events: &[EventSummary]) -> std::io::Result<()> {
+    let header = ["RECEIVED", "HOOK", "UUID", "TYPE", "STATE", "SINKS"];
+    let rows: Vec<[String; 6]> = events
+        .iter()
+        .map(|e| {
+            [
+                format_millis(e.received_at),
+                e.hook.clone(),
+                e.uuid.clone(),
+                e.event_type.clone(),
+                e.state.as_str().to_owned(),
+                sinks_cell(e),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |w: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell); // no padding after the last column
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        writeln!(w, "{text}")
+    };
+    line(w, header)?;
+    for row in &rows {
+        line(w, row.each_ref().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+async fn show(store: &SqliteStore, uuid: &str) -> i32 {
+    let found = match store.get(uuid).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if found.is_empty() {
+        eprintln!("no event with uuid {uuid}");
+        return 1;
+    }
+    out(|w| {
+        for detail in &found {
+            let text = serde_json::to_string_pretty(detail).map_err(std::io::Error::other)?;
+            writeln!(w, "{text}")?;
+        }
+        Ok(())
+    })
+}
+
+async fn replay(store: &SqliteStore, args: ReplayArgs, poll_interval: Duration) -> i32 {
+    let target = match (args.uuid, args.all_dead) {
+        (Some(uuid), false) => ReplayTarget::Event {
+            uuid,
+            hook: args.hook,
+        },
+        (None, true) => ReplayTarget::AllDead { hook: args.hook },
+        // clap's argument group makes these unreachable from the command line.
+        _ => {
+            eprintln!("error: give either an event uuid or --all-dead");
+            return USAGE;
+        }
+    };
+    let n = match store.replay(&target).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if n == 0 {
+        return match &target {
+            ReplayTarget::AllDead { .. } => {
+                println!("no dead letters: nothing to replay");
+                0
+            }
+            ReplayTarget::Event { uuid, hook } => match store.get(uuid).await {
+                Ok(found)
+                    if found
+                        .iter()
+                        .any(|d| hook.as_ref().is_none_or(|h| *h == d.summary.hook)) =>
+                {
+                    println!("event {uuid} has no sink (ignored at receipt): nothing to send");
+                    0
+                }
+                Ok(_) => {
+                    match hook {
+                        Some(h) => eprintln!("no event with uuid {uuid} in hook {h}"),
+                        None => eprintln!("no event with uuid {uuid}"),
+                    }
+                    1
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            },
+        };
+    }
+    println!(
+        "{n} deliver{} queued again; a running service picks {} up within its poll interval ({})",
+        if n == 1 { "y" } else { "ies" },
+        if n == 1 { "it" } else { "them" },
+        humantime::format_duration(poll_interval)
+    );
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> SystemTime {
+        humantime::parse_rfc3339(s).expect("time")
+    }
+
+    #[test]
+    fn times_parse_as_rfc3339_dates_or_durations_ago() {
+        let now = at("2026-11-23T12:00:00Z");
+        let ms = |s: &str| parse_time(s, now).expect(s);
+        let epoch = |s: &str| {
+            at(s)
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .expect("after epoch")
+        };
+        assert_eq!(ms("2026-11-23T10:00:00Z"), epoch("2026-11-23T10:00:00Z"));
+        assert_eq!(
+            ms("2026-11-23T10:00:00.250Z"),
+            epoch("2026-11-23T10:00:00.250Z")
+        );
+        assert_eq!(ms("2026-11-23 10:00:00"), epoch("2026-11-23T10:00:00Z"));
+        assert_eq!(ms("2026-11-23"), epoch("2026-11-23T00:00:00Z"));
+        assert_eq!(ms("15m"), epoch("2026-11-23T11:45:00Z"));
+        assert_eq!(ms("2h"), epoch("2026-11-23T10:00:00Z"));
+        assert_eq!(ms("7d"), epoch("2026-11-16T12:00:00Z"));
+        assert_eq!(ms(" 1h 30m "), epoch("2026-11-23T10:30:00Z"));
+        assert_eq!(
+            ms("2026-11-23T10:00:00+02:00"),
+            epoch("2026-11-23T08:00:00Z")
+        );
+        assert_eq!(
+            ms("2026-11-23T10:00:00.5-05:30"),
+            epoch("2026-11-23T15:30:00.5Z")
+        );
+        assert_eq!(
+            ms("2026-11-23T10:00:00+00:00"),
+            epoch("2026-11-23T10:00:00Z")
+        );
+    }
+
+    #[test]
+    fn bad_times_are_reported_with_their_argument() {
+        let now = at("2026-11-23T12:00:00Z");
+        for bad in [
+            "yesterday",
+            "",
+            "2026-13-40",
+            "10:00",
+            "-5m",
+            "2026-11-23T10:00:00+2:00",
+            "2026-11-23T10:00:00+25:00",
+            "é2026-11-23T10:00",
+        ] {
+            assert!(parse_time(bad, now).is_err(), "{bad:?} accepted");
+        }
+        let args = ListArgs {
+            hook: None,
+            state: None,
+            event_type: None,
+            since: Some("1h".into()),
+            until: Some("soon".into()),
+            limit: 50,
+            json: false,
+        };
+        let err = query_of(&args, now).expect_err("bad --until");
+        assert!(err.starts_with("--until: 'soon'"), "{err}");
+    }
+
+    #[test]
+    fn sinks_render_as_name_state_attempts() {
+        use crate::store::{EventState, JobState, SinkStatus};
+        let mut e = EventSummary {
+            hook: "okta".into(),
+            uuid: "u".into(),
+            event_id: "e".into(),
+            event_type: "t".into(),
+            published: None,
+            received_at: 0,
+            state: EventState::Ignored,
+            sinks: Vec::new(),
+        };
+        assert_eq!(sinks_cell(&e), "-");
+        e.sinks = vec![
+            SinkStatus {
+                sink: "siem".into(),
+                state: JobState::Delivered,
+                attempts: 1,
+                last_error: None,
+                next_attempt_at: None,
+            },
+            SinkStatus {
+                sink: "hr".into(),
+                state: JobState::Dead,
+                attempts: 5,
+                last_error: Some("HTTP 500".into()),
+                next_attempt_at: None,
+            },
+        ];
+        assert_eq!(sinks_cell(&e), "siem:delivered(1) hr:dead(5)");
+        let mut buf = Vec::new();
+        write_table(&mut buf, &[e]).expect("write");
+        let text = String::from_utf8(buf).expect("utf8");
+        assert!(text.starts_with("RECEIVED"), "{text}");
+        assert!(text.contains("1970-01-01T00:00:00.000Z  okta"), "{text}");
+    }
 }

@@ -1,58 +1,2051 @@
-//! The embedded store: SQLite in WAL mode with one writer thread and group commit.
-//! (Being written: see the module docs of `store` for the contract.)
+//! The embedded store: SQLite in WAL mode, one writer thread with group commit,
+//! reads on their own connections.
+//!
+//! # Why one writer thread
+//!
+//! SQLite allows one writer at a time. If every request wrote on its own connection,
+//! concurrent deliveries would queue on the database lock (`SQLITE_BUSY`, busy-handler
+//! sleeps) and each would pay its own fsync. Instead every write (ingest, claim,
+//! finish, replay, prune, the readiness probe) is a [`Cmd`] sent to one thread that
+//! owns the write connection. That thread blocks for one command, takes whatever
+//! else is already queued (up to `store.group_commit_max`), runs the lot in ONE
+//! transaction and commits once: under load, an acknowledgement costs a share of
+//! one fsync instead of a whole one, and our own writers never contend.
+//!
+//! Each command runs inside its own `SAVEPOINT`, so a command that fails (bad input,
+//! capacity, a constraint) rolls back only itself; the others of the batch still
+//! commit. If the `COMMIT` itself fails (disk full, IO error), every command of the
+//! batch is answered `Unavailable`: nothing is reported stored that is not durable.
+//!
+//! # Durability
+//!
+//! `journal_mode=WAL` with `synchronous=FULL`: in WAL mode `NORMAL` does not sync the
+//! WAL at commit, so a power loss could lose transactions that were already
+//! acknowledged to Okta. `FULL` syncs the WAL on every commit; group commit is what
+//! keeps that affordable.
+//!
+//! # Readers
+//!
+//! `list`, `get` and `stats` run on a small pool of read-only (`query_only`)
+//! connections from `spawn_blocking`. WAL lets them read a consistent snapshot while
+//! the writer commits, so inspection never delays an acknowledgement.
+//!
+//! # Other processes
+//!
+//! The `hookwarden events` CLI opens the same file while the service runs (see
+//! [`OpenMode::Cli`]). Its writes (replay) change the number of pending jobs behind
+//! the service's back; the writer notices through `PRAGMA data_version` (which moves
+//! only when *another* connection commits) and recounts.
 
 use super::*;
 use crate::config::StoreConfig;
-use std::path::Path;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
+use serde_json::value::RawValue;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
 
-/// The embedded SQLite store.
-pub struct SqliteStore {}
+/// Version of the schema below, kept in `PRAGMA user_version`. Bump it with a migration
+/// step in [`migrate`] whenever the schema changes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for a lock held by another process (the CLI next to the
+/// service, or the service next to the CLI) before giving up with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Events deleted per transaction by [`Store::prune`]: a large retention sweep must not
+/// hold the writer (and so every acknowledgement) for long.
+const PRUNE_CHUNK: u64 = 500;
+
+/// `EventQuery::limit` of 0 means this many.
+const DEFAULT_LIST_LIMIT: usize = 50;
+
+/// Idle read connections kept open; more are opened when needed and closed afterwards.
+const IDLE_READERS: usize = 4;
+
+/// After a checkpoint, the WAL file is truncated to at most this size, so one burst
+/// does not leave a huge WAL behind forever.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// The schema. `(uuid, hook)` rather than `(hook, uuid)` is the key order so that the
+/// key's own index also serves lookups by uuid alone (`get`, `replay <uuid>`), which
+/// have no hook; the uniqueness it enforces is the same.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    uuid        TEXT NOT NULL,
+    hook        TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    event_type  TEXT NOT NULL,
+    published   TEXT,
+    received_at INTEGER NOT NULL,
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (uuid, hook)
+);
+-- list (newest first) and prune (oldest) walk this index.
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id              INTEGER PRIMARY KEY,
+    uuid            TEXT NOT NULL,
+    hook            TEXT NOT NULL,
+    sink            TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    claims          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER,
+    lease_token     INTEGER,
+    last_error      TEXT,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (uuid, hook, sink),
+    FOREIGN KEY (uuid, hook) REFERENCES events (uuid, hook) ON DELETE CASCADE
+);
+-- claim: due pending jobs, oldest due first. Partial, so delivered jobs cost nothing here.
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (next_attempt_at) WHERE state = 'pending';
+-- counts by state (stats, backlog), replay of dead letters (optionally per hook).
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, hook);
+";
+
+/// An event's state derived from its jobs, as SQL over the event row `e`
+/// (see [`EventState`]: any dead → dead; else any pending → pending; else delivered;
+/// no jobs → ignored).
+const EVENT_STATE_SQL: &str = "(SELECT CASE
+        WHEN COUNT(*) = 0 THEN 'ignored'
+        WHEN SUM(j.state = 'dead') > 0 THEN 'dead'
+        WHEN SUM(j.state = 'pending') > 0 THEN 'pending'
+        ELSE 'delivered' END
+    FROM jobs j WHERE j.uuid = e.uuid AND j.hook = e.hook)";
+
+/// Who opens the database; decides what `open` and `close` may do to shared state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The service: the one process that claims jobs from this file. At open it clears
+    /// every lease (a lease still set can only be left over by a crash of the previous
+    /// run, and waiting for it to expire would only delay those jobs; their
+    /// `claims > attempts` still marks them interrupted). At close it checkpoints and
+    /// truncates the WAL.
+    Service,
+    /// `hookwarden events`, possibly while the service runs on the same file. Leaves
+    /// leases alone (they belong to the running service's workers) and does not
+    /// truncate the WAL at close (`wal_checkpoint(TRUNCATE)` waits for the service's
+    /// writer and readers and would stall its acknowledgements).
+    Cli,
+}
+
+/// The embedded SQLite store. See the module docs for the design.
+pub struct SqliteStore {
+    /// Commands to the writer thread; `None` once [`Store::close`] has begun.
+    tx: Mutex<Option<mpsc::Sender<Cmd>>>,
+    /// The writer thread, joined by `close`. An async mutex so that a second `close`
+    /// waits for the first one to finish instead of returning early.
+    writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Readers>,
+    commits: Arc<AtomicU64>,
+}
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path` for the service; see [`OpenMode::Service`].
     pub fn open(path: &Path, config: &StoreConfig) -> Result<SqliteStore, StoreError> {
-        let _ = (path, config);
-        todo!()
+        Self::open_with(path, config, OpenMode::Service)
+    }
+
+    /// Opens the database for the `events` CLI, safe next to a running service; see [`OpenMode::Cli`].
+    pub fn open_for_cli(path: &Path, config: &StoreConfig) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, config, OpenMode::Cli)
+    }
+
+    /// Opens (creating the file, its folder and the schema if needed) the database at `path`.
+    pub fn open_with(
+        path: &Path,
+        config: &StoreConfig,
+        mode: OpenMode,
+    ) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let at = |e: rusqlite::Error| {
+            StoreError::Unavailable(format!("cannot open the store {}: {e}", path.display()))
+        };
+        let mut conn = Connection::open(path).map_err(at)?;
+        configure_writer(&conn, path)?;
+        migrate(&mut conn, path)?;
+        if mode == OpenMode::Service {
+            conn.execute(
+                "UPDATE jobs SET lease_until = NULL, lease_token = NULL
+                 WHERE state = 'pending' AND lease_until IS NOT NULL",
+                [],
+            )
+            .map_err(at)?;
+        }
+        let pending = count_pending(&conn).map_err(at)?;
+        let data_version = data_version(&conn).map_err(at)?;
+
+        let readers = Arc::new(Readers {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        });
+        // Open one reader now: a file we can write but not read should fail here, not later.
+        readers.run(|_| Ok(()))?;
+
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            conn,
+            mode,
+            max_batch: config.group_commit_max.max(1),
+            max_backlog: config.max_backlog,
+            pending,
+            data_version,
+            commits: commits.clone(),
+        };
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("hookwarden-store".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the store writer: {e}")))?;
+        Ok(SqliteStore {
+            tx: Mutex::new(Some(tx)),
+            writer: tokio::sync::Mutex::new(Some(handle)),
+            readers,
+            commits,
+        })
+    }
+
+    /// Transactions committed by the writer since open (each one a group of commands).
+    pub fn group_commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Sends a command to the writer thread and waits for its answer (after the commit).
+    async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = lock(&self.tx);
+            let Some(tx) = tx.as_ref() else {
+                return Err(StoreError::Closed);
+            };
+            tx.send(make(reply)).map_err(|_| {
+                StoreError::Unavailable("the store writer thread has stopped".into())
+            })?;
+        }
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("the store writer thread stopped before answering".into())
+        })?
+    }
+
+    /// Runs a read on a pooled read connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.run(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store read task failed: {e}")))?
+    }
+
+    /// Runs SQL on the writer connection inside a batch (tests: e.g. `PRAGMA max_page_count`).
+    #[cfg(test)]
+    async fn exec_for_test(&self, sql: &str) -> Result<(), StoreError> {
+        let sql = sql.to_owned();
+        self.write(|reply| Cmd::Exec(sql, reply)).await
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
-        let _ = delivery;
-        todo!()
+        self.write(|reply| Cmd::Ingest(delivery, reply)).await
     }
+
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
-        let _ = (max, lease);
-        todo!()
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        self.write(|reply| Cmd::Claim {
+            max,
+            lease_ms,
+            reply,
+        })
+        .await
     }
+
     async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError> {
-        let _ = (job, outcome);
-        todo!()
+        let (id, token) = (job.id, job.lease_token);
+        self.write(|reply| Cmd::Finish {
+            id,
+            token,
+            outcome,
+            reply,
+        })
+        .await
     }
+
     async fn list(&self, query: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
-        let _ = query;
-        todo!()
+        let query = query.clone();
+        self.read(move |conn| list_events(conn, &query)).await
     }
+
     async fn get(&self, uuid: &str) -> Result<Vec<EventDetail>, StoreError> {
-        let _ = uuid;
-        todo!()
+        let uuid = uuid.to_owned();
+        self.read(move |conn| get_events(conn, &uuid)).await
     }
+
     async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError> {
-        let _ = target;
-        todo!()
+        let target = target.clone();
+        self.write(|reply| Cmd::Replay(target, reply)).await
     }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        todo!()
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
+                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead'),
+                        (SELECT COUNT(*) FROM events)",
+                [],
+                |r| {
+                    Ok(StoreStats {
+                        backlog: count(r.get(0)?),
+                        dead: count(r.get(1)?),
+                        events: count(r.get(2)?),
+                    })
+                },
+            )
+            .db()
+        })
+        .await
     }
+
     async fn check_writable(&self) -> Result<(), StoreError> {
-        todo!()
+        self.write(Cmd::CheckWritable).await
     }
+
     async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
-        let _ = before;
-        todo!()
+        // One chunk per command: between chunks the writer serves the queued ingests.
+        let mut total = 0;
+        loop {
+            let n = self
+                .write(|reply| Cmd::Prune {
+                    before,
+                    chunk: PRUNE_CHUNK,
+                    reply,
+                })
+                .await?;
+            total += n;
+            if n < PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
     }
+
     async fn close(&self) {
-        todo!()
+        self.readers.close();
+        // Dropping the only sender lets the writer drain what is queued, commit it,
+        // checkpoint and return.
+        drop(lock(&self.tx).take());
+        let mut writer = self.writer.lock().await;
+        if let Some(handle) = writer.take() {
+            match tokio::task::spawn_blocking(move || handle.join()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => tracing::error!("the store writer thread panicked"),
+                Err(e) => tracing::error!(error = %e, "could not wait for the store writer thread"),
+            }
+        }
+    }
+}
+
+/// Locks a std mutex, ignoring poisoning: the data behind our mutexes (a sender, idle
+/// connections) stays valid even if a thread panicked while holding it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every SQLite error is, to callers, the store being unavailable (full disk, IO error,
+/// read-only file, lock timeout...): the delivery must not be acknowledged.
+trait Db<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+/// A SQL count as `u64` (counts are never negative).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Settings of the write connection; see the module docs for why.
+fn configure_writer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let at = |e: rusqlite::Error| {
+        StoreError::Unavailable(format!(
+            "cannot configure the store {}: {e}",
+            path.display()
+        ))
+    };
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(at)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "cannot use WAL mode on {} (journal mode stays '{mode}'): the store must be on a local disk",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(at)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(at)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(at)?;
+    Ok(())
+}
+
+/// Creates the schema, or refuses a file written by a newer version.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let at = |e: rusqlite::Error| {
+        StoreError::Unavailable(format!(
+            "cannot create the schema in {}: {e}",
+            path.display()
+        ))
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(at)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "{} has schema version {version}, written by a newer hookwarden (this one knows up to {SCHEMA_VERSION})",
+            path.display()
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Future versions: `if version < 2 { ALTER ... }` steps go here, in this transaction.
+    let create = |conn: &mut Connection| -> rusqlite::Result<()> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('created_at', ?1) ON CONFLICT (key) DO NOTHING",
+            params![format_millis(now_millis())],
+        )?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()
+    };
+    create(conn).map_err(at)
+}
+
+fn count_pending(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'pending'",
+        [],
+        |r| r.get(0),
+    )
+    .map(count)
+}
+
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+}
+
+// ---------------------------------------------------------------------------------
+// Readers
+
+/// A small pool of read connections.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+impl Readers {
+    fn open_conn(&self) -> rusqlite::Result<Connection> {
+        // Read-write flags (no CREATE) plus `query_only`: a WAL reader may need to write
+        // the `-shm` index, which a read-only open can refuse; `query_only` keeps it a reader.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on an idle connection (or a new one) and puts the connection back.
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let conn = match lock(&self.idle).pop() {
+            Some(conn) => conn,
+            None => self.open_conn().db()?,
+        };
+        let out = f(&conn);
+        let mut idle = lock(&self.idle);
+        // Checked under the lock that `close` takes, so no connection outlives `close` in the pool.
+        if !self.closed.load(Ordering::Acquire) && idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn close(&self) {
+        let mut idle = lock(&self.idle);
+        self.closed.store(true, Ordering::Release);
+        idle.clear();
+    }
+}
+
+fn parse_job_state(s: &str) -> rusqlite::Result<JobState> {
+    JobState::parse(s).ok_or_else(|| bad_value(format!("unknown job state '{s}'")))
+}
+
+fn parse_event_state(s: &str) -> rusqlite::Result<EventState> {
+    match s {
+        "pending" => Ok(EventState::Pending),
+        "delivered" => Ok(EventState::Delivered),
+        "dead" => Ok(EventState::Dead),
+        "ignored" => Ok(EventState::Ignored),
+        _ => Err(bad_value(format!("unknown event state '{s}'"))),
+    }
+}
+
+fn bad_value(msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::<dyn std::error::Error + Send + Sync>::from(msg),
+    )
+}
+
+/// Attempts as stored (an INTEGER) to the `u32` of the API.
+fn attempts(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Translates an event type glob (only `*` is a wildcard) to SQLite `GLOB`, whose other
+/// special characters (`?`, `[`) are made literal. `GLOB` rather than `LIKE`: it is
+/// case-sensitive, like [`glob_match`] and like Okta's event types.
+fn sqlite_glob(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len() + 8);
+    for c in glob.chars() {
+        match c {
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Columns 0..=5 of an [`EventSummary`] row; column 6 is the derived state, and the
+/// sinks are read separately.
+const SUMMARY_COLUMNS: &str =
+    "e.hook, e.uuid, e.event_id, e.event_type, e.published, e.received_at";
+
+fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
+    let state: String = r.get(6)?;
+    Ok(EventSummary {
+        hook: r.get(0)?,
+        uuid: r.get(1)?,
+        event_id: r.get(2)?,
+        event_type: r.get(3)?,
+        published: r.get(4)?,
+        received_at: r.get(5)?,
+        state: parse_event_state(&state)?,
+        sinks: Vec::new(),
+    })
+}
+
+fn sinks_of(conn: &Connection, uuid: &str, hook: &str) -> rusqlite::Result<Vec<SinkStatus>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sink, state, attempts, last_error, next_attempt_at
+         FROM jobs WHERE uuid = ?1 AND hook = ?2 ORDER BY sink",
+    )?;
+    let rows = stmt.query_map(params![uuid, hook], |r| {
+        let state = parse_job_state(&r.get::<_, String>(1)?)?;
+        Ok(SinkStatus {
+            sink: r.get(0)?,
+            state,
+            attempts: attempts(r.get(2)?),
+            last_error: r.get(3)?,
+            next_attempt_at: if state == JobState::Pending {
+                Some(r.get(4)?)
+            } else {
+                None
+            },
+        })
+    })?;
+    rows.collect()
+}
+
+fn list_events(conn: &Connection, q: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+    use rusqlite::types::Value;
+    let mut sql = format!("SELECT {SUMMARY_COLUMNS}, {EVENT_STATE_SQL} FROM events e WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(hook) = &q.hook {
+        sql.push_str(" AND e.hook = ?");
+        args.push(Value::Text(hook.clone()));
+    }
+    if let Some(t) = &q.event_type {
+        if t.contains('*') {
+            sql.push_str(" AND e.event_type GLOB ?");
+            args.push(Value::Text(sqlite_glob(t)));
+        } else {
+            sql.push_str(" AND e.event_type = ?");
+            args.push(Value::Text(t.clone()));
+        }
+    }
+    if let Some(since) = q.since {
+        sql.push_str(" AND e.received_at >= ?");
+        args.push(Value::Integer(since));
+    }
+    if let Some(until) = q.until {
+        sql.push_str(" AND e.received_at < ?");
+        args.push(Value::Integer(until));
+    }
+    if let Some(state) = q.state {
+        sql.push_str(&format!(" AND {EVENT_STATE_SQL} = ?"));
+        args.push(Value::Text(state.as_str().to_owned()));
+    }
+    // rowid breaks ties between events of one delivery (same received_at) in arrival order.
+    sql.push_str(" ORDER BY e.received_at DESC, e.rowid DESC LIMIT ?");
+    let limit = if q.limit == 0 {
+        DEFAULT_LIST_LIMIT
+    } else {
+        q.limit
+    };
+    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+
+    // One snapshot for the events and their sinks.
+    let tx = conn.unchecked_transaction().db()?;
+    let mut out = {
+        let mut stmt = tx.prepare(&sql).db()?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), summary_from_row)
+            .db()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().db()?
+    };
+    for s in &mut out {
+        s.sinks = sinks_of(&tx, &s.uuid, &s.hook).db()?;
+    }
+    tx.finish().db()?;
+    Ok(out)
+}
+
+fn get_events(conn: &Connection, uuid: &str) -> Result<Vec<EventDetail>, StoreError> {
+    let tx = conn.unchecked_transaction().db()?;
+    let rows = {
+        let mut stmt = tx
+            .prepare(&format!(
+                "SELECT {SUMMARY_COLUMNS}, {EVENT_STATE_SQL}, e.payload
+                 FROM events e WHERE e.uuid = ?1 ORDER BY e.hook"
+            ))
+            .db()?;
+        let rows = stmt
+            .query_map(params![uuid], |r| {
+                Ok((summary_from_row(r)?, r.get::<_, String>(7)?))
+            })
+            .db()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().db()?
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (mut summary, payload) in rows {
+        summary.sinks = sinks_of(&tx, &summary.uuid, &summary.hook).db()?;
+        out.push(EventDetail {
+            summary,
+            event: raw_json(payload)?,
+        });
+    }
+    tx.finish().db()?;
+    Ok(out)
+}
+
+/// The stored payload as raw JSON. The handler stores only JSON it parsed, so the
+/// fallback (the text as a JSON string) is for a hand-edited database: showing the
+/// text beats failing the whole `show`.
+fn raw_json(payload: String) -> Result<Box<RawValue>, StoreError> {
+    if serde_json::from_str::<&RawValue>(&payload).is_ok() {
+        RawValue::from_string(payload)
+    } else {
+        serde_json::value::to_raw_value(&payload)
+    }
+    .map_err(|e| StoreError::Unavailable(format!("a stored event payload: {e}")))
+}
+
+// ---------------------------------------------------------------------------------
+// Writer
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write for the writer thread, with where to send its answer.
+enum Cmd {
+    Ingest(Delivery, Reply<IngestOutcome>),
+    Claim {
+        max: usize,
+        lease_ms: i64,
+        reply: Reply<Vec<Job>>,
+    },
+    Finish {
+        id: i64,
+        token: i64,
+        outcome: JobOutcome,
+        reply: Reply<()>,
+    },
+    Replay(ReplayTarget, Reply<u64>),
+    Prune {
+        before: Millis,
+        chunk: u64,
+        reply: Reply<u64>,
+    },
+    CheckWritable(Reply<()>),
+    #[cfg(test)]
+    Exec(String, Reply<()>),
+    #[cfg(test)]
+    Sleep(Duration, Reply<()>),
+}
+
+impl Cmd {
+    /// Answers without running: the transaction could not even start.
+    fn reject(self, msg: &str) {
+        let e = || StoreError::Unavailable(msg.to_owned());
+        match self {
+            Cmd::Ingest(_, r) => drop(r.send(Err(e()))),
+            Cmd::Claim { reply, .. } => drop(reply.send(Err(e()))),
+            Cmd::Finish { reply, .. } => drop(reply.send(Err(e()))),
+            Cmd::Replay(_, r) => drop(r.send(Err(e()))),
+            Cmd::Prune { reply, .. } => drop(reply.send(Err(e()))),
+            Cmd::CheckWritable(r) => drop(r.send(Err(e()))),
+            #[cfg(test)]
+            Cmd::Exec(_, r) | Cmd::Sleep(_, r) => drop(r.send(Err(e()))),
+        }
+    }
+}
+
+/// Sends a command's answer once the fate of its transaction is known: given `None`
+/// (committed) it sends the command's own result; given `Some(reason)` (the
+/// transaction was lost) a success becomes `Unavailable(reason)`.
+type Responder = Box<dyn FnOnce(Option<&str>)>;
+
+fn responder<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Responder {
+    Box::new(move |lost: Option<&str>| {
+        let out = match (result, lost) {
+            (Ok(_), Some(reason)) => Err(StoreError::Unavailable(reason.to_owned())),
+            (result, _) => result,
+        };
+        // The caller may have given up (timeout); nothing to do then.
+        let _ = reply.send(out);
+    })
+}
+
+/// A command's result and its change to the number of pending jobs.
+type Applied<T> = Result<(T, i64), StoreError>;
+
+/// Turns a command's result into its responder and, on success, its pending delta.
+fn split<T: Send + 'static>(reply: Reply<T>, applied: Applied<T>) -> (Responder, Option<i64>) {
+    match applied {
+        Ok((value, delta)) => (responder(reply, Ok(value)), Some(delta)),
+        Err(e) => (responder(reply, Err(e)), None),
+    }
+}
+
+/// The writer thread's state: it alone owns the write connection.
+struct Writer {
+    conn: Connection,
+    mode: OpenMode,
+    max_batch: usize,
+    max_backlog: u64,
+    /// Pending jobs as of the last commit. Kept here so that the capacity check of each
+    /// ingest is free; recounted when another process has written (see `data_version`).
+    pending: u64,
+    /// Last `PRAGMA data_version` seen: it changes only when another connection commits.
+    data_version: i64,
+    commits: Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+        // `recv` fails once every sender is gone (close, or the store dropped) and the
+        // queue is empty: what was queued before is still committed.
+        while let Ok(first) = rx.recv() {
+            let mut batch = Vec::with_capacity(self.max_batch.min(64));
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch);
+        }
+        self.shutdown();
+    }
+
+    fn begin(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Under the write lock now: nobody can change the count while we look at it.
+        let version = data_version(&self.conn)?;
+        if version != self.data_version {
+            self.pending = count_pending(&self.conn)?;
+            self.data_version = version;
+        }
+        Ok(())
+    }
+
+    /// Runs a group of commands in one transaction, one savepoint each, then answers them all.
+    fn run_batch(&mut self, batch: Vec<Cmd>) {
+        let mut done: Vec<Responder> = Vec::with_capacity(batch.len());
+        let mut delta: i64 = 0;
+        let mut in_txn = false;
+        let mut cmds = batch.into_iter();
+        while let Some(cmd) = cmds.next() {
+            if !in_txn {
+                if let Err(e) = self.begin() {
+                    let msg = format!("cannot start a transaction: {e}");
+                    self.rollback();
+                    cmd.reject(&msg);
+                    cmds.for_each(|c| c.reject(&msg));
+                    break;
+                }
+                in_txn = true;
+            }
+            if let Err(e) = self.conn.execute_batch("SAVEPOINT cmd") {
+                cmd.reject(&e.to_string());
+                in_txn = self.after_failure(&mut done, &mut delta);
+                continue;
+            }
+            let pending_now =
+                u64::try_from(i64::try_from(self.pending).unwrap_or(i64::MAX) + delta).unwrap_or(0);
+            let (respond, ok) = self.apply(cmd, pending_now);
+            match ok.map(|d| (d, self.conn.execute_batch("RELEASE cmd"))) {
+                Some((d, Ok(()))) => {
+                    delta += d;
+                    done.push(respond);
+                }
+                Some((_, Err(e))) => {
+                    respond(Some(&e.to_string()));
+                    in_txn = self.after_failure(&mut done, &mut delta);
+                }
+                None => {
+                    done.push(respond);
+                    in_txn = self.after_failure(&mut done, &mut delta);
+                }
+            }
+        }
+        if !in_txn {
+            // Only failed commands can be left: they answer with their own errors.
+            done.into_iter().for_each(|r| r(None));
+            return;
+        }
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.pending = u64::try_from(
+                    i64::try_from(self.pending)
+                        .unwrap_or(i64::MAX)
+                        .saturating_add(delta),
+                )
+                .unwrap_or(0);
+                done.into_iter().for_each(|r| r(None));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, commands = done.len(), "store commit failed; the whole batch is answered as not stored");
+                self.rollback();
+                let msg = format!("commit failed: {e}");
+                done.into_iter().for_each(|r| r(Some(&msg)));
+            }
+        }
+    }
+
+    /// After a command failed: undoes its savepoint; returns whether the transaction is
+    /// still open. SQLite may roll back the whole transaction by itself on some errors
+    /// (IO error, disk full); then every earlier command of the batch is lost too and
+    /// is answered so, and the next command starts a new transaction.
+    fn after_failure(&mut self, done: &mut Vec<Responder>, delta: &mut i64) -> bool {
+        if self.conn.is_autocommit() {
+            let msg = "the transaction was rolled back by SQLite after an error in the same batch";
+            tracing::error!("{msg}");
+            done.drain(..).for_each(|r| r(Some(msg)));
+            *delta = 0;
+            return false;
+        }
+        if let Err(e) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
+            // Cannot isolate the failure: give the whole transaction up.
+            let msg = format!("cannot roll back a failed command: {e}");
+            tracing::error!("{msg}");
+            self.rollback();
+            done.drain(..).for_each(|r| r(Some(&msg)));
+            *delta = 0;
+            return false;
+        }
+        true
+    }
+
+    fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "store rollback failed");
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: Cmd, pending_now: u64) -> (Responder, Option<i64>) {
+        let conn = &self.conn;
+        match cmd {
+            Cmd::Ingest(delivery, reply) => split(
+                reply,
+                ingest(conn, &delivery, pending_now, self.max_backlog),
+            ),
+            Cmd::Claim {
+                max,
+                lease_ms,
+                reply,
+            } => split(reply, claim(conn, max, lease_ms)),
+            Cmd::Finish {
+                id,
+                token,
+                outcome,
+                reply,
+            } => split(reply, finish(conn, id, token, outcome)),
+            Cmd::Replay(target, reply) => split(reply, replay(conn, &target)),
+            Cmd::Prune {
+                before,
+                chunk,
+                reply,
+            } => split(reply, prune_chunk(conn, before, chunk)),
+            Cmd::CheckWritable(reply) => split(
+                reply,
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('writable_at', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![format_millis(now_millis())],
+                )
+                .map(|_| ((), 0))
+                .db(),
+            ),
+            #[cfg(test)]
+            Cmd::Exec(sql, reply) => split(reply, conn.execute_batch(&sql).map(|_| ((), 0)).db()),
+            #[cfg(test)]
+            Cmd::Sleep(d, reply) => {
+                std::thread::sleep(d);
+                split(reply, Ok(((), 0)))
+            }
+        }
+    }
+
+    fn shutdown(mut self) {
+        self.rollback();
+        if self.mode == OpenMode::Service {
+            match self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                }) {
+                Ok(0) => {}
+                Ok(_) => {
+                    tracing::info!("store checkpoint at close was incomplete: a reader was busy")
+                }
+                Err(e) => tracing::warn!(error = %e, "store checkpoint at close failed"),
+            }
+        }
+        if let Err((_, e)) = self.conn.close() {
+            tracing::warn!(error = %e, "closing the store failed");
+        }
+    }
+}
+
+fn ingest(
+    conn: &Connection,
+    d: &Delivery,
+    pending_now: u64,
+    max_backlog: u64,
+) -> Applied<IngestOutcome> {
+    // Checked before writing; one delivery may take the backlog somewhat past the limit,
+    // which is fine: the limit protects the disk, it is not an exact quota.
+    if pending_now >= max_backlog {
+        return Err(StoreError::Full(pending_now));
+    }
+    let now = now_millis();
+    let mut event = conn
+        .prepare_cached(
+            "INSERT INTO events (uuid, hook, event_id, event_type, published, received_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        )
+        .db()?;
+    let mut job = conn
+        .prepare_cached(
+            "INSERT INTO jobs (uuid, hook, sink, state, attempts, claims, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, 'pending', 0, 0, ?4, ?4) ON CONFLICT DO NOTHING",
+        )
+        .db()?;
+    let mut outcome = IngestOutcome::default();
+    let mut added = 0i64;
+    for e in &d.events {
+        let inserted = event
+            .execute(params![
+                e.uuid,
+                d.hook,
+                d.event_id,
+                e.event_type,
+                e.published,
+                d.received_at,
+                e.payload
+            ])
+            .db()?;
+        if inserted == 0 {
+            outcome.duplicates += 1;
+            continue;
+        }
+        outcome.stored += 1;
+        for sink in &e.sinks {
+            // DO NOTHING: a sink listed twice gets one job.
+            added += job.execute(params![e.uuid, d.hook, sink, now]).db()? as i64;
+        }
+    }
+    Ok((outcome, added))
+}
+
+/// `INDEXED BY`: without statistics the planner prefers `jobs_state` (an equality on
+/// `state`) and then sorts every pending job; `jobs_due` gives the due ones in order.
+const CLAIM_SQL: &str = "
+    SELECT j.id, j.hook, j.sink, j.uuid, j.attempts, j.claims,
+           e.event_id, e.event_type, e.received_at, e.payload
+    FROM jobs j INDEXED BY jobs_due JOIN events e ON e.uuid = j.uuid AND e.hook = j.hook
+    WHERE j.state = 'pending' AND j.next_attempt_at <= ?1
+      AND (j.lease_until IS NULL OR j.lease_until < ?1)
+    ORDER BY j.next_attempt_at, j.id
+    LIMIT ?2";
+
+fn claim(conn: &Connection, max: usize, lease_ms: i64) -> Applied<Vec<Job>> {
+    if max == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let now = now_millis();
+    let until = now.saturating_add(lease_ms);
+    let mut jobs = {
+        let mut stmt = conn.prepare_cached(CLAIM_SQL).db()?;
+        let rows = stmt
+            .query_map(params![now, i64::try_from(max).unwrap_or(i64::MAX)], |r| {
+                let attempts_made: i64 = r.get(4)?;
+                let claims: i64 = r.get(5)?;
+                Ok(Job {
+                    id: r.get(0)?,
+                    lease_token: 0,
+                    hook: r.get(1)?,
+                    sink: r.get(2)?,
+                    uuid: r.get(3)?,
+                    event_id: r.get(6)?,
+                    event_type: r.get(7)?,
+                    received_at: r.get(8)?,
+                    attempts: attempts(attempts_made),
+                    // Every finished claim adds one attempt, so more claims than
+                    // attempts means a claim ended without an outcome.
+                    interrupted: claims > attempts_made,
+                    payload: r.get(9)?,
+                })
+            })
+            .db()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().db()?
+    };
+    let mut lease = conn
+        .prepare_cached(
+            "UPDATE jobs SET lease_until = ?2, lease_token = ?3, claims = claims + 1, updated_at = ?4
+             WHERE id = ?1",
+        )
+        .db()?;
+    for job in &mut jobs {
+        job.lease_token = fastrand::i64(..);
+        lease
+            .execute(params![job.id, until, job.lease_token, now])
+            .db()?;
+    }
+    Ok((jobs, 0))
+}
+
+fn finish(conn: &Connection, id: i64, token: i64, outcome: JobOutcome) -> Applied<()> {
+    let now = now_millis();
+    // `lease_token = ?2`: a worker whose lease expired and was taken over (or whose job
+    // was replayed) changes nothing. Every outcome adds one attempt (see `claim`).
+    let changed = match &outcome {
+        JobOutcome::Delivered => conn.execute(
+            "UPDATE jobs SET state = 'delivered', attempts = attempts + 1,
+                 lease_until = NULL, lease_token = NULL, updated_at = ?3
+             WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
+            params![id, token, now],
+        ),
+        JobOutcome::Retry { at, error } => conn.execute(
+            "UPDATE jobs SET attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4,
+                 lease_until = NULL, lease_token = NULL, updated_at = ?5
+             WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
+            params![id, token, at, error, now],
+        ),
+        JobOutcome::Dead { error } => conn.execute(
+            "UPDATE jobs SET state = 'dead', attempts = attempts + 1, last_error = ?3,
+                 lease_until = NULL, lease_token = NULL, updated_at = ?4
+             WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
+            params![id, token, error, now],
+        ),
+    }
+    .db()?;
+    let delta = match outcome {
+        JobOutcome::Retry { .. } => 0,
+        JobOutcome::Delivered | JobOutcome::Dead { .. } => -(changed as i64),
+    };
+    Ok(((), delta))
+}
+
+fn replay(conn: &Connection, target: &ReplayTarget) -> Applied<u64> {
+    let now = now_millis();
+    const SET: &str = "UPDATE jobs SET state = 'pending', next_attempt_at = ?1,
+        lease_until = NULL, lease_token = NULL, updated_at = ?1";
+    match target {
+        ReplayTarget::Event { uuid, hook } => {
+            // Jobs not pending yet become pending: that is the change to the backlog.
+            let revived: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM jobs
+                     WHERE uuid = ?1 AND (?2 IS NULL OR hook = ?2) AND state <> 'pending'",
+                    params![uuid, hook],
+                    |r| r.get(0),
+                )
+                .db()?;
+            let n = conn
+                .execute(
+                    &format!("{SET} WHERE uuid = ?2 AND (?3 IS NULL OR hook = ?3)"),
+                    params![now, uuid, hook],
+                )
+                .db()?;
+            Ok((n as u64, revived))
+        }
+        ReplayTarget::AllDead { hook } => {
+            let n = match hook {
+                Some(hook) => conn.execute(
+                    &format!("{SET} WHERE state = 'dead' AND hook = ?2"),
+                    params![now, hook],
+                ),
+                None => conn.execute(&format!("{SET} WHERE state = 'dead'"), params![now]),
+            }
+            .db()?;
+            Ok((n as u64, n as i64))
+        }
+    }
+}
+
+fn prune_chunk(conn: &Connection, before: Millis, chunk: u64) -> Applied<u64> {
+    // Jobs go with their event (ON DELETE CASCADE). Only events with nothing left to do:
+    // every job delivered, or no job at all.
+    let n = conn
+        .execute(
+            "DELETE FROM events WHERE rowid IN (
+                 SELECT e.rowid FROM events e
+                 WHERE e.received_at < ?1
+                   AND NOT EXISTS (SELECT 1 FROM jobs j
+                                   WHERE j.uuid = e.uuid AND j.hook = e.hook AND j.state <> 'delivered')
+                 ORDER BY e.received_at
+                 LIMIT ?2)",
+            params![before, i64::try_from(chunk).unwrap_or(i64::MAX)],
+        )
+        .db()?;
+    Ok((n as u64, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreBackend;
+
+    fn config(max_backlog: u64) -> StoreConfig {
+        StoreConfig {
+            backend: StoreBackend::Sqlite,
+            path: None,
+            max_backlog,
+            retention: Duration::from_secs(7 * 86_400),
+            group_commit_max: 64,
+        }
+    }
+
+    fn open_at(dir: &tempfile::TempDir, max_backlog: u64) -> SqliteStore {
+        SqliteStore::open(&dir.path().join("sub/hookwarden.db"), &config(max_backlog))
+            .expect("open")
+    }
+
+    fn event(uuid: &str, event_type: &str, sinks: &[&str]) -> NewEvent {
+        NewEvent {
+            uuid: uuid.to_owned(),
+            event_type: event_type.to_owned(),
+            published: Some("2026-11-23T10:00:00.000Z".to_owned()),
+            payload: format!(r#"{{"uuid":"{uuid}","eventType":"{event_type}"}}"#),
+            sinks: sinks.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn delivery(hook: &str, events: Vec<NewEvent>) -> Delivery {
+        Delivery {
+            hook: hook.to_owned(),
+            event_id: "evt-1".to_owned(),
+            received_at: now_millis(),
+            events,
+        }
+    }
+
+    fn delivery_at(hook: &str, at: Millis, events: Vec<NewEvent>) -> Delivery {
+        Delivery {
+            received_at: at,
+            ..delivery(hook, events)
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn ingest_counts_stored_and_duplicates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        let out = store
+            .ingest(delivery(
+                "okta",
+                vec![
+                    event("a", "t", &["s"]),
+                    event("b", "t", &["s"]),
+                    event("a", "t", &["s"]),
+                ],
+            ))
+            .await
+            .expect("ingest");
+        assert_eq!(
+            out,
+            IngestOutcome {
+                stored: 2,
+                duplicates: 1
+            }
+        );
+        let out = store
+            .ingest(delivery(
+                "okta",
+                vec![event("b", "t", &["s"]), event("c", "t", &[])],
+            ))
+            .await
+            .expect("ingest");
+        assert_eq!(
+            out,
+            IngestOutcome {
+                stored: 1,
+                duplicates: 1
+            }
+        );
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.events, stats.backlog, stats.dead), (3, 2, 0));
+        let detail = store.get("a").await.expect("get");
+        assert_eq!(detail.len(), 1);
+        assert_eq!(detail[0].event.get(), r#"{"uuid":"a","eventType":"t"}"#);
+        assert_eq!(
+            detail[0].summary.published.as_deref(),
+            Some("2026-11-23T10:00:00.000Z")
+        );
+        assert_eq!(detail[0].summary.sinks.len(), 1);
+        assert!(store.get("nope").await.expect("get").is_empty());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn same_uuid_in_two_hooks_is_stored_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        for hook in ["one", "two"] {
+            let out = store
+                .ingest(delivery(hook, vec![event("u", "t", &["s"])]))
+                .await
+                .expect("ingest");
+            assert_eq!(out.stored, 1);
+        }
+        let found = store.get("u").await.expect("get");
+        let hooks: Vec<&str> = found.iter().map(|d| d.summary.hook.as_str()).collect();
+        assert_eq!(hooks, ["one", "two"]);
+        assert_eq!(store.stats().await.expect("stats").backlog, 2);
+        // Replay of one hook only touches that hook's jobs.
+        let jobs = store.claim(10, LEASE).await.expect("claim");
+        for j in &jobs {
+            store
+                .finish(j, JobOutcome::Delivered)
+                .await
+                .expect("finish");
+        }
+        let n = store
+            .replay(&ReplayTarget::Event {
+                uuid: "u".into(),
+                hook: Some("two".into()),
+            })
+            .await
+            .expect("replay");
+        assert_eq!(n, 1);
+        let jobs = store.claim(10, LEASE).await.expect("claim");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].hook, "two");
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn group_commit_serves_concurrent_ingests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(open_at(&dir, 100_000));
+        // Hold the writer for a moment so that the ingests queue up behind it.
+        let hold = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(|reply| Cmd::Sleep(Duration::from_millis(300), reply))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let before = store.group_commits();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .ingest(delivery("okta", vec![event(&format!("e{i}"), "t", &["s"])]))
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.expect("join").expect("ingest").stored, 1);
+        }
+        hold.await.expect("join").expect("hold");
+        let commits = store.group_commits() - before;
+        // 200 commands, at most 64 per transaction: 4 commits when all were queued in time.
+        assert!(commits <= 10, "{commits} commits for 200 ingests");
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.events, stats.backlog), (200, 200));
+        store.close().await;
+    }
+
+    /// A batch with a failing command in the middle: the others still commit.
+    #[tokio::test]
+    async fn a_failing_command_does_not_fail_its_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        let before = store.group_commits();
+        let (r1, a1) = oneshot::channel();
+        let (r2, a2) = oneshot::channel();
+        let (r3, a3) = oneshot::channel();
+        {
+            let tx = lock(&store.tx);
+            let tx = tx.as_ref().expect("open");
+            // The sleep holds the writer so the next three arrive as one batch.
+            let (rs, _as) = oneshot::channel();
+            tx.send(Cmd::Sleep(Duration::from_millis(100), rs))
+                .expect("send");
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(Cmd::Ingest(
+                delivery("okta", vec![event("a", "t", &["s"])]),
+                r1,
+            ))
+            .expect("send");
+            tx.send(Cmd::Exec("INSERT INTO no_such_table VALUES (1)".into(), r2))
+                .expect("send");
+            tx.send(Cmd::Ingest(
+                delivery("okta", vec![event("b", "t", &["s"])]),
+                r3,
+            ))
+            .expect("send");
+        }
+        assert_eq!(a1.await.expect("answer").expect("a").stored, 1);
+        assert!(matches!(
+            a2.await.expect("answer"),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(a3.await.expect("answer").expect("b").stored, 1);
+        assert_eq!(
+            store.group_commits() - before,
+            2,
+            "one transaction for the sleep, one for the three"
+        );
+        assert_eq!(store.stats().await.expect("stats").events, 2);
+        store.close().await;
+    }
+
+    /// A batch whose COMMIT fails: every command is answered Unavailable, nothing stays.
+    #[tokio::test]
+    async fn a_failed_commit_fails_the_whole_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        let (r1, a1) = oneshot::channel();
+        let (r2, a2) = oneshot::channel();
+        {
+            let tx = lock(&store.tx);
+            let tx = tx.as_ref().expect("open");
+            let (rs, _as) = oneshot::channel();
+            tx.send(Cmd::Sleep(Duration::from_millis(100), rs))
+                .expect("send");
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(Cmd::Ingest(
+                delivery("okta", vec![event("a", "t", &["s"])]),
+                r1,
+            ))
+            .expect("send");
+            // A deferred foreign key violation passes the statement and fails the COMMIT.
+            tx.send(Cmd::Exec(
+                "PRAGMA defer_foreign_keys = ON;
+                 INSERT INTO jobs (uuid, hook, sink, state, next_attempt_at, updated_at)
+                 VALUES ('orphan', 'okta', 's', 'pending', 0, 0);"
+                    .into(),
+                r2,
+            ))
+            .expect("send");
+        }
+        assert!(matches!(
+            a1.await.expect("answer"),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            a2.await.expect("answer"),
+            Err(StoreError::Unavailable(_))
+        ));
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.events, stats.backlog), (0, 0));
+        // The counter did not take the lost batch: capacity is still right, and it works again.
+        let out = store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("ingest after the failed commit");
+        assert_eq!(out.stored, 1);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn claim_finish_retry_dead_replay_lifecycle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s1", "s2"])]))
+            .await
+            .expect("ingest");
+        let jobs = store.claim(10, LEASE).await.expect("claim");
+        assert_eq!(jobs.len(), 2);
+        assert!(jobs.iter().all(|j| j.attempts == 0 && !j.interrupted));
+        assert_eq!(jobs[0].payload, r#"{"uuid":"a","eventType":"t"}"#);
+        assert_eq!(jobs[0].event_id, "evt-1");
+        // Leased: nothing more to claim.
+        assert!(store.claim(10, LEASE).await.expect("claim").is_empty());
+
+        let (s1, s2) = (&jobs[0], &jobs[1]);
+        store
+            .finish(s1, JobOutcome::Delivered)
+            .await
+            .expect("finish");
+        // Retry in the past: due again at once.
+        store
+            .finish(
+                s2,
+                JobOutcome::Retry {
+                    at: now_millis() - 1,
+                    error: "HTTP 500".into(),
+                },
+            )
+            .await
+            .expect("finish");
+        assert_eq!(store.stats().await.expect("stats").backlog, 1);
+        let again = store.claim(10, LEASE).await.expect("claim");
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (
+                again[0].sink.as_str(),
+                again[0].attempts,
+                again[0].interrupted
+            ),
+            ("s2", 1, false)
+        );
+        // Retry in the future: not claimable.
+        store
+            .finish(
+                &again[0],
+                JobOutcome::Retry {
+                    at: now_millis() + 60_000,
+                    error: "HTTP 502".into(),
+                },
+            )
+            .await
+            .expect("finish");
+        assert!(store.claim(10, LEASE).await.expect("claim").is_empty());
+        let d = &store.get("a").await.expect("get")[0];
+        assert_eq!(d.summary.state, EventState::Pending);
+        let s2_status = d.summary.sinks.iter().find(|s| s.sink == "s2").expect("s2");
+        assert_eq!(s2_status.attempts, 2);
+        assert_eq!(s2_status.last_error.as_deref(), Some("HTTP 502"));
+        assert!(s2_status.next_attempt_at.is_some());
+        let s1_status = d.summary.sinks.iter().find(|s| s.sink == "s1").expect("s1");
+        assert_eq!(
+            (s1_status.state, s1_status.next_attempt_at),
+            (JobState::Delivered, None)
+        );
+
+        // Replay the event: both jobs due now (the delivered one too), attempts kept.
+        let n = store
+            .replay(&ReplayTarget::Event {
+                uuid: "a".into(),
+                hook: None,
+            })
+            .await
+            .expect("replay");
+        assert_eq!(n, 2);
+        assert_eq!(store.stats().await.expect("stats").backlog, 2);
+        let jobs = store.claim(10, LEASE).await.expect("claim");
+        assert_eq!(jobs.len(), 2);
+        for j in &jobs {
+            store
+                .finish(
+                    j,
+                    JobOutcome::Dead {
+                        error: "gone".into(),
+                    },
+                )
+                .await
+                .expect("finish");
+        }
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.backlog, stats.dead), (0, 2));
+        let d = &store.get("a").await.expect("get")[0];
+        assert_eq!(d.summary.state, EventState::Dead);
+        assert!(d
+            .summary
+            .sinks
+            .iter()
+            .all(|s| s.last_error.as_deref() == Some("gone")));
+
+        // Replay every dead letter (of another hook: none; then all).
+        let n = store
+            .replay(&ReplayTarget::AllDead {
+                hook: Some("other".into()),
+            })
+            .await
+            .expect("replay");
+        assert_eq!(n, 0);
+        let n = store
+            .replay(&ReplayTarget::AllDead { hook: None })
+            .await
+            .expect("replay");
+        assert_eq!(n, 2);
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.backlog, stats.dead), (2, 0));
+        let jobs = store.claim(1, LEASE).await.expect("claim");
+        assert_eq!(jobs.len(), 1, "max is respected");
+        assert!(!jobs[0].interrupted);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_stale_lease_token_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        // A lease that expires at once, taken over by a second claim.
+        let first = store.claim(1, Duration::ZERO).await.expect("claim");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = store.claim(1, LEASE).await.expect("claim");
+        assert_eq!(second.len(), 1);
+        assert!(
+            second[0].interrupted,
+            "the first claim ended without an outcome"
+        );
+        assert_ne!(first[0].lease_token, second[0].lease_token);
+        // The stale worker's outcome changes nothing.
+        store
+            .finish(
+                &first[0],
+                JobOutcome::Dead {
+                    error: "stale".into(),
+                },
+            )
+            .await
+            .expect("finish");
+        let d = &store.get("a").await.expect("get")[0];
+        assert_eq!(d.summary.sinks[0].state, JobState::Pending);
+        assert_eq!(d.summary.sinks[0].attempts, 0);
+        // The current one does; finishing twice is ignored too.
+        store
+            .finish(&second[0], JobOutcome::Delivered)
+            .await
+            .expect("finish");
+        store
+            .finish(
+                &second[0],
+                JobOutcome::Dead {
+                    error: "twice".into(),
+                },
+            )
+            .await
+            .expect("finish");
+        let d = &store.get("a").await.expect("get")[0];
+        assert_eq!(
+            (d.summary.sinks[0].state, d.summary.sinks[0].attempts),
+            (JobState::Delivered, 1)
+        );
+        assert_eq!(d.summary.state, EventState::Delivered);
+        assert_eq!(store.stats().await.expect("stats").backlog, 0);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_claim_is_interrupted_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        let jobs = store.claim(1, LEASE).await.expect("claim");
+        assert!(!jobs[0].interrupted);
+        // A crash: no finish. (Dropping without close: the writer still exits on its own.)
+        drop(store);
+        std::thread::sleep(Duration::from_millis(100));
+
+        // The CLI opening the file does not clear the lease of a (possibly running) service.
+        let path = dir.path().join("sub/hookwarden.db");
+        let cli = SqliteStore::open_for_cli(&path, &config(1000)).expect("open cli");
+        assert!(
+            cli.claim(1, LEASE).await.expect("claim").is_empty(),
+            "lease kept"
+        );
+        cli.close().await;
+
+        // The service opening it does: the job is claimable at once, and marked interrupted.
+        let store = open_at(&dir, 1000);
+        let jobs = store.claim(1, LEASE).await.expect("claim");
+        assert_eq!(jobs.len(), 1);
+        assert!(jobs[0].interrupted);
+        assert_eq!(jobs[0].attempts, 0);
+        store
+            .finish(&jobs[0], JobOutcome::Delivered)
+            .await
+            .expect("finish");
+        store
+            .replay(&ReplayTarget::Event {
+                uuid: "a".into(),
+                hook: None,
+            })
+            .await
+            .expect("replay");
+        let jobs = store.claim(1, LEASE).await.expect("claim");
+        // Two claims before this one, one outcome: the crashed claim still counts, since
+        // the sink may have received the event then (the Job docs' meaning of interrupted).
+        assert!(
+            jobs[0].interrupted,
+            "the crashed claim still shows: claims 2 > attempts 1"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn capacity_answers_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 2);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s1", "s2"])]))
+            .await
+            .expect("ingest");
+        let err = store
+            .ingest(delivery("okta", vec![event("b", "t", &["s1"])]))
+            .await
+            .expect_err("full");
+        assert!(matches!(err, StoreError::Full(2)), "{err:?}");
+        assert!(store.get("b").await.expect("get").is_empty());
+        // One job done: room again.
+        let jobs = store.claim(1, LEASE).await.expect("claim");
+        store
+            .finish(&jobs[0], JobOutcome::Delivered)
+            .await
+            .expect("finish");
+        store
+            .ingest(delivery("okta", vec![event("b", "t", &["s1"])]))
+            .await
+            .expect("room again");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn writes_of_another_process_are_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        let jobs = store.claim(1, LEASE).await.expect("claim");
+        store
+            .finish(&jobs[0], JobOutcome::Dead { error: "x".into() })
+            .await
+            .expect("finish");
+        // The CLI replays the dead letter while the service runs.
+        let cli = SqliteStore::open_for_cli(&dir.path().join("sub/hookwarden.db"), &config(1))
+            .expect("open cli");
+        assert_eq!(
+            cli.replay(&ReplayTarget::AllDead { hook: None })
+                .await
+                .expect("replay"),
+            1
+        );
+        cli.close().await;
+        // The service's backlog counter saw it.
+        let err = store
+            .ingest(delivery("okta", vec![event("b", "t", &["s"])]))
+            .await
+            .expect_err("full");
+        assert!(matches!(err, StoreError::Full(1)), "{err:?}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn list_filters_and_derived_states() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        let t0 = now_millis() - 10_000;
+        store
+            .ingest(delivery_at(
+                "okta",
+                t0,
+                vec![event("ign", "user.session.start", &[])],
+            ))
+            .await
+            .expect("ingest");
+        store
+            .ingest(delivery_at(
+                "okta",
+                t0 + 1000,
+                vec![event("del", "user.lifecycle.create", &["s"])],
+            ))
+            .await
+            .expect("ingest");
+        store
+            .ingest(delivery_at(
+                "other",
+                t0 + 2000,
+                vec![event("dead", "user.lifecycle.deactivate", &["s", "t"])],
+            ))
+            .await
+            .expect("ingest");
+        store
+            .ingest(delivery_at(
+                "okta",
+                t0 + 3000,
+                vec![event("pen", "group.user_membership.add", &["s"])],
+            ))
+            .await
+            .expect("ingest");
+        // del: delivered. dead: s delivered, t dead → dead. pen: pending.
+        for j in store.claim(10, LEASE).await.expect("claim") {
+            let outcome = match (j.uuid.as_str(), j.sink.as_str()) {
+                ("del", _) | ("dead", "s") => JobOutcome::Delivered,
+                ("dead", "t") => JobOutcome::Dead { error: "x".into() },
+                _ => JobOutcome::Retry {
+                    at: now_millis() + 60_000,
+                    error: "later".into(),
+                },
+            };
+            store.finish(&j, outcome).await.expect("finish");
+        }
+        let uuids = |v: Vec<EventSummary>| v.into_iter().map(|s| s.uuid).collect::<Vec<_>>();
+        let all = store.list(&EventQuery::default()).await.expect("list");
+        let states: Vec<(String, EventState)> =
+            all.iter().map(|s| (s.uuid.clone(), s.state)).collect();
+        assert_eq!(
+            states,
+            [
+                ("pen".to_owned(), EventState::Pending),
+                ("dead".to_owned(), EventState::Dead),
+                ("del".to_owned(), EventState::Delivered),
+                ("ign".to_owned(), EventState::Ignored),
+            ]
+        );
+        assert_eq!(all[1].sinks.len(), 2);
+        let q = |f: &dyn Fn(&mut EventQuery)| {
+            let mut q = EventQuery::default();
+            f(&mut q);
+            q
+        };
+        let list = |query: EventQuery| {
+            let store = &store;
+            async move { uuids(store.list(&query).await.expect("list")) }
+        };
+        assert_eq!(list(q(&|q| q.hook = Some("other".into()))).await, ["dead"]);
+        for (state, want) in [
+            (EventState::Pending, "pen"),
+            (EventState::Dead, "dead"),
+            (EventState::Delivered, "del"),
+            (EventState::Ignored, "ign"),
+        ] {
+            assert_eq!(list(q(&|q| q.state = Some(state))).await, [want]);
+        }
+        assert_eq!(
+            list(q(&|q| q.event_type = Some("user.lifecycle.*".into()))).await,
+            ["dead", "del"]
+        );
+        assert_eq!(
+            list(q(&|q| q.event_type = Some("user.session.start".into()))).await,
+            ["ign"]
+        );
+        assert_eq!(
+            list(q(&|q| q.event_type = Some("*.add".into()))).await,
+            ["pen"]
+        );
+        assert_eq!(
+            list(q(&|q| q.event_type = Some("USER.*".into()))).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            list(q(&|q| q.event_type = Some("user.?ifecycle.*".into()))).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            list(q(&|q| q.event_type = Some("user.lifecycle".into()))).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            list(q(&|q| q.since = Some(t0 + 1000))).await,
+            ["pen", "dead", "del"]
+        );
+        assert_eq!(list(q(&|q| q.until = Some(t0 + 1000))).await, ["ign"]);
+        assert_eq!(
+            list(q(&|q| {
+                q.since = Some(t0 + 1000);
+                q.until = Some(t0 + 3000);
+                q.hook = Some("okta".into());
+            }))
+            .await,
+            ["del"]
+        );
+        assert_eq!(list(q(&|q| q.limit = 2)).await, ["pen", "dead"]);
+        store.close().await;
+    }
+
+    #[test]
+    fn globs_translate_to_sqlite() {
+        assert_eq!(sqlite_glob("user.*"), "user.*");
+        assert_eq!(sqlite_glob("a?b[c]*"), "a[?]b[[]c]*");
+    }
+
+    #[tokio::test]
+    async fn claims_and_lists_use_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        let plan = |sql: String| {
+            let store = &store;
+            async move {
+                store
+                    .read(move |c| {
+                        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).db()?;
+                        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).db()?;
+                        Ok(rows.collect::<rusqlite::Result<Vec<_>>>().db()?.join(" | "))
+                    })
+                    .await
+                    .expect("plan")
+            }
+        };
+        let claim = plan(CLAIM_SQL.replace("?1", "0").replace("?2", "10")).await;
+        assert!(claim.contains("jobs_due"), "{claim}");
+        assert!(!claim.contains("TEMP B-TREE"), "{claim}");
+        let list = plan(format!(
+            "SELECT {SUMMARY_COLUMNS}, {EVENT_STATE_SQL} FROM events e WHERE 1 = 1 ORDER BY e.received_at DESC, e.rowid DESC LIMIT 50"
+        ))
+        .await;
+        assert!(list.contains("events_received"), "{list}");
+        assert!(!list.contains("TEMP B-TREE"), "{list}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_finished_old_events_in_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 100_000);
+        let old = now_millis() - 86_400_000;
+        // Enough ignored old events for several chunks.
+        let many: Vec<NewEvent> = (0..1200)
+            .map(|i| event(&format!("i{i}"), "t", &[]))
+            .collect();
+        store
+            .ingest(delivery_at("okta", old, many))
+            .await
+            .expect("ingest");
+        store
+            .ingest(delivery_at(
+                "okta",
+                old,
+                vec![
+                    event("old-del", "t", &["s"]),
+                    event("old-pen", "t", &["s"]),
+                    event("old-dead", "t", &["s"]),
+                ],
+            ))
+            .await
+            .expect("ingest");
+        store
+            .ingest(delivery("okta", vec![event("new-del", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        for j in store.claim(10, LEASE).await.expect("claim") {
+            let outcome = match j.uuid.as_str() {
+                "old-pen" => JobOutcome::Retry {
+                    at: now_millis() + 60_000,
+                    error: "x".into(),
+                },
+                "old-dead" => JobOutcome::Dead { error: "x".into() },
+                _ => JobOutcome::Delivered,
+            };
+            store.finish(&j, outcome).await.expect("finish");
+        }
+        let n = store.prune(now_millis() - 3_600_000).await.expect("prune");
+        assert_eq!(n, 1201, "1200 ignored + old-del");
+        let left: Vec<String> = store
+            .list(&EventQuery {
+                limit: 100,
+                ..EventQuery::default()
+            })
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|s| s.uuid)
+            .collect();
+        assert_eq!(left, ["new-del", "old-dead", "old-pen"]);
+        // The deleted event's jobs went with it.
+        let jobs: i64 = store
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))
+                    .db()
+            })
+            .await
+            .expect("count");
+        assert_eq!(jobs, 3);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn after_close_everything_is_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        store.check_writable().await.expect("writable");
+        store.close().await;
+        store.close().await; // idempotent
+        let err = store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect_err("closed");
+        assert!(matches!(err, StoreError::Closed), "{err:?}");
+        assert!(matches!(
+            store.claim(1, LEASE).await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(
+            store.list(&EventQuery::default()).await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(
+            store.check_writable().await,
+            Err(StoreError::Closed)
+        ));
+        // The WAL was checkpointed and truncated at close.
+        let wal = dir.path().join("sub/hookwarden.db-wal");
+        assert!(std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true));
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_answers_unavailable_and_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        // Cap the database at its current size: the next page it needs is "disk full".
+        let pages: i64 = store
+            .read(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)).db())
+            .await
+            .expect("page_count");
+        store
+            .exec_for_test(&format!("PRAGMA max_page_count = {pages}"))
+            .await
+            .expect("cap");
+        let mut big = event("big", "t", &["s"]);
+        big.payload = format!(r#"{{"blob":"{}"}}"#, "x".repeat(200_000));
+        let err = store
+            .ingest(delivery("okta", vec![big.clone()]))
+            .await
+            .expect_err("disk full");
+        match &err {
+            StoreError::Unavailable(msg) => assert!(msg.contains("full"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(store.get("big").await.expect("get").is_empty());
+        assert_eq!(store.stats().await.expect("stats").backlog, 1);
+        // Room again: the same delivery is stored.
+        store
+            .exec_for_test("PRAGMA max_page_count = 1073741823")
+            .await
+            .expect("uncap");
+        let out = store
+            .ingest(delivery("okta", vec![big]))
+            .await
+            .expect("ingest");
+        assert_eq!(out.stored, 1);
+        store.check_writable().await.expect("writable");
+        assert_eq!(store.stats().await.expect("stats").backlog, 2);
+        store.close().await;
+    }
+
+    /// `cargo test --release --lib store::sqlite::tests::throughput -- --ignored --nocapture`
+    /// (the database goes to `TMPDIR`: point it at a real disk if `/tmp` is a tmpfs, where
+    /// fsync costs nothing and the figure means little).
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "measurement, not a check"]
+    async fn throughput() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(open_at(&dir, u64::MAX));
+        let payload = format!(r#"{{"uuid":"x","pad":"{}"}}"#, "p".repeat(1500));
+        let per_task = 500;
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let store = store.clone();
+                let payload = payload.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_task {
+                        let mut e = event(&format!("{t}-{i}"), "user.session.start", &["s"]);
+                        e.payload = payload.clone();
+                        store
+                            .ingest(delivery("okta", vec![e]))
+                            .await
+                            .expect("ingest");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("join");
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let n = 64 * per_task;
+        println!(
+            "{n} one-event ingests from 64 tasks in {secs:.2}s: {:.0}/s, {} commits ({:.1} per commit)",
+            n as f64 / secs,
+            store.group_commits(),
+            n as f64 / store.group_commits() as f64
+        );
+        store.close().await;
     }
 }
