@@ -147,9 +147,16 @@ pub async fn run(
     } else {
         None
     };
-    let reloader = tls_config
-        .clone()
-        .map(|t| tls::spawn_reloader(t, &config.server, metrics.clone(), shutdown.clone()));
+    let reloader = match (&tls_config, &config.server.tls.cert) {
+        (Some(t), Some(_)) => Some(tls::spawn_reloader(
+            t.clone(),
+            &config.server,
+            metrics.clone(),
+            shutdown.clone(),
+        )),
+        // Nothing to reload, but SIGHUP must not kill the service (its default action).
+        _ => Some(tokio::spawn(ignore_sighup(shutdown.clone()))),
+    };
 
     // Workers stop only after the public listener has drained: a request in flight
     // may still store events that the workers must not miss at the next start.
@@ -246,6 +253,25 @@ pub async fn run(
     store.close().await;
     tracing::info!("hookwarden stopped");
     served.map_err(RunError::Serve)
+}
+
+/// Logs and otherwise ignores SIGHUP when no certificate files are configured.
+async fn ignore_sighup(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = hup.recv() => tracing::info!("SIGHUP ignored: no certificate files to reload"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    shutdown.cancelled().await;
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

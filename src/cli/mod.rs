@@ -77,13 +77,13 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(false).args(["uuid", "all_dead"])))]
 pub struct ReplayArgs {
     /// The uuid of the event to send again (to all of its sinks).
-    #[arg(group = "target")]
     pub uuid: Option<String>,
     /// Every dead letter (optionally of --hook only).
-    #[arg(long, group = "target")]
+    #[arg(long)]
     pub all_dead: bool,
     /// Only this hook's events.
     #[arg(long)]

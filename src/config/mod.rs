@@ -183,7 +183,7 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     /// SQLite file; default `data_dir/hookwarden.db`.
     pub path: Option<PathBuf>,
-    /// Events waiting for a sink above which deliveries answer 503.
+    /// Jobs (one per event and sink) waiting for a sink, above which deliveries answer 503.
     pub max_backlog: u64,
     /// How long finished events are kept; also the dedupe window.
     #[serde(with = "humantime_serde")]

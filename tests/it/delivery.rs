@@ -274,3 +274,48 @@ sinks = [
     assert!(!uuids(&read_jsonl(&all)).contains(&ours["uuid"].as_str().expect("u").to_owned()));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_full_store_answers_503_and_acknowledges_nothing_more() {
+    // A sink that can never succeed (nothing listens on port 1) keeps jobs pending;
+    // with room for two, the third event must be refused with 503 so that Okta retries.
+    let hook = format!(
+        r#"
+[[event_hooks]]
+name = "okta"
+path = "/hooks/okta/events"
+auth = {{ type = "basic", users = [{{ username = "{USER}", password = "{PASSWORD}" }}] }}
+sinks = [{{ name = "down", type = "http", url = "http://127.0.0.1:1/", timeout = "1s" }}]
+
+[store]
+max_backlog = 2
+"#
+    );
+    let s = start(Options {
+        toml: Some(hook),
+        ..Options::default()
+    })
+    .await;
+    let a = event("user.session.start");
+    let b = event("user.session.start");
+    assert_eq!(s.deliver(&envelope(&[a.clone(), b])).await.status(), 200);
+    let r = s.deliver(&envelope(&[event("user.session.start")])).await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.expect("json");
+    assert!(body["errorSummary"]
+        .as_str()
+        .expect("summary")
+        .contains("retry"));
+    // A duplicate of what is stored is still acknowledged: it adds nothing.
+    assert_eq!(s.deliver(&envelope(&[a])).await.status(), 200);
+    let m = s.metrics().await;
+    assert_eq!(
+        metric(&m, "hookwarden_rejections_total", "reason=\"store_full\""),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_events_stored_total", "hook=\"okta\""),
+        2.0
+    );
+    s.stop().await;
+}

@@ -183,7 +183,10 @@ pub async fn start_with(
     let admin_l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = public.local_addr().expect("addr");
     let admin = admin_l.local_addr().expect("addr");
-    hookwarden::telemetry::init(&config.log);
+    // Server logs in test output only on request: HOOKWARDEN_TEST_LOG=1 cargo test
+    if std::env::var_os("HOOKWARDEN_TEST_LOG").is_some() {
+        hookwarden::telemetry::init(&config.log);
+    }
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run(
         config,
