@@ -1,4 +1,5 @@
-//! hookwarden: a standalone HTTPS receiver for Okta's event hooks and inline hooks.
+//! hookwarden: a standalone HTTPS receiver for Okta's outbound hooks (event hooks now;
+//! inline hooks are the next seam: the router mounts each configured hook).
 //!
 //! # Module map
 //!
