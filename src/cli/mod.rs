@@ -98,7 +98,11 @@ pub fn check_config(path: Option<&std::path::Path>) -> i32 {
                 "configuration is valid: {} event hook(s), public listener {} ({}), admin listener {}",
                 config.event_hooks.len(),
                 config.server.listen,
-                if config.server.tls.enabled { "https" } else { "plain http" },
+                match (config.server.tls.enabled, &config.server.tls.cert) {
+                    (false, _) => "plain http",
+                    (true, Some(_)) => "https",
+                    (true, None) => "https with a self-signed development certificate",
+                },
                 if config.admin.enabled {
                     config.admin.listen.to_string()
                 } else {

@@ -689,12 +689,9 @@ impl Config {
                 "server.tls.enabled = false: serving plain HTTP; only do this when TLS ends at a load balancer in front of hookwarden"
                     .to_owned(),
             );
-        } else if self.server.tls.cert.is_none() {
-            out.push(format!(
-                "no certificate configured: using a self-signed development certificate in {}; Okta needs a certificate from a public CA",
-                self.server.data_dir.join("tls").display()
-            ));
         }
+        // No certificate configured: the TLS module says so when it generates or loads
+        // the development certificate, with its path.
         for h in &self.event_hooks {
             let literal = match &h.auth {
                 AuthConfig::Basic { users, .. } => users.iter().any(|u| u.password.is_literal()),

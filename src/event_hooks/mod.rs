@@ -229,7 +229,7 @@ async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Result<Status
         stored = outcome.stored,
         duplicates = outcome.duplicates,
         uuids = ?uuids,
-        ack_ms = elapsed.as_secs_f64() * 1000.0,
+        ack_us = elapsed.as_micros() as u64,
         "delivery stored"
     );
     Ok(StatusCode::OK)

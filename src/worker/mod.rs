@@ -187,6 +187,8 @@ async fn dispatch(
         }
     }
 
+    // Reap deliveries that already ended, so the count below is of those still running.
+    while in_flight.try_join_next().is_some() {}
     let waiting = in_flight.len();
     if waiting > 0 {
         tracing::info!(
