@@ -160,19 +160,7 @@ mod tests {
     use crate::store::Job;
 
     fn job() -> Job {
-        Job {
-            id: 1,
-            lease_token: 1,
-            hook: "okta".into(),
-            sink: "script".into(),
-            uuid: "u-7".into(),
-            event_id: "e-1".into(),
-            event_type: "user.lifecycle.deactivate".into(),
-            received_at: 0,
-            attempts: 0,
-            interrupted: false,
-            payload: r#"{"uuid":"u-7"}"#.into(),
-        }
+        crate::sinks::test_job("script", "u-7", "user.lifecycle.deactivate")
     }
 
     fn sh(script: &str, timeout: Duration) -> CommandSink {

@@ -232,19 +232,7 @@ mod tests {
     }
 
     fn job() -> Job {
-        Job {
-            id: 1,
-            lease_token: 1,
-            hook: "okta".into(),
-            sink: "siem".into(),
-            uuid: "u-42".into(),
-            event_id: "e-1".into(),
-            event_type: "user.session.start".into(),
-            received_at: 0,
-            attempts: 0,
-            interrupted: false,
-            payload: r#"{"uuid":"u-42"}"#.into(),
-        }
+        crate::sinks::test_job("siem", "u-42", "user.session.start")
     }
 
     const TOKEN: &str = "Bearer very-secret-token";

@@ -172,3 +172,21 @@ impl SinkSet {
         self.sinks.get(&(hook.to_owned(), sink.to_owned()))
     }
 }
+
+/// A claimed job for sink unit tests: hook `okta`, first attempt, payload `{"uuid": uuid}`.
+#[cfg(test)]
+pub(crate) fn test_job(sink: &str, uuid: &str, event_type: &str) -> Job {
+    Job {
+        id: 1,
+        lease_token: 1,
+        hook: "okta".into(),
+        sink: sink.into(),
+        uuid: uuid.into(),
+        event_id: "e-1".into(),
+        event_type: event_type.into(),
+        received_at: 0,
+        attempts: 0,
+        interrupted: false,
+        payload: format!(r#"{{"uuid":"{uuid}"}}"#),
+    }
+}

@@ -57,19 +57,7 @@ mod tests {
     use crate::store::Job;
 
     fn job() -> Job {
-        Job {
-            id: 1,
-            lease_token: 1,
-            hook: "okta".into(),
-            sink: "out".into(),
-            uuid: "u-1".into(),
-            event_id: "e-1".into(),
-            event_type: "user.session.start".into(),
-            received_at: 0,
-            attempts: 0,
-            interrupted: false,
-            payload: r#"{"uuid":"u-1"}"#.into(),
-        }
+        crate::sinks::test_job("out", "u-1", "user.session.start")
     }
 
     #[test]
