@@ -11,7 +11,7 @@ use crate::event_hooks::{self, HookState};
 use crate::http::admin::{self, AdminState};
 use crate::http::auth::Authenticator;
 use crate::http::error::ApiError;
-use crate::http::guard::{self, Guard, Tracked};
+use crate::http::guard::{self, DoorAuth, Guard, Tracked};
 use crate::http::network::{ClientIpResolver, IpAllowlist};
 use crate::http::{server, tls};
 use crate::metrics::Metrics;
@@ -71,7 +71,7 @@ pub fn public_router(
         ));
         let guard_state = Arc::new(Guard {
             hook: hook.name.clone(),
-            auth: Authenticator::from_config(&hook.auth),
+            auth: DoorAuth::Shared(Authenticator::from_config(&hook.auth)),
             allow: IpAllowlist::new(
                 hook.allow_ips
                     .clone()

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod event_hooks;
 pub mod http;
+pub mod inline_hooks;
 pub mod metrics;
 pub mod okta;
 pub mod sinks;

@@ -108,6 +108,8 @@ pub struct Config {
     pub network: NetworkConfig,
     #[serde(default)]
     pub event_hooks: Vec<EventHookConfig>,
+    #[serde(default)]
+    pub inline_hooks: Vec<InlineHookConfig>,
 }
 
 /// The public HTTPS listener that Okta calls.
@@ -265,6 +267,116 @@ pub enum AuthConfig {
         header: String,
         secrets: Vec<Secret>,
     },
+    /// `Authorization: Bearer <JWT>` from Okta's OAuth 2.0 channel (inline hooks only).
+    Oauth(OAuthConfig),
+}
+
+/// Checks of the bearer token Okta gets from `tokenUrl` (client_secret_post or private_key_jwt).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Expected `iss`, e.g. `https://example.okta.com/oauth2/default`.
+    pub issuer: String,
+    /// Expected `aud`, e.g. `api://default`.
+    pub audience: String,
+    /// Where the issuer's signing keys are (Okta custom AS: `{issuer}/v1/keys`).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Or a file holding the JWKS (air-gapped setups, tests).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Scopes the token must carry (in `scp` or `scope`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// When set, `cid` (or `client_id`, or `sub`) must equal it: the OAuth client Okta uses for this hook.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(with = "humantime_serde", default = "default_leeway")]
+    pub leeway: Duration,
+    /// How long fetched keys are trusted before they are fetched again.
+    #[serde(with = "humantime_serde", default = "default_jwks_ttl")]
+    pub jwks_cache_ttl: Duration,
+    /// At most one fetch per this interval, however many unknown `kid`s arrive.
+    #[serde(with = "humantime_serde", default = "default_jwks_min_refresh")]
+    pub jwks_min_refresh: Duration,
+}
+
+fn default_leeway() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_jwks_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_jwks_min_refresh() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// One Okta inline hook endpoint.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InlineHookConfig {
+    /// Short name used in logs and metrics.
+    pub name: String,
+    /// URL path Okta calls.
+    pub path: String,
+    /// token, registration, import, password_import, saml or telephony.
+    #[serde(rename = "type")]
+    pub hook_type: crate::okta::inline::HookType,
+    pub auth: AuthConfig,
+    /// Overrides `network.allow_ips` for this hook.
+    #[serde(default)]
+    pub allow_ips: Option<Vec<IpNet>>,
+    /// Time the handler has to answer (Okta gives up at 3 s).
+    #[serde(with = "humantime_serde", default = "default_budget")]
+    pub budget: Duration,
+    /// What to answer when the handler misses the budget, fails or answers something invalid.
+    /// Default: what Okta itself does when a hook fails (registration closed, the rest open).
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
+    /// `errorSummary` of a closed fallback.
+    #[serde(default)]
+    pub fallback_message: Option<String>,
+    /// How long an answer is kept to repeat it to Okta's retry of the same `eventId`.
+    #[serde(with = "humantime_serde", default = "default_idempotency_ttl")]
+    pub idempotency_ttl: Duration,
+    pub handler: HandlerConfig,
+}
+
+fn default_budget() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_idempotency_ttl() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Fail open (Okta's default action: `{}`) or closed (an `error`, or UNVERIFIED for password import).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    Open,
+    Closed,
+}
+
+impl InlineHookConfig {
+    /// The configured fallback, or the one that matches Okta's own behaviour on failure.
+    pub fn fallback(&self) -> Fallback {
+        self.fallback.unwrap_or(match self.hook_type {
+            crate::okta::inline::HookType::Registration => Fallback::Closed,
+            _ => Fallback::Open,
+        })
+    }
+}
+
+/// How an inline hook's answer is made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum HandlerConfig {
+    /// Declarative rules in this file.
+    Rules(crate::inline_hooks::rules::RulesConfig),
+    /// A sandboxed Rhai script.
+    Script(crate::inline_hooks::script::ScriptConfig),
+    /// POST to your own service, answer checked and passed on.
+    Forward(crate::inline_hooks::forward::ForwardConfig),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -572,6 +684,12 @@ impl Config {
                     format!("'{}' is used by another hook", h.path),
                 );
             }
+            if matches!(h.auth, AuthConfig::Oauth(_)) {
+                p(
+                    format!("{at}.auth.type"),
+                    "oauth is for inline hooks only: Okta's event hooks send a header secret (use basic or header)".into(),
+                );
+            }
             auth_problems(&h.auth, &format!("{at}.auth"), &mut p);
             if h.sinks.is_empty() {
                 p(
@@ -696,6 +814,7 @@ impl Config {
             let literal = match &h.auth {
                 AuthConfig::Basic { users, .. } => users.iter().any(|u| u.password.is_literal()),
                 AuthConfig::Header { secrets, .. } => secrets.iter().any(Secret::is_literal),
+                AuthConfig::Oauth(_) => false,
             };
             if literal {
                 out.push(format!(
@@ -713,6 +832,42 @@ impl Config {
 
 fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)) {
     match auth {
+        AuthConfig::Oauth(o) => {
+            match reqwest::Url::parse(&o.issuer) {
+                Ok(u) if u.scheme() == "https" || is_loopback_url(&u) => {}
+                _ => p(format!("{at}.issuer"), "must be the issuer's https:// URL, e.g. https://example.okta.com/oauth2/default".into()),
+            }
+            if o.audience.is_empty() {
+                p(format!("{at}.audience"), "must name the audience, e.g. api://default".into());
+            }
+            match (&o.jwks_url, &o.jwks_file) {
+                (Some(_), Some(_)) | (None, None) => p(
+                    format!("{at}.jwks_url"),
+                    "set exactly one of jwks_url (Okta custom AS: {issuer}/v1/keys) and jwks_file".into(),
+                ),
+                (Some(url), None) => match reqwest::Url::parse(url) {
+                    Ok(u) if u.scheme() == "https" || is_loopback_url(&u) => {}
+                    _ => p(
+                        format!("{at}.jwks_url"),
+                        "must be an https:// URL (plain http only on a loopback address)".into(),
+                    ),
+                },
+                (None, Some(file)) => {
+                    if !file.is_file() {
+                        p(format!("{at}.jwks_file"), format!("no file at {}", file.display()));
+                    }
+                }
+            }
+            if o.leeway > Duration::from_secs(300) {
+                p(format!("{at}.leeway"), "at most 5m: a larger skew accepts expired tokens".into());
+            }
+            if o.jwks_min_refresh.is_zero() || o.jwks_cache_ttl < o.jwks_min_refresh {
+                p(
+                    format!("{at}.jwks_min_refresh"),
+                    "must be longer than zero and not longer than jwks_cache_ttl".into(),
+                );
+            }
+        }
         AuthConfig::Basic { header, users } => {
             check_header_name(header, &format!("{at}.header"), p);
             if users.is_empty() {
@@ -754,6 +909,17 @@ fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)
             }
         }
     }
+}
+
+/// Plain http is accepted for a key server on this machine only (tests, sidecars).
+fn is_loopback_url(u: &reqwest::Url) -> bool {
+    u.scheme() == "http"
+        && match u.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
 }
 
 fn check_header_name(name: &str, key: &str, p: &mut impl FnMut(String, String)) {

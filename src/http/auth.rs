@@ -90,6 +90,8 @@ impl Authenticator {
                     .filter_map(|s| s.value().map(|v| digest(expose(v).as_bytes())))
                     .collect(),
             ),
+            // Bearer tokens are checked by `http::oauth`; as a shared secret, nothing matches.
+            AuthConfig::Oauth(_) => ("authorization", Vec::new()),
         };
         // `HeaderName` lowercases, and `HeaderMap` lookups are by lowercase name: this
         // is what makes the match case-insensitive.

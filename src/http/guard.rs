@@ -4,6 +4,8 @@
 //! decides: a handler never sees the body of a request that failed here.
 
 use super::auth::Authenticator;
+use super::oauth::BearerVerifier;
+use crate::config::AuthConfig;
 use super::error::ApiError;
 use super::network::{ClientIpResolver, IpAllowlist};
 use crate::metrics::{HookStatus, Metrics};
@@ -15,10 +17,34 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How a hook's caller proves it is Okta.
+pub enum DoorAuth {
+    /// Basic or secret header: constant-time comparison with every configured credential.
+    Shared(Authenticator),
+    /// OAuth 2.0 bearer JWT (inline hooks).
+    Bearer(BearerVerifier),
+}
+
+impl DoorAuth {
+    pub fn from_config(config: &AuthConfig) -> Result<DoorAuth, String> {
+        Ok(match config {
+            AuthConfig::Oauth(o) => DoorAuth::Bearer(BearerVerifier::new(o)?),
+            other => DoorAuth::Shared(Authenticator::from_config(other)),
+        })
+    }
+
+    pub async fn check(&self, headers: &axum::http::HeaderMap) -> bool {
+        match self {
+            DoorAuth::Shared(a) => a.check(headers),
+            DoorAuth::Bearer(b) => b.check(headers).await,
+        }
+    }
+}
+
 /// What the guard of one hook checks.
 pub struct Guard {
     pub hook: String,
-    pub auth: Authenticator,
+    pub auth: DoorAuth,
     pub allow: IpAllowlist,
     /// Shared by every hook: the trusted proxies are a property of the deployment.
     pub resolver: Arc<ClientIpResolver>,
@@ -45,7 +71,7 @@ pub async fn guard(
         return ApiError::forbidden().into_response();
     }
     let is_verification = req.method() == Method::GET;
-    if (g.verify_requires_auth || !is_verification) && !g.auth.check(req.headers()) {
+    if (g.verify_requires_auth || !is_verification) && !g.auth.check(req.headers()).await {
         tracing::info!(hook = %g.hook, client = %client, "refused: missing or wrong credentials");
         return ApiError::unauthorized().into_response();
     }

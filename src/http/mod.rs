@@ -5,5 +5,6 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod network;
+pub mod oauth;
 pub mod server;
 pub mod tls;

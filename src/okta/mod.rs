@@ -5,4 +5,5 @@
 //! unknown fields are kept rather than rejected.
 
 pub mod event_hook;
+pub mod inline;
 pub mod lenient;

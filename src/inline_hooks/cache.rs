@@ -1,0 +1,1 @@
+//! Idempotent answers to Okta retries (being written).

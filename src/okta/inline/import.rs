@@ -1,0 +1,1 @@
+//! import inline hook: request data types (being written).

@@ -1,0 +1,1 @@
+//! password inline hook: request data types (being written).

@@ -1,0 +1,1 @@
+//! registration inline hook: request data types (being written).

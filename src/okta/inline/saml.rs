@@ -1,0 +1,1 @@
+//! saml inline hook: request data types (being written).

@@ -1,0 +1,1 @@
+//! telephony inline hook: request data types (being written).

@@ -1,0 +1,1 @@
+//! token inline hook: request data types (being written).
