@@ -48,6 +48,8 @@ pub enum RunError {
     },
     #[error("the public listener failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot set up an inline hook: {0}")]
+    Inline(String),
 }
 
 /// Builds the public router: one route per hook, each behind its guard.
@@ -56,7 +58,7 @@ pub fn public_router(
     store: Arc<dyn Store>,
     waker: worker::Waker,
     metrics: Arc<Metrics>,
-) -> Router {
+) -> Result<Router, RunError> {
     let resolver = Arc::new(ClientIpResolver::new(
         config.network.trusted_proxies.clone(),
     ));
@@ -93,15 +95,50 @@ pub fn public_router(
             .layer(axum::middleware::from_fn_with_state(tracked, guard::track));
         router = router.merge(routes);
     }
+    let inline = crate::inline_hooks::build(config, &metrics).map_err(|problems| {
+        RunError::Inline(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    for ((path, hook), cfg) in inline.into_iter().zip(&config.inline_hooks) {
+        let guard_state = Arc::new(Guard {
+            hook: cfg.name.clone(),
+            auth: DoorAuth::from_config(&cfg.auth)
+                .map_err(|e| RunError::Inline(format!("inline hook '{}': {e}", cfg.name)))?,
+            allow: IpAllowlist::new(
+                cfg.allow_ips
+                    .clone()
+                    .unwrap_or_else(|| config.network.allow_ips.clone()),
+            ),
+            resolver: resolver.clone(),
+            verify_requires_auth: true,
+        });
+        let tracked = Tracked {
+            hook: cfg.name.as_str().into(),
+            metrics: metrics.clone(),
+            request_timeout: config.server.request_timeout,
+        };
+        let routes = crate::inline_hooks::routes(&path, hook)
+            .layer(axum::middleware::from_fn_with_state(
+                guard_state,
+                guard::guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(tracked, guard::track));
+        router = router.merge(routes);
+    }
     let fallback_metrics = metrics.clone();
-    router.fallback(move || {
+    Ok(router.fallback(move || {
         let metrics = fallback_metrics.clone();
         async move {
             let res = ApiError::not_found().into_response();
             guard::count(&metrics, "-", &res);
             res
         }
-    })
+    }))
 }
 
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
@@ -172,7 +209,7 @@ pub async fn run(
         worker_stop.clone(),
     ));
 
-    let router = public_router(&config, store.clone(), waker, metrics.clone());
+    let router = public_router(&config, store.clone(), waker, metrics.clone())?;
     let public_addr = public_listener
         .local_addr()
         .map_err(|source| RunError::Bind {
@@ -221,7 +258,8 @@ pub async fn run(
     tracing::info!(
         addr = %public_addr,
         scheme = if tls_config.is_some() { "https" } else { "http" },
-        hooks = ?config.event_hooks.iter().map(|h| format!("{} {}", h.name, h.path)).collect::<Vec<_>>(),
+        event_hooks = ?config.event_hooks.iter().map(|h| format!("{} {}", h.name, h.path)).collect::<Vec<_>>(),
+        inline_hooks = ?config.inline_hooks.iter().map(|h| format!("{} {} ({})", h.name, h.path, h.hook_type)).collect::<Vec<_>>(),
         ready_ms = started.elapsed().as_millis() as u64,
         "hookwarden is ready"
     );

@@ -49,6 +49,32 @@ pub struct RejectionLabel {
     pub reason: Reason,
 }
 
+/// How an inline hook call ended (label `outcome` of `hookwarden_inline_calls_total`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum InlineOutcome {
+    /// The handler's answer carried commands.
+    commands,
+    /// The handler's answer carried an `error`.
+    error,
+    /// The handler answered `{}` (Okta's default action).
+    empty,
+    /// The same answer as before, repeated to Okta's retry of one `eventId`.
+    repeated,
+    /// The fallback was sent: the handler missed the budget.
+    fallback_deadline,
+    /// The fallback was sent: the handler failed.
+    fallback_handler_error,
+    /// The fallback was sent: the handler's answer broke the contract.
+    fallback_invalid,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InlineLabel {
+    pub hook: String,
+    pub outcome: InlineOutcome,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
@@ -87,6 +113,19 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Certificate reloads by result (`ok`, `error`).
     pub tls_reloads: Family<ResultLabel, Counter>,
+    /// Inline hook calls by outcome.
+    pub inline_calls: Family<InlineLabel, Counter>,
+    /// Inline hook time from request start to the answer.
+    pub inline_seconds: Family<HookLabel, Histogram>,
+    /// Inline hook time spent in the handler alone (rules, script or forward).
+    pub inline_handler_seconds: Family<HookLabel, Histogram>,
+}
+
+fn inline_histogram() -> Histogram {
+    // 50 µs to ~3.3 s: rules answer in microseconds, a forward in milliseconds; Okta waits 3 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.00005, 2.0, 17,
+    ))
 }
 
 fn ack_histogram() -> Histogram {
@@ -122,6 +161,13 @@ impl Metrics {
         let connections_refused = Counter::default();
         let connections_open = Gauge::default();
         let tls_reloads = Family::default();
+        let inline_calls = Family::default();
+        let inline_seconds = Family::<HookLabel, Histogram>::new_with_constructor(
+            inline_histogram as fn() -> Histogram,
+        );
+        let inline_handler_seconds = Family::<HookLabel, Histogram>::new_with_constructor(
+            inline_histogram as fn() -> Histogram,
+        );
         registry.register(
             "requests",
             "Requests to hook endpoints by hook and status",
@@ -210,6 +256,9 @@ impl Metrics {
             connections_refused,
             connections_open,
             tls_reloads,
+            inline_calls,
+            inline_seconds,
+            inline_handler_seconds,
         }
     }
 

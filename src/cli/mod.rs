@@ -94,9 +94,28 @@ pub struct ReplayArgs {
 pub fn check_config(path: Option<&std::path::Path>) -> i32 {
     match Config::load(path) {
         Ok(config) => {
+            // Build what start-up would build (scripts compiled, password files and JWKS
+            // files read), so that check-config finds what serve would refuse.
+            let mut problems = Vec::new();
+            for (i, h) in config.inline_hooks.iter().enumerate() {
+                if let Err(e) = crate::inline_hooks::build_handler(h) {
+                    problems.push(format!("inline_hooks[{i}].handler: {e}"));
+                }
+                if let Err(e) = crate::http::guard::DoorAuth::from_config(&h.auth) {
+                    problems.push(format!("inline_hooks[{i}].auth: {e}"));
+                }
+            }
+            if !problems.is_empty() {
+                eprintln!("{} configuration problem(s):", problems.len());
+                for p in problems {
+                    eprintln!("  - {p}");
+                }
+                return 1;
+            }
             println!(
-                "configuration is valid: {} event hook(s), public listener {} ({}), admin listener {}",
+                "configuration is valid: {} event hook(s), {} inline hook(s), public listener {} ({}), admin listener {}",
                 config.event_hooks.len(),
+                config.inline_hooks.len(),
                 config.server.listen,
                 match (config.server.tls.enabled, &config.server.tls.cert) {
                     (false, _) => "plain http",

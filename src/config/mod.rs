@@ -774,6 +774,67 @@ impl Config {
                 }
             }
         }
+        for (i, h) in self.inline_hooks.iter().enumerate() {
+            let at = format!("inline_hooks[{i}]");
+            if !valid_name(&h.name) {
+                p(
+                    format!("{at}.name"),
+                    "use 1-64 letters, digits, '-' or '_'".into(),
+                );
+            } else if !names.insert(h.name.as_str()) {
+                p(
+                    format!("{at}.name"),
+                    format!("'{}' is used by another hook", h.name),
+                );
+            }
+            if !valid_path(&h.path) {
+                p(
+                    format!("{at}.path"),
+                    "must start with '/' and hold only letters, digits and -._~/ (no '..', no '//')".into(),
+                );
+            } else if !paths.insert(h.path.as_str()) {
+                p(
+                    format!("{at}.path"),
+                    format!("'{}' is used by another hook", h.path),
+                );
+            }
+            auth_problems(&h.auth, &format!("{at}.auth"), &mut p);
+            if h.budget.is_zero() || h.budget >= Duration::from_millis(2900) {
+                p(
+                    format!("{at}.budget"),
+                    "must be longer than zero and shorter than Okta's 3 s timeout (2.9 s at most; default 2s)".into(),
+                );
+            }
+            if h.idempotency_ttl.is_zero() {
+                p(
+                    format!("{at}.idempotency_ttl"),
+                    "must be longer than zero".into(),
+                );
+            }
+            if h.fallback_message
+                .as_ref()
+                .is_some_and(|m| m.is_empty() || m.len() > 1000)
+            {
+                p(
+                    format!("{at}.fallback_message"),
+                    "1 to 1000 characters".into(),
+                );
+            }
+            if let HandlerConfig::Forward(f) = &h.handler {
+                match reqwest::Url::parse(&f.url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => p(
+                        format!("{at}.handler.url"),
+                        "must be an http:// or https:// URL".into(),
+                    ),
+                }
+                for (name, value) in &f.headers {
+                    if let Err(e) = &value.value {
+                        p(format!("{at}.handler.headers.{name}"), e.clone());
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -823,8 +884,8 @@ impl Config {
                 ));
             }
         }
-        if self.event_hooks.is_empty() {
-            out.push("no event hooks configured: every request will get 404".to_owned());
+        if self.event_hooks.is_empty() && self.inline_hooks.is_empty() {
+            out.push("no hooks configured: every request will get 404".to_owned());
         }
         out
     }
@@ -838,12 +899,16 @@ fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)
                 _ => p(format!("{at}.issuer"), "must be the issuer's https:// URL, e.g. https://example.okta.com/oauth2/default".into()),
             }
             if o.audience.is_empty() {
-                p(format!("{at}.audience"), "must name the audience, e.g. api://default".into());
+                p(
+                    format!("{at}.audience"),
+                    "must name the audience, e.g. api://default".into(),
+                );
             }
             match (&o.jwks_url, &o.jwks_file) {
                 (Some(_), Some(_)) | (None, None) => p(
                     format!("{at}.jwks_url"),
-                    "set exactly one of jwks_url (Okta custom AS: {issuer}/v1/keys) and jwks_file".into(),
+                    "set exactly one of jwks_url (Okta custom AS: {issuer}/v1/keys) and jwks_file"
+                        .into(),
                 ),
                 (Some(url), None) => match reqwest::Url::parse(url) {
                     Ok(u) if u.scheme() == "https" || is_loopback_url(&u) => {}
@@ -854,12 +919,18 @@ fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)
                 },
                 (None, Some(file)) => {
                     if !file.is_file() {
-                        p(format!("{at}.jwks_file"), format!("no file at {}", file.display()));
+                        p(
+                            format!("{at}.jwks_file"),
+                            format!("no file at {}", file.display()),
+                        );
                     }
                 }
             }
             if o.leeway > Duration::from_secs(300) {
-                p(format!("{at}.leeway"), "at most 5m: a larger skew accepts expired tokens".into());
+                p(
+                    format!("{at}.leeway"),
+                    "at most 5m: a larger skew accepts expired tokens".into(),
+                );
             }
             if o.jwks_min_refresh.is_zero() || o.jwks_cache_ttl < o.jwks_min_refresh {
                 p(

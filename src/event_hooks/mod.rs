@@ -132,6 +132,20 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// Reads a JSON request body: 415 unless `Content-Type` is JSON, 413 above `limit`
+/// (by `Content-Length` before reading, or while reading a chunked body).
+pub async fn read_json_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    read_body(req.into_body(), limit, declared).await
+}
+
 async fn read_body(
     body: Body,
     limit: usize,
@@ -156,15 +170,7 @@ async fn read_body(
 /// A delivery: check, parse, store durably, then answer 200 with an empty body.
 async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Result<StatusCode, ApiError> {
     let started = Instant::now();
-    if !is_json(req.headers()) {
-        return Err(ApiError::unsupported_media_type());
-    }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let body = read_body(req.into_body(), s.max_body_bytes, declared).await?;
+    let body = read_json_body(req, s.max_body_bytes).await?;
     let parsed = ParsedDelivery::parse(&body).map_err(|e| {
         let msg = match &e {
             DeliveryError::Syntax(_) => format!("Malformed JSON: {e}"),

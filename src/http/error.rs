@@ -62,6 +62,14 @@ impl ApiError {
             Reason::method_not_allowed,
         )
     }
+    /// 405 with a summary that says which methods the path takes.
+    pub fn method_not_allowed_because(summary: &'static str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            summary,
+            Reason::method_not_allowed,
+        )
+    }
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

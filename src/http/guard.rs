@@ -4,10 +4,10 @@
 //! decides: a handler never sees the body of a request that failed here.
 
 use super::auth::Authenticator;
-use super::oauth::BearerVerifier;
-use crate::config::AuthConfig;
 use super::error::ApiError;
 use super::network::{ClientIpResolver, IpAllowlist};
+use super::oauth::BearerVerifier;
+use crate::config::AuthConfig;
 use crate::metrics::{HookStatus, Metrics};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;

@@ -32,3 +32,256 @@ pub trait Handler: Send + Sync + 'static {
     /// deadline) and checks the answer before it leaves.
     async fn handle(&self, call: &InlineCall) -> Result<InlineResponse, HandlerError>;
 }
+
+use crate::config::{Config, Fallback, HandlerConfig, InlineHookConfig, Problem};
+use crate::event_hooks::read_json_body;
+use crate::http::error::ApiError;
+use crate::metrics::{HookLabel, InlineLabel, InlineOutcome, Metrics};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Answers kept per hook for Okta's retries.
+const ANSWER_CACHE_ENTRIES: usize = 10_000;
+
+/// Shown to the user by a closed fallback unless `fallback_message` says otherwise.
+const DEFAULT_FALLBACK_MESSAGE: &str =
+    "This request cannot be completed right now. Please try again later.";
+
+/// One configured inline hook, ready to answer.
+pub struct InlineHook {
+    pub name: String,
+    pub hook_type: HookType,
+    handler: Arc<dyn Handler>,
+    budget: Duration,
+    fallback: Fallback,
+    fallback_message: String,
+    /// Only for the types Okta retries.
+    answers: Option<cache::AnswerCache>,
+    metrics: Arc<Metrics>,
+    max_body_bytes: usize,
+}
+
+/// Builds the handler a hook's config describes (compiles scripts, loads password files...).
+pub fn build_handler(config: &InlineHookConfig) -> Result<Arc<dyn Handler>, String> {
+    Ok(match &config.handler {
+        HandlerConfig::Rules(r) => Arc::new(rules::RulesHandler::new(config.hook_type, r)?),
+        HandlerConfig::Script(s) => Arc::new(script::ScriptHandler::new(s, config.budget)?),
+        HandlerConfig::Forward(f) => Arc::new(forward::ForwardHandler::new(f, config.budget)?),
+    })
+}
+
+/// Builds every inline hook; the problems name the hook's key, as `check-config` prints them.
+pub fn build(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Vec<(String, Arc<InlineHook>)>, Vec<Problem>> {
+    let mut hooks = Vec::new();
+    let mut problems = Vec::new();
+    for (i, h) in config.inline_hooks.iter().enumerate() {
+        match build_handler(h) {
+            Ok(handler) => hooks.push((
+                h.path.clone(),
+                Arc::new(InlineHook {
+                    name: h.name.clone(),
+                    hook_type: h.hook_type,
+                    handler,
+                    budget: h.budget,
+                    fallback: h.fallback(),
+                    fallback_message: h
+                        .fallback_message
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_FALLBACK_MESSAGE.to_owned()),
+                    answers: h
+                        .hook_type
+                        .retried_by_okta()
+                        .then(|| cache::AnswerCache::new(h.idempotency_ttl, ANSWER_CACHE_ENTRIES)),
+                    metrics: metrics.clone(),
+                    max_body_bytes: config.server.max_body_bytes,
+                }),
+            )),
+            Err(message) => problems.push(Problem {
+                key: format!("inline_hooks[{i}].handler"),
+                message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(hooks)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The route of one inline hook: POST only (Okta never sends anything else to it).
+pub fn routes(path: &str, hook: Arc<InlineHook>) -> Router {
+    Router::new()
+        .route(
+            path,
+            post(handle).fallback(|| async {
+                ApiError::method_not_allowed_because("Method not allowed: inline hooks take POST")
+            }),
+        )
+        .with_state(hook)
+}
+
+impl InlineHook {
+    /// What to answer when the handler cannot: Okta's default action (open), or a refusal
+    /// in the form this type understands (closed).
+    fn fallback_answer(&self) -> InlineResponse {
+        match (self.fallback, self.hook_type) {
+            (Fallback::Open, _) => InlineResponse::empty(),
+            // The password hook documents no error object: UNVERIFIED is its refusal.
+            (Fallback::Closed, HookType::PasswordImport) => InlineResponse::empty().command(
+                "com.okta.action.update",
+                serde_json::json!({"credential": "UNVERIFIED"}),
+            ),
+            (Fallback::Closed, HookType::Registration) => InlineResponse::empty()
+                .command(
+                    "com.okta.action.update",
+                    serde_json::json!({"registration": "DENY"}),
+                )
+                .error(self.fallback_message.clone()),
+            (Fallback::Closed, _) => InlineResponse::empty().error(self.fallback_message.clone()),
+        }
+    }
+
+    /// Runs the handler inside the budget and checks its answer; any failure becomes the fallback.
+    async fn answer(&self, call: &InlineCall) -> (InlineResponse, InlineOutcome) {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.budget, self.handler.handle(call)).await;
+        let label = HookLabel {
+            hook: self.name.clone(),
+        };
+        self.metrics
+            .inline_handler_seconds
+            .get_or_create(&label)
+            .observe(started.elapsed().as_secs_f64());
+        let event_id = call.event_id.as_deref().unwrap_or("-");
+        let cause = match result {
+            Err(_) => {
+                tracing::warn!(hook = %self.name, event_id, budget_ms = self.budget.as_millis() as u64, "handler missed its budget: sending the fallback");
+                InlineOutcome::fallback_deadline
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(hook = %self.name, event_id, error = %e, "handler failed: sending the fallback");
+                InlineOutcome::fallback_handler_error
+            }
+            Ok(Ok(resp)) => match check::check(self.hook_type, &resp, &call.body) {
+                Ok(()) => {
+                    let outcome = if resp.error.is_some() {
+                        InlineOutcome::error
+                    } else if resp.is_empty() {
+                        InlineOutcome::empty
+                    } else {
+                        InlineOutcome::commands
+                    };
+                    return (resp, outcome);
+                }
+                Err(e) => {
+                    tracing::warn!(hook = %self.name, event_id, error = %e, "handler's answer breaks the contract: sending the fallback");
+                    InlineOutcome::fallback_invalid
+                }
+            },
+        };
+        (self.fallback_answer(), cause)
+    }
+}
+
+fn json_response(bytes: bytes::Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
+}
+
+/// An inline call: read and parse, repeat a cached answer, else run the handler in its budget.
+async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let body = read_json_body(req, h.max_body_bytes).await?;
+    let request: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("Malformed JSON: {e}")))?;
+    validate_request(h.hook_type, &request).map_err(ApiError::bad_request)?;
+    let event_id = request
+        .get("eventId")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let record = |outcome: InlineOutcome| {
+        h.metrics
+            .inline_calls
+            .get_or_create(&InlineLabel {
+                hook: h.name.clone(),
+                outcome,
+            })
+            .inc();
+        h.metrics
+            .inline_seconds
+            .get_or_create(&HookLabel {
+                hook: h.name.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    };
+    if let (Some(cache), Some(id)) = (&h.answers, &event_id) {
+        if let Some(bytes) = cache.get(id) {
+            tracing::info!(hook = %h.name, event_id = %id, "repeating the answer given to this eventId");
+            record(InlineOutcome::repeated);
+            return Ok(json_response(bytes));
+        }
+    }
+    let call = InlineCall {
+        hook_type: h.hook_type,
+        event_id: event_id.clone(),
+        body: request,
+    };
+    let (mut answer, mut outcome) = h.answer(&call).await;
+    let mut bytes = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec());
+    if bytes.len() >= crate::okta::inline::MAX_RESPONSE_BYTES {
+        tracing::warn!(hook = %h.name, size = bytes.len(), "answer over Okta's 256 KB limit: sending the fallback");
+        answer = h.fallback_answer();
+        outcome = InlineOutcome::fallback_invalid;
+        bytes = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec());
+    }
+    let bytes = bytes::Bytes::from(bytes);
+    if let (Some(cache), Some(id)) = (&h.answers, &event_id) {
+        cache.insert(id, bytes.clone());
+    }
+    record(outcome);
+    tracing::info!(
+        hook = %h.name,
+        event_id = event_id.as_deref().unwrap_or("-"),
+        outcome = ?outcome,
+        total_us = started.elapsed().as_micros() as u64,
+        "inline hook answered"
+    );
+    Ok(json_response(bytes))
+}
+
+/// Checks that a request is one of this hook's type: an object whose `eventType` (when
+/// present) is the type's, with a `data` object. A mismatch is a misconfiguration in Okta
+/// (the hook registered on the wrong endpoint), answered 400 so that it shows.
+pub fn validate_request(hook_type: HookType, request: &Value) -> Result<(), String> {
+    let obj = request.as_object().ok_or_else(|| {
+        "not an Okta inline hook request: the body is not a JSON object".to_owned()
+    })?;
+    if let Some(t) = obj.get("eventType") {
+        let t = t.as_str().unwrap_or_default();
+        if t != hook_type.event_type() {
+            return Err(format!(
+                "this endpoint is a {} hook ({}) but the request's eventType is '{t}'",
+                hook_type,
+                hook_type.event_type()
+            ));
+        }
+    }
+    match obj.get("data") {
+        Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err("not an Okta inline hook request: data must be an object".to_owned()),
+        None => Err("not an Okta inline hook request: missing field `data`".to_owned()),
+    }
+}
