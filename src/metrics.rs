@@ -239,6 +239,21 @@ impl Metrics {
             "Certificate reloads by result",
             tls_reloads.clone(),
         );
+        registry.register(
+            "inline_calls",
+            "Inline hook calls by outcome",
+            inline_calls.clone(),
+        );
+        registry.register(
+            "inline_seconds",
+            "Inline hook answer time",
+            inline_seconds.clone(),
+        );
+        registry.register(
+            "inline_handler_seconds",
+            "Inline hook time spent in the handler",
+            inline_handler_seconds.clone(),
+        );
         Metrics {
             registry,
             requests,

@@ -4,7 +4,10 @@
 mod util;
 
 mod bad_input;
+mod contract;
 mod crash;
 mod delivery;
+mod inline;
 mod lifecycle;
+mod oauth;
 mod security;

@@ -211,8 +211,7 @@ pub async fn start_with(
         shutdown,
         task,
     };
-    server.wait_ready().await;
-    server
+    server.wait_ready_or_fail().await
 }
 
 impl TestServer {
@@ -222,6 +221,29 @@ impl TestServer {
 
     pub fn jsonl(&self) -> PathBuf {
         self.dir.path().join("events.jsonl")
+    }
+
+    /// Waits for readiness; if the server stops during start-up, fails with its error.
+    async fn wait_ready_or_fail(mut self) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let plain = reqwest::Client::new();
+        loop {
+            if self.task.is_finished() {
+                let result = (&mut self.task).await;
+                panic!("the server stopped during start-up: {result:?}");
+            }
+            if let Ok(r) = plain
+                .get(format!("{}/readyz", self.admin_base))
+                .send()
+                .await
+            {
+                if r.status() == 200 {
+                    return self;
+                }
+            }
+            assert!(Instant::now() < deadline, "server not ready within 15s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn wait_ready(&self) {
