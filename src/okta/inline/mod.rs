@@ -7,6 +7,8 @@
 //!   [`telephony`]). Lenient: optional fields, numbers as strings, unknown fields kept.
 //! - [`InlineResponse`]: `commands`, `error`, `debugContext`, with builders in the style of
 //!   Okta's Java hooks SDK. Serialises back to exactly what was parsed (samples round-trip).
+//! - [`PatchOp`]: the JSON Patch operations of token and SAML answers; [`RequestInfo`],
+//!   [`Session`], [`ContextUser`]: the parts of `data.context` several types share.
 
 pub mod import;
 pub mod password;
@@ -75,7 +77,9 @@ impl HookType {
     }
 
     pub fn from_event_type(event_type: &str) -> Option<HookType> {
-        HookType::ALL.into_iter().find(|t| t.event_type() == event_type)
+        HookType::ALL
+            .into_iter()
+            .find(|t| t.event_type() == event_type)
     }
 
     /// Command types Okta accepts from this hook type.
@@ -119,29 +123,32 @@ impl std::fmt::Display for HookType {
 }
 
 /// The envelope common to every inline hook request; `D` is the type's `data`.
+///
+/// Absent fields stay absent when the request is serialised again, so that a parsed
+/// request (for example one handed on to a forward target) is the JSON Okta sent.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct InlineRequest<D> {
     /// Unique per request; the key of idempotent answers to Okta's retries.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
     /// `"1.0"`, or the number `1` in some spec examples.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type_version: Option<StringOrNumber>,
     /// No `s` here (event hooks say `cloudEventsVersion`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_event_version: Option<StringOrNumber>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// Its format depends on the type: do not parse it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Registration and telephony only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_type: Option<String>,
     pub data: D,
     #[serde(flatten)]
@@ -218,7 +225,9 @@ impl InlineResponse {
 
     /// Sets `error.errorSummary`.
     pub fn error(mut self, summary: impl Into<String>) -> Self {
-        self.error.get_or_insert_with(InlineError::default).error_summary = Some(summary.into());
+        self.error
+            .get_or_insert_with(InlineError::default)
+            .error_summary = Some(summary.into());
         self
     }
 
@@ -234,7 +243,9 @@ impl InlineResponse {
 
     /// Sets one `debugContext` entry (copied by Okta into the System Log).
     pub fn debug(mut self, key: impl Into<String>, value: Value) -> Self {
-        self.debug_context.get_or_insert_with(Map::new).insert(key.into(), value);
+        self.debug_context
+            .get_or_insert_with(Map::new)
+            .insert(key.into(), value);
         self
     }
 
@@ -242,4 +253,236 @@ impl InlineResponse {
     pub fn is_empty(&self) -> bool {
         self.commands.as_ref().is_none_or(Vec::is_empty) && self.error.is_none()
     }
+}
+
+impl Command {
+    /// A command of any type; the per-type modules have builders that get the value right.
+    pub fn new(kind: impl Into<String>, value: Value) -> Self {
+        Command {
+            kind: kind.into(),
+            value,
+        }
+    }
+}
+
+impl InlineResponse {
+    /// Appends a command made by one of the per-type builders
+    /// (`token::identity_patch`, `registration::deny`, ...).
+    pub fn with(mut self, command: Command) -> Self {
+        self.commands.get_or_insert_with(Vec::new).push(command);
+        self
+    }
+
+    /// Appends several commands in order (Okta runs them in array order), for builders
+    /// that must send two together such as `import::link_user`.
+    pub fn with_all(mut self, commands: impl IntoIterator<Item = Command>) -> Self {
+        self.commands.get_or_insert_with(Vec::new).extend(commands);
+        self
+    }
+}
+
+impl From<Command> for InlineResponse {
+    fn from(command: Command) -> Self {
+        InlineResponse::empty().with(command)
+    }
+}
+
+impl FromIterator<Command> for InlineResponse {
+    fn from_iter<I: IntoIterator<Item = Command>>(commands: I) -> Self {
+        InlineResponse::empty().with_all(commands)
+    }
+}
+
+impl ErrorCause {
+    /// A cause that points at one field of the request, e.g.
+    /// `ErrorCause::at("data.userProfile.email", "Only example.com emails can register.")`:
+    /// the Sign-In Widget shows such a summary next to that field (registration).
+    pub fn at(location: impl Into<String>, summary: impl Into<String>) -> Self {
+        ErrorCause {
+            error_summary: Some(summary.into()),
+            location_type: Some("body".to_owned()),
+            location: Some(location.into()),
+            domain: Some("end-user".to_owned()),
+            reason: None,
+        }
+    }
+
+    /// Sets `reason`, an enum-like string such as `INVALID_EMAIL_DOMAIN`.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// One JSON Patch operation, as the token and SAML hooks take them in a command's
+/// `value` array (Okta's Java SDK calls it `PatchOperation`).
+///
+/// The path is a JSON Pointer into the token (`/claims/...`, `/token/lifetime/expiration`)
+/// or the assertion (`/subject/...`, `/claims/...`); build claim paths with
+/// [`pointer_segment`] so that names holding `/` or `~` (URI claims) are escaped.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PatchOp {
+    pub op: PatchOpKind,
+    pub path: String,
+    /// Absent for `remove`: Okta fails the whole patch on a remove with a non-null value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+/// The operations Okta implements; SAML takes only `add` and `replace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PatchOpKind {
+    /// Adds a claim, an object member or an array element (`-` appends); adding an
+    /// existing claim replaces it.
+    Add,
+    /// Changes something that already exists.
+    Replace,
+    /// Token hook only.
+    Remove,
+}
+
+impl PatchOp {
+    pub fn add(path: impl Into<String>, value: Value) -> Self {
+        PatchOp {
+            op: PatchOpKind::Add,
+            path: path.into(),
+            value: Some(value),
+        }
+    }
+
+    pub fn replace(path: impl Into<String>, value: Value) -> Self {
+        PatchOp {
+            op: PatchOpKind::Replace,
+            path: path.into(),
+            value: Some(value),
+        }
+    }
+
+    pub fn remove(path: impl Into<String>) -> Self {
+        PatchOp {
+            op: PatchOpKind::Remove,
+            path: path.into(),
+            value: None,
+        }
+    }
+}
+
+/// Escapes one JSON Pointer segment (RFC 6901: `~` as `~0`, `/` as `~1`), as Okta
+/// requires for URI claim names such as `http://schemas.xmlsoap.org/.../claims/foo`.
+pub fn pointer_segment(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+/// A patch command's `value`: the operations as a JSON array.
+fn patch_value(ops: Vec<PatchOp>) -> Value {
+    // Cannot fail: plain data with string keys.
+    serde_json::to_value(ops).unwrap_or_default()
+}
+
+// Pieces of `data.context` shared by several hook types. Every field is optional and
+// every object keeps unknown fields in `extra`, so that a request serialises back to
+// what Okta sent and nothing a newer Okta adds is lost.
+
+/// `data.context.request`: the end user's HTTP request that made Okta call us.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestInfo {
+    /// Okta's request id (as in the System Log), for correlating with Okta's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// A path (`/idp/idx/enroll/new`) or a full URL depending on the type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<UrlValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Okta wraps the URL in an object: `{"value": "..."}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UrlValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `data.context.session` (token and SAML hooks): the Okta session behind the sign-in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_password_verification: Option<String>,
+    /// Authentication methods, e.g. `["PASSWORD"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<SessionIdp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_active: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The identity provider of a session: `OKTA`, `FEDERATION`, `SOCIAL`, ...
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SessionIdp {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `data.context.user` (token, SAML, progressive profile): the Okta user as it is now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_changed: Option<String>,
+    /// The Okta profile: any attributes the org's schema has, of any JSON type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Map<String, Value>>,
+    #[serde(default, rename = "_links", skip_serializing_if = "Option::is_none")]
+    pub links: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `{"expiration": seconds}`: how long a token or assertion is valid.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Lifetime {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<i64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A `data.context` that carries only the end user's request (registration SSR,
+/// telephony).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RequestContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestInfo>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
