@@ -280,8 +280,76 @@ pub fn validate_request(hook_type: HookType, request: &Value) -> Result<(), Stri
         }
     }
     match obj.get("data") {
-        Some(Value::Object(_)) => Ok(()),
-        Some(_) => Err("not an Okta inline hook request: data must be an object".to_owned()),
-        None => Err("not an Okta inline hook request: missing field `data`".to_owned()),
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err("not an Okta inline hook request: data must be an object".to_owned()),
+        None => return Err("not an Okta inline hook request: missing field `data`".to_owned()),
+    }
+    // The typed parse (lenient: optional fields, numbers or strings where Okta varies)
+    // catches fields of the wrong shape before a handler trips over them.
+    use crate::okta::inline::{import, password, registration, saml, telephony, token};
+    use serde::Deserialize;
+    let typed = match hook_type {
+        HookType::Token => token::TokenRequest::deserialize(request).map(drop),
+        HookType::Registration => registration::RegistrationRequest::deserialize(request).map(drop),
+        HookType::Import => import::ImportRequest::deserialize(request).map(drop),
+        HookType::PasswordImport => password::PasswordImportRequest::deserialize(request).map(drop),
+        HookType::Saml => saml::SamlRequest::deserialize(request).map(drop),
+        HookType::Telephony => telephony::TelephonyRequest::deserialize(request).map(drop),
+    };
+    typed.map_err(|e| format!("not an Okta {hook_type} inline hook request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/okta")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+    }
+
+    #[test]
+    fn every_request_sample_is_a_request_of_its_type_only() {
+        let samples = [
+            (HookType::Token, "token-hook-request.json"),
+            (HookType::Registration, "registration-hook-request-ssr.json"),
+            (
+                HookType::Registration,
+                "registration-hook-request-progressive-profile.json",
+            ),
+            (
+                HookType::Registration,
+                "registration-hook-request-classic.json",
+            ),
+            (HookType::Import, "import-hook-request.json"),
+            (HookType::Import, "import-hook-request-spec.json"),
+            (HookType::PasswordImport, "password-import-request.json"),
+            (HookType::PasswordImport, "password-import-request-idx.json"),
+            (HookType::Saml, "saml-hook-request.json"),
+            (HookType::Telephony, "telephony-hook-request.json"),
+            (HookType::Telephony, "telephony-hook-request-spec.json"),
+        ];
+        for (t, name) in samples {
+            let req = sample(name);
+            assert_eq!(validate_request(t, &req), Ok(()), "{name}");
+            for other in HookType::ALL.into_iter().filter(|o| *o != t) {
+                let err = validate_request(other, &req).expect_err(name);
+                assert!(err.contains(t.event_type()), "{name} as {other}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_requests_are_named() {
+        let t = HookType::Token;
+        assert!(validate_request(t, &serde_json::json!([1])).is_err());
+        let e = validate_request(t, &serde_json::json!({"eventType": t.event_type()}))
+            .expect_err("no data");
+        assert!(e.contains("data"), "{e}");
+        let e = validate_request(t, &serde_json::json!({"data": {"access": 5}}))
+            .expect_err("bad shape");
+        assert!(e.contains("token"), "{e}");
     }
 }
