@@ -1,31 +1,1033 @@
-//! Rhai scripts (being written).
+//! Rhai scripts (`kind = "script"`): inline hook logic in a small sandboxed language, for
+//! what declarative rules cannot say and a service of one's own would be too much for.
+//!
+//! Calling convention (the guide is `docs/inline-handlers.md`): the script defines
+//! `fn handle(request)`; `request` is the whole request JSON as a Rhai object map, and the
+//! function returns a map shaped like the answer (`#{ commands: [...], error: #{...},
+//! debugContext: #{...} }`) or `()` for `{}` (Okta's default action). Helpers registered in
+//! the engine shorten the common answers (`deny`, `patch_claim`, `verified`, ...).
+//!
+//! Sandbox: `Engine::new_raw()` with Rhai's pure standard packages only (no file, process
+//! or network functions exist), `import` and `eval` disabled and no module resolver,
+//! limits on operations, call depth, expression depth and value sizes, and a wall-clock
+//! deadline checked by the progress callback: a script that never ends is stopped by its
+//! own deadline, shortly before the runtime's budget runs out, and its blocking thread is
+//! freed (the runtime dropping the future would not stop a thread that is running).
 
+use super::rules::{country_of, phone_digits, pointer_escape, StoredHash};
 use super::{Handler, HandlerError, InlineCall};
 use crate::okta::inline::InlineResponse;
 use async_trait::async_trait;
+use rhai::{
+    Array, CallFnOptions, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope, AST,
+};
 use serde::Deserialize;
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The `[inline_hooks.handler]` table of `kind = "script"`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScriptConfig {
     /// The script file (compiled once at start).
     pub file: PathBuf,
+    /// Rhai operations per call (a loop turn is a few).
+    #[serde(default = "default_max_operations")]
+    pub max_operations: u64,
+    /// Nested function calls.
+    #[serde(default = "default_max_call_depth")]
+    pub max_call_depth: usize,
+    /// Nesting of expressions (and of expressions inside functions).
+    #[serde(default = "default_max_expr_depth")]
+    pub max_expr_depth: usize,
+    /// Characters in one string.
+    #[serde(default = "default_max_string_size")]
+    pub max_string_size: usize,
+    /// Elements in one array.
+    #[serde(default = "default_max_array_size")]
+    pub max_array_size: usize,
+    /// Entries in one object map.
+    #[serde(default = "default_max_map_size")]
+    pub max_map_size: usize,
 }
 
-pub struct ScriptHandler {}
+fn default_max_operations() -> u64 {
+    100_000
+}
+fn default_max_call_depth() -> usize {
+    32
+}
+fn default_max_expr_depth() -> usize {
+    64
+}
+fn default_max_string_size() -> usize {
+    64 * 1024
+}
+fn default_max_array_size() -> usize {
+    10_000
+}
+fn default_max_map_size() -> usize {
+    10_000
+}
+
+impl ScriptConfig {
+    /// A script with the default limits (for code that builds configs, and tests).
+    pub fn new(file: impl Into<PathBuf>) -> Self {
+        ScriptConfig {
+            file: file.into(),
+            max_operations: default_max_operations(),
+            max_call_depth: default_max_call_depth(),
+            max_expr_depth: default_max_expr_depth(),
+            max_string_size: default_max_string_size(),
+            max_array_size: default_max_array_size(),
+            max_map_size: default_max_map_size(),
+        }
+    }
+}
+
+thread_local! {
+    /// The deadline of the script running on this thread. One `Engine` serves every call
+    /// and its progress callback has no per-call context, but a call runs on one blocking
+    /// thread from start to end, so the thread carries it.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Clears this thread's deadline when a run ends, however it ends: blocking-pool threads
+/// are reused by unrelated work.
+struct DeadlineReset;
+
+impl Drop for DeadlineReset {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(None));
+    }
+}
+
+/// How often (in operations) the clock is read: often enough to stop a tight loop within
+/// about a millisecond, rarely enough to cost nothing measurable.
+const CLOCK_EVERY_OPS: u64 = 256;
+
+/// The error value of the helpers: a fixed message (never data), told apart from what a
+/// script throws itself, whose value is never shown.
+#[derive(Debug, Clone)]
+struct HelperError(&'static str);
+
+fn helper_error(message: &'static str) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(HelperError(message)), Position::NONE).into()
+}
+
+/// A compiled script shared by every call (`Engine` and `AST` are `Send + Sync` with
+/// Rhai's `sync` feature).
+pub struct ScriptHandler {
+    engine: Arc<Engine>,
+    ast: Arc<AST>,
+    /// The file as messages name it.
+    label: Arc<str>,
+    /// The script's own deadline, a little shorter than the budget so that the script's
+    /// error (not the runtime's timeout) says what happened.
+    time_limit: Duration,
+}
 
 impl ScriptHandler {
+    /// Reads and compiles the script once; syntax errors come back with line and position.
     pub fn new(config: &ScriptConfig, budget: std::time::Duration) -> Result<Self, String> {
-        let _ = (config, budget);
-        Ok(ScriptHandler {})
+        let label: Arc<str> = config.file.display().to_string().into();
+        let source = std::fs::read_to_string(&config.file)
+            .map_err(|e| format!("script {label}: cannot read the file: {e}"))?;
+        let engine = build_engine(config, label.clone());
+        let ast = engine
+            .compile(&source)
+            .map_err(|e| format!("script {label}: {e}"))?;
+        if !ast
+            .iter_functions()
+            .any(|f| f.name == "handle" && f.params.len() == 1)
+        {
+            return Err(format!(
+                "script {label}: defines no `fn handle(request)`, which hookwarden calls for each request"
+            ));
+        }
+        let margin = (budget / 10).min(Duration::from_millis(200));
+        let time_limit = budget.saturating_sub(margin);
+        Ok(ScriptHandler {
+            engine: Arc::new(engine),
+            ast: Arc::new(ast),
+            label,
+            time_limit: if time_limit.is_zero() {
+                budget
+            } else {
+                time_limit
+            },
+        })
     }
 }
 
 #[async_trait]
 impl Handler for ScriptHandler {
     async fn handle(&self, call: &InlineCall) -> Result<InlineResponse, HandlerError> {
-        let _ = call;
-        Err(HandlerError("scripts are not written yet".into()))
+        // From now, not from when a blocking thread is free: queueing counts.
+        let deadline = Instant::now() + self.time_limit;
+        let engine = self.engine.clone();
+        let ast = self.ast.clone();
+        let request = call.body.clone();
+        let time_limit = self.time_limit;
+        let outcome =
+            tokio::task::spawn_blocking(move || run(&engine, &ast, request, deadline, time_limit))
+                .await
+                .map_err(|_| {
+                    HandlerError(format!("script {}: the script task failed", self.label))
+                })?;
+        outcome.map_err(|m| HandlerError(format!("script {}: {m}", self.label)))
+    }
+}
+
+/// One call on the current (blocking) thread.
+fn run(
+    engine: &Engine,
+    ast: &AST,
+    request: serde_json::Value,
+    deadline: Instant,
+    time_limit: Duration,
+) -> Result<InlineResponse, String> {
+    DEADLINE.with(|d| d.set(Some(deadline)));
+    let _reset = DeadlineReset;
+    if Instant::now() >= deadline {
+        return Err(
+            "the time budget ran out before the script could start (all blocking threads busy)"
+                .into(),
+        );
+    }
+    let request = rhai::serde::to_dynamic(&request)
+        .map_err(|_| "the request could not be turned into a Rhai map".to_owned())?;
+    // Top-level statements run too, so that top-level `const`s are there for `handle`.
+    let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+    let out: Dynamic = engine
+        .call_fn_with_options(options, &mut Scope::new(), ast, "handle", (request,))
+        .map_err(|e| describe(&e, time_limit))?;
+    to_answer(out)
+}
+
+/// `()` is `{}`; a map goes through the same strict reading as a forwarded answer.
+fn to_answer(out: Dynamic) -> Result<InlineResponse, String> {
+    if out.is_unit() {
+        return Ok(InlineResponse::empty());
+    }
+    if !out.is_map() {
+        return Err(format!(
+            "handle() returned a {}; it must return a map shaped like the answer (#{{ commands: [...] }}) or ()",
+            out.type_name()
+        ));
+    }
+    let value: serde_json::Value = rhai::serde::from_dynamic(&out).map_err(|_| {
+        "handle() returned a map holding something that is not JSON (a function pointer, a timestamp...)"
+            .to_owned()
+    })?;
+    super::forward::parse_answer(value).map_err(|e| format!("handle() returned {e}"))
+}
+
+/// A message for the script's author: what went wrong and where, never a value (values
+/// come from the request, which can hold a password or personal data).
+fn describe(err: &EvalAltResult, time_limit: Duration) -> String {
+    use EvalAltResult as E;
+    let pos = err.position();
+    let at = if pos.is_none() {
+        String::new()
+    } else {
+        format!(" ({pos})")
+    };
+    match err {
+        E::ErrorInFunctionCall(name, _, inner, _) => {
+            format!("in function '{name}': {}", describe(inner, time_limit))
+        }
+        E::ErrorTerminated(..) => format!(
+            "stopped: the script ran past its time limit of {} ms{at}",
+            time_limit.as_millis()
+        ),
+        E::ErrorTooManyOperations(_) => {
+            format!("stopped: the script ran past max_operations{at}")
+        }
+        E::ErrorStackOverflow(_) => format!("too many nested calls (max_call_depth){at}"),
+        E::ErrorRuntime(value, _) => match value.clone().try_cast::<HelperError>() {
+            Some(HelperError(message)) => format!("{message}{at}"),
+            None => format!(
+                "the script threw an exception{at}; its value is not shown, as it may hold request data (return fail(\"...\") for an intended error)"
+            ),
+        },
+        E::ErrorArithmetic(..) => format!("arithmetic error (division by zero, overflow...){at}"),
+        E::ErrorIndexNotFound(..) => format!("index not found{at}"),
+        E::ErrorDataTooLarge(what, _) => format!("{what} is over its limit{at}"),
+        // These carry names and types from the script's text, never request values.
+        E::ErrorParsing(..)
+        | E::ErrorVariableExists(..)
+        | E::ErrorForbiddenVariable(..)
+        | E::ErrorVariableNotFound(..)
+        | E::ErrorPropertyNotFound(..)
+        | E::ErrorFunctionNotFound(..)
+        | E::ErrorModuleNotFound(..)
+        | E::ErrorUnboundThis(..)
+        | E::ErrorMismatchDataType(..)
+        | E::ErrorMismatchOutputType(..)
+        | E::ErrorIndexingType(..)
+        | E::ErrorArrayBounds(..)
+        | E::ErrorStringBounds(..)
+        | E::ErrorBitFieldBounds(..)
+        | E::ErrorFor(..)
+        | E::ErrorNonPureMethodCallOnConstant(..)
+        | E::ErrorAssignmentToConstant(..)
+        | E::ErrorTooManyVariables(..)
+        | E::ErrorTooManyModules(..) => err.to_string(),
+        _ => format!("script error{at}"),
+    }
+}
+
+/// The engine: pure standard library, no modules, no `eval`, limits, deadline, logging.
+fn build_engine(config: &ScriptConfig, label: Arc<str>) -> Engine {
+    use rhai::packages::{Package, StandardPackage};
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(StandardPackage::new().as_shared_module());
+    engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    engine.disable_symbol("import");
+    engine.disable_symbol("eval");
+    engine.set_strict_variables(true);
+    engine.set_max_operations(config.max_operations);
+    engine.set_max_call_levels(config.max_call_depth);
+    engine.set_max_expr_depths(config.max_expr_depth, config.max_expr_depth);
+    engine.set_max_string_size(config.max_string_size);
+    engine.set_max_array_size(config.max_array_size);
+    engine.set_max_map_size(config.max_map_size);
+    engine.on_progress(|ops| {
+        if ops % CLOCK_EVERY_OPS != 0 {
+            return None;
+        }
+        DEADLINE.with(|d| match d.get() {
+            Some(deadline) if Instant::now() >= deadline => Some(Dynamic::from("deadline")),
+            _ => None,
+        })
+    });
+    // Debug level: scripts see personal data, and a password import script sees passwords.
+    let print_label = label.clone();
+    engine.on_print(move |text| tracing::debug!(script = %print_label, "print: {text}"));
+    engine.on_debug(move |text, _source, pos| {
+        tracing::debug!(script = %label, line = pos.line().unwrap_or(0), "debug: {text}")
+    });
+    // Rhai's core `sleep` would hold the thread with no operation counted, past any
+    // deadline. Functions registered here are found before the packages' (a function
+    // pointer, `Fn("sleep")`, included), so these shadow it.
+    engine.register_fn("sleep", |_: rhai::INT| -> Result<(), Box<EvalAltResult>> {
+        Err(helper_error("sleep is not available to hook scripts"))
+    });
+    engine.register_fn(
+        "sleep",
+        |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> {
+            Err(helper_error("sleep is not available to hook scripts"))
+        },
+    );
+    register_helpers(&mut engine);
+    engine
+}
+
+fn map<const N: usize>(entries: [(&str, Dynamic); N]) -> Dynamic {
+    let mut m = RhaiMap::new();
+    for (k, v) in entries {
+        m.insert(k.into(), v);
+    }
+    Dynamic::from_map(m)
+}
+
+fn text(s: impl Into<String>) -> Dynamic {
+    Dynamic::from(s.into())
+}
+
+fn command(kind: &str, value: Dynamic) -> Dynamic {
+    map([("type", text(kind)), ("value", value)])
+}
+
+fn answer(commands: Array) -> Dynamic {
+    map([("commands", Dynamic::from_array(commands))])
+}
+
+/// The patch command of a token: `id` (or `identity`, `id_token`) or `access` (`access_token`).
+fn token_command(token: &str) -> Result<&'static str, Box<EvalAltResult>> {
+    match token {
+        "id" | "identity" | "id_token" => Ok("com.okta.identity.patch"),
+        "access" | "access_token" => Ok("com.okta.access.patch"),
+        _ => Err(helper_error("the token is \"id\" or \"access\"")),
+    }
+}
+
+fn claim_patch(
+    token: &str,
+    op: &str,
+    name: &str,
+    value: Option<Dynamic>,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let kind = token_command(token)?;
+    let path = text(format!("/claims/{}", pointer_escape(name)));
+    let op = match value {
+        Some(v) => map([("op", text(op)), ("path", path), ("value", v)]),
+        None => map([("op", text(op)), ("path", path)]),
+    };
+    Ok(command(kind, Dynamic::from_array(vec![op])))
+}
+
+/// A SAML attribute value as text: strings as they are, other scalars printed.
+fn saml_value(v: &Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+    if v.is_string() || v.is_int() || v.is_float() || v.is_bool() || v.is_char() {
+        Ok(map([
+            ("attributes", map([("xsi:type", text("xs:string"))])),
+            ("value", text(v.to_string())),
+        ]))
+    } else {
+        Err(helper_error(
+            "a SAML attribute value is a string, number or boolean (or an array of them)",
+        ))
+    }
+}
+
+/// The helpers scripts use for common answers, mirroring `InlineResponse`'s builders.
+/// "Answer" helpers return a whole answer map; "command" helpers return one command, to be
+/// put in `answer([...])` or a `commands` array.
+fn register_helpers(engine: &mut Engine) {
+    // Answers.
+    engine.register_fn("allow", || Dynamic::from_map(RhaiMap::new()));
+    engine.register_fn("answer", answer);
+    engine.register_fn("fail", |summary: &str| {
+        map([("error", map([("errorSummary", text(summary))]))])
+    });
+    engine.register_fn("deny", |summary: &str| {
+        map([
+            (
+                "commands",
+                Dynamic::from_array(vec![command(
+                    "com.okta.action.update",
+                    map([("registration", text("DENY"))]),
+                )]),
+            ),
+            ("error", map([("errorSummary", text(summary))])),
+        ])
+    });
+    engine.register_fn(
+        "deny",
+        |summary: &str, attribute: &str, reason: &str, message: &str| {
+            let cause = map([
+                ("errorSummary", text(message)),
+                ("reason", text(reason)),
+                ("locationType", text("body")),
+                ("location", text(format!("data.userProfile.{attribute}"))),
+                ("domain", text("end-user")),
+            ]);
+            map([
+                (
+                    "commands",
+                    Dynamic::from_array(vec![command(
+                        "com.okta.action.update",
+                        map([("registration", text("DENY"))]),
+                    )]),
+                ),
+                (
+                    "error",
+                    map([
+                        ("errorSummary", text(summary)),
+                        ("errorCauses", Dynamic::from_array(vec![cause])),
+                    ]),
+                ),
+            ])
+        },
+    );
+    let credential = |status: &str| {
+        answer(vec![command(
+            "com.okta.action.update",
+            map([("credential", text(status))]),
+        )])
+    };
+    engine.register_fn("verified", move || credential("VERIFIED"));
+    engine.register_fn("unverified", move || credential("UNVERIFIED"));
+    engine.register_fn("telephony_failed", |transaction_id: &str, summary: &str| {
+        let action = map([
+            ("status", text("FAILED")),
+            ("provider", text("hookwarden")),
+            ("transactionId", text(transaction_id)),
+        ]);
+        map([
+            (
+                "commands",
+                Dynamic::from_array(vec![command(
+                    "com.okta.telephony.action",
+                    Dynamic::from_array(vec![action]),
+                )]),
+            ),
+            ("error", map([("errorSummary", text(summary))])),
+        ])
+    });
+
+    // Commands.
+    engine.register_fn("command", |kind: &str, value: Dynamic| command(kind, value));
+    engine.register_fn("patch_claim", |token: &str, name: &str, value: Dynamic| {
+        claim_patch(token, "add", name, Some(value))
+    });
+    engine.register_fn(
+        "replace_claim",
+        |token: &str, name: &str, value: Dynamic| claim_patch(token, "replace", name, Some(value)),
+    );
+    engine.register_fn("remove_claim", |token: &str, name: &str| {
+        claim_patch(token, "remove", name, None)
+    });
+    engine.register_fn("token_lifetime", |token: &str, seconds: i64| {
+        if !(300..=86_400).contains(&seconds) {
+            return Err(helper_error(
+                "Okta accepts token lifetimes from 300 to 86400 seconds",
+            ));
+        }
+        let op = map([
+            ("op", text("replace")),
+            ("path", text("/token/lifetime/expiration")),
+            ("value", Dynamic::from_int(seconds)),
+        ]);
+        Ok(command(
+            token_command(token)?,
+            Dynamic::from_array(vec![op]),
+        ))
+    });
+    engine.register_fn("saml_attribute", |name: &str, value: Dynamic| {
+        let values = match value.clone().try_cast::<Array>() {
+            Some(items) => items.iter().map(saml_value).collect::<Result<Array, _>>()?,
+            None => vec![saml_value(&value)?],
+        };
+        let op = map([
+            ("op", text("add")),
+            ("path", text(format!("/claims/{}", pointer_escape(name)))),
+            (
+                "value",
+                map([
+                    (
+                        "attributes",
+                        map([(
+                            "NameFormat",
+                            text("urn:oasis:names:tc:SAML:2.0:attrname-format:basic"),
+                        )]),
+                    ),
+                    ("attributeValues", Dynamic::from_array(values)),
+                ]),
+            ),
+        ]);
+        Ok::<_, Box<EvalAltResult>>(command(
+            "com.okta.assertion.patch",
+            Dynamic::from_array(vec![op]),
+        ))
+    });
+    engine.register_fn("profile_update", |attributes: RhaiMap| {
+        command(
+            "com.okta.user.profile.update",
+            Dynamic::from_map(attributes),
+        )
+    });
+    engine.register_fn("progressive_profile_update", |attributes: RhaiMap| {
+        command(
+            "com.okta.user.progressive.profile.update",
+            Dynamic::from_map(attributes),
+        )
+    });
+    engine.register_fn("app_user_profile_update", |attributes: RhaiMap| {
+        command(
+            "com.okta.appUser.profile.update",
+            Dynamic::from_map(attributes),
+        )
+    });
+    engine.register_fn("import_result", |result: &str| {
+        command("com.okta.action.update", map([("result", text(result))]))
+    });
+    engine.register_fn("user_update", |id: &str| {
+        command("com.okta.user.update", map([("id", text(id))]))
+    });
+    // Two commands: LINK_USER needs the user id in the same answer.
+    engine.register_fn("link_user", |id: &str| {
+        vec![
+            command(
+                "com.okta.action.update",
+                map([("result", text("LINK_USER"))]),
+            ),
+            command("com.okta.user.update", map([("id", text(id))])),
+        ]
+    });
+
+    // Utilities.
+    engine.register_fn("pointer_escape", |name: &str| pointer_escape(name));
+    engine.register_fn("email_domain", |address: &str| {
+        address
+            .trim()
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim().trim_end_matches('.').to_lowercase())
+            .unwrap_or_default()
+    });
+    // Prefix-based, like the rules' table; "" when unknown (e.g. +1, shared by NANP countries).
+    engine.register_fn("phone_country", |number: &str| {
+        phone_digits(number)
+            .and_then(|d| country_of(&d))
+            .unwrap_or_default()
+            .to_owned()
+    });
+    engine.register_fn("phone_digits", |number: &str| {
+        phone_digits(number).unwrap_or_default()
+    });
+    // CPU-heavy (bcrypt, argon2): fine on the script's blocking thread; false for an
+    // unknown or malformed hash.
+    engine.register_fn("verify_password_hash", |password: &str, hash: &str| {
+        StoredHash::parse(hash).is_ok_and(|h| h.verify(password.as_bytes()))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::okta::inline::HookType;
+    use serde_json::{json, Value};
+    use std::path::Path;
+
+    fn fixture(name: &str) -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/okta")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
+    }
+
+    fn example(hook_type: HookType) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/scripts")
+            .join(format!("{}.rhai", hook_type.name()))
+    }
+
+    /// A script written to a temporary file (kept alive with the handler).
+    fn script(
+        source: &str,
+        config: impl FnOnce(&mut ScriptConfig),
+        budget_ms: u64,
+    ) -> Result<(tempfile::TempDir, ScriptHandler), String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("test.rhai");
+        std::fs::write(&file, source).expect("write script");
+        let mut c = ScriptConfig::new(&file);
+        config(&mut c);
+        ScriptHandler::new(&c, Duration::from_millis(budget_ms)).map(|h| (dir, h))
+    }
+
+    fn handler(source: &str) -> (tempfile::TempDir, ScriptHandler) {
+        script(source, |_| {}, 2000).expect("script compiles")
+    }
+
+    async fn call(
+        h: &ScriptHandler,
+        hook_type: HookType,
+        body: Value,
+    ) -> Result<Value, HandlerError> {
+        let call = InlineCall {
+            hook_type,
+            event_id: body["eventId"].as_str().map(str::to_owned),
+            body,
+        };
+        let answer = h.handle(&call).await?;
+        // The runtime checks every answer before it leaves; the examples must pass.
+        if let Err(e) = crate::inline_hooks::check::check(hook_type, &answer, &call.body) {
+            panic!("the runtime would refuse this answer: {e}");
+        }
+        Ok(serde_json::to_value(answer).expect("answer serialises"))
+    }
+
+    async fn answer_of(h: &ScriptHandler, hook_type: HookType, body: Value) -> Value {
+        call(h, hook_type, body).await.expect("script answers")
+    }
+
+    fn example_handler(hook_type: HookType) -> ScriptHandler {
+        ScriptHandler::new(
+            &ScriptConfig::new(example(hook_type)),
+            Duration::from_secs(2),
+        )
+        .expect("example script compiles")
+    }
+
+    // ------------------------------------------------------------ example scripts
+
+    #[tokio::test]
+    async fn example_token_script() {
+        let h = example_handler(HookType::Token);
+        let answer = answer_of(&h, HookType::Token, fixture("token-hook-request.json")).await;
+        assert_eq!(
+            answer,
+            json!({"commands": [
+                {"type": "com.okta.access.patch", "value": [
+                    {"op": "add", "path": "/claims/login", "value": "administrator1@clouditude.net"}]},
+                {"type": "com.okta.identity.patch", "value": [
+                    {"op": "add", "path": "/claims/https:~1~1example.com~1tier", "value": "standard"}]}
+            ]})
+        );
+        let mut body = fixture("token-hook-request.json");
+        body["data"]["access"]["claims"]["cid"] = json!("blocked-client");
+        let answer = answer_of(&h, HookType::Token, body).await;
+        assert_eq!(
+            answer,
+            json!({"error": {"errorSummary": "This application may not get tokens."}})
+        );
+    }
+
+    #[tokio::test]
+    async fn example_registration_script() {
+        let h = example_handler(HookType::Registration);
+        let ssr = fixture("registration-hook-request-ssr.json");
+        assert_eq!(
+            answer_of(&h, HookType::Registration, ssr.clone()).await,
+            json!({"commands": [{"type": "com.okta.user.profile.update", "value": {"customerType": "self-registered"}}]})
+        );
+        let mut denied = ssr;
+        denied["data"]["userProfile"]["email"] = json!("rosario@mailinator.com");
+        let mut expected = fixture("registration-hook-response-deny.json");
+        expected["error"]["errorSummary"] =
+            json!("Incorrect email address. Please contact your admin.");
+        assert_eq!(
+            answer_of(&h, HookType::Registration, denied).await,
+            expected
+        );
+        assert_eq!(
+            answer_of(
+                &h,
+                HookType::Registration,
+                fixture("registration-hook-request-progressive-profile.json")
+            )
+            .await,
+            fixture("registration-hook-response-pp-update.json")
+        );
+        let mut pp = fixture("registration-hook-request-progressive-profile.json");
+        pp["data"]["userProfileUpdate"]["employeeNumber"] = json!("12a4");
+        assert_eq!(
+            answer_of(&h, HookType::Registration, pp).await,
+            fixture("registration-hook-response-pp-deny.json")
+        );
+        // Classic: no requestType, read as SSR.
+        let classic = answer_of(
+            &h,
+            HookType::Registration,
+            fixture("registration-hook-request-classic.json"),
+        )
+        .await;
+        assert_eq!(
+            classic["commands"][0]["type"],
+            json!("com.okta.user.profile.update")
+        );
+    }
+
+    #[tokio::test]
+    async fn example_import_script() {
+        let h = example_handler(HookType::Import);
+        for name in ["import-hook-request.json", "import-hook-request-spec.json"] {
+            let answer = answer_of(&h, HookType::Import, fixture(name)).await;
+            assert_eq!(
+                answer,
+                json!({"commands": [
+                    {"type": "com.okta.action.update", "value": {"result": "CREATE_USER"}},
+                    {"type": "com.okta.appUser.profile.update", "value": {"accountType": "PRO", "nickName": "administrator2"}}
+                ]}),
+                "{name}"
+            );
+        }
+        let mut body = fixture("import-hook-request.json");
+        body["data"]["context"]["matches"] = json!([{"id": "00garwpuyxHaWOkdV0g4"}]);
+        let answer = answer_of(&h, HookType::Import, body).await;
+        let link = fixture("import-hook-response-link-user.json");
+        assert_eq!(answer["commands"][0], link["commands"][0]);
+        assert_eq!(answer["commands"][1], link["commands"][1]);
+    }
+
+    #[tokio::test]
+    async fn example_password_import_script() {
+        let h = example_handler(HookType::PasswordImport);
+        for sample in [
+            "password-import-request.json",
+            "password-import-request-idx.json",
+        ] {
+            assert_eq!(
+                answer_of(&h, HookType::PasswordImport, fixture(sample)).await,
+                fixture("password-import-response-verified.json"),
+                "{sample}"
+            );
+        }
+        let mut wrong = fixture("password-import-request.json");
+        wrong["data"]["context"]["credential"]["password"] = json!("not-Okta");
+        assert_eq!(
+            answer_of(&h, HookType::PasswordImport, wrong).await,
+            fixture("password-import-response-unverified.json")
+        );
+        let mut stranger = fixture("password-import-request.json");
+        stranger["data"]["context"]["credential"]["username"] = json!("nobody@example.com");
+        assert_eq!(
+            answer_of(&h, HookType::PasswordImport, stranger).await,
+            fixture("password-import-response-unverified.json")
+        );
+    }
+
+    #[tokio::test]
+    async fn example_saml_script() {
+        let h = example_handler(HookType::Saml);
+        let answer = answer_of(&h, HookType::Saml, fixture("saml-hook-request.json")).await;
+        let sample = fixture("saml-hook-response-uri-claims.json");
+        assert_eq!(
+            answer["commands"][0]["value"][0],
+            sample["commands"][0]["value"][2]
+        );
+        assert_eq!(
+            answer["commands"][1]["value"][0],
+            json!({"op": "replace", "path": "/claims/middle/attributeValues/0/value", "value": "Admin Last"})
+        );
+    }
+
+    #[tokio::test]
+    async fn example_telephony_script() {
+        let h = example_handler(HookType::Telephony);
+        for sample in [
+            "telephony-hook-request.json",
+            "telephony-hook-request-spec.json",
+        ] {
+            assert_eq!(
+                answer_of(&h, HookType::Telephony, fixture(sample)).await,
+                json!({}),
+                "{sample}"
+            );
+        }
+        let mut body = fixture("telephony-hook-request.json");
+        body["data"]["messageProfile"]["phoneNumber"] = json!("+882 1234 5678");
+        let answer = answer_of(&h, HookType::Telephony, body).await;
+        assert_eq!(
+            answer,
+            json!({
+                "commands": [{"type": "com.okta.telephony.action", "value": [
+                    {"status": "FAILED", "provider": "hookwarden", "transactionId": "uS5871kJThSsU8qlA1LTcg"}]}],
+                "error": {"errorSummary": "SMS to this destination is blocked."}
+            })
+        );
+        let mut body = fixture("telephony-hook-request.json");
+        body["data"]["messageProfile"]["phoneNumber"] = json!("+2348012345678");
+        assert!(answer_of(&h, HookType::Telephony, body)
+            .await
+            .get("error")
+            .is_some());
+    }
+
+    // ------------------------------------------------------------ sandbox and limits
+
+    #[tokio::test]
+    async fn a_script_that_never_ends_is_stopped_by_the_time_budget() {
+        let (_dir, h) = script(
+            "fn handle(request) { let n = 0; loop { n += 1; } }",
+            |c| c.max_operations = 0, // unlimited: only the clock can stop it
+            300,
+        )
+        .expect("compiles");
+        let started = Instant::now();
+        let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
+            .await
+            .expect_err("stopped");
+        let elapsed = started.elapsed();
+        assert!(e.0.contains("ran past its time limit"), "{e}");
+        assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+        assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn the_operation_limit_stops_long_scripts() {
+        let (_dir, h) = script(
+            "fn handle(request) { let n = 0; for i in 0..1000000 { n += i; } () }",
+            |c| c.max_operations = 10_000,
+            5000,
+        )
+        .expect("compiles");
+        let started = Instant::now();
+        let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
+            .await
+            .expect_err("stopped");
+        assert!(e.0.contains("max_operations"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn imports_and_eval_are_refused_at_start() {
+        for source in [
+            "import \"x\" as x;\nfn handle(request) { () }",
+            "fn handle(request) { eval(\"1\") }",
+        ] {
+            let e = script(source, |_| {}, 2000).err().expect("refused");
+            assert!(e.contains("test.rhai") && e.contains("line"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sleep_fails_at_once() {
+        for source in [
+            "fn handle(request) { sleep(100); () }",
+            "fn handle(request) { let f = Fn(\"sleep\"); f.call(100) }",
+            "fn handle(request) { let f = Fn(\"sleep\"); f.call(100.0) }",
+        ] {
+            let (_dir, h) = handler(source);
+            let started = Instant::now();
+            let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
+                .await
+                .expect_err(source);
+            assert!(e.0.contains("sleep is not available"), "{e}");
+            assert!(started.elapsed() < Duration::from_millis(500));
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_a_missing_handle_are_reported_by_new() {
+        let e = script("fn handle(request) {\n  let x = ;\n}", |_| {}, 2000)
+            .err()
+            .expect("syntax error");
+        assert!(e.contains("line 2, position"), "{e}");
+        let e = script("fn handler(request) { () }", |_| {}, 2000)
+            .err()
+            .expect("no handle");
+        assert!(e.contains("fn handle(request)"), "{e}");
+        let e = script("fn handle(request) { undefined_variable }", |_| {}, 2000)
+            .err()
+            .expect("strict variables");
+        assert!(e.contains("undefined_variable"), "{e}");
+        let e = ScriptHandler::new(
+            &ScriptConfig::new("/nonexistent/x.rhai"),
+            Duration::from_secs(1),
+        )
+        .err()
+        .expect("no file");
+        assert!(e.contains("/nonexistent/x.rhai"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn wrong_return_shapes_are_errors() {
+        let body = fixture("saml-hook-request.json");
+        for (source, expected) in [
+            ("fn handle(request) { \"ok\" }", "returned a string"),
+            ("fn handle(request) { 42 }", "returned a i64"),
+            (
+                "fn handle(request) { #{ command: [] } }",
+                "unknown key `command`",
+            ),
+            ("fn handle(request) { #{ commands: \"x\" } }", "wrong shape"),
+            (
+                "fn handle(request) { #{ commands: [#{ value: 1 }] } }",
+                "missing field `type`",
+            ),
+        ] {
+            let (_dir, h) = handler(source);
+            let e = call(&h, HookType::Saml, body.clone())
+                .await
+                .expect_err(source);
+            assert!(e.0.contains(expected), "{source}: {e}");
+        }
+        let (_dir, h) = handler("fn handle(request) { () }");
+        assert_eq!(answer_of(&h, HookType::Saml, body.clone()).await, json!({}));
+        let (_dir, h) = handler("fn handle(request) { allow() }");
+        assert_eq!(answer_of(&h, HookType::Saml, body).await, json!({}));
+    }
+
+    #[tokio::test]
+    async fn errors_never_show_request_values() {
+        let body = fixture("password-import-request.json");
+        for source in [
+            "fn handle(request) { throw request.data.context.credential.password; }",
+            "fn handle(request) { throw `bad password ${request.data.context.credential.password}`; }",
+            // Rhai's own message would quote the text it could not parse.
+            "fn handle(request) { parse_int(request.data.context.credential.password) }",
+            "fn handle(request) { #{ commands: request.data.context.credential.password } }",
+        ] {
+            let (_dir, h) = handler(source);
+            let e = call(&h, HookType::PasswordImport, body.clone()).await.expect_err(source);
+            assert!(!e.0.contains("Okta"), "{source}: {e}");
+        }
+        let (_dir, h) = handler("fn handle(request) { throw \"x\" }");
+        let e = call(&h, HookType::PasswordImport, body)
+            .await
+            .expect_err("throw");
+        assert!(e.0.contains("threw an exception (line 1, position"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn helper_errors_say_what_is_wrong() {
+        let (_dir, h) =
+            handler("fn handle(request) { answer([patch_claim(\"refresh\", \"a\", 1)]) }");
+        let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
+            .await
+            .expect_err("bad token");
+        assert!(
+            e.0.contains(": the token is \"id\" or \"access\" (line 1, position 30)"),
+            "{e}"
+        );
+        let (_dir, h) = handler(
+            "fn claim(t) { patch_claim(t, \"a\", 1) }\nfn handle(request) { answer([claim(\"refresh\")]) }",
+        );
+        let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
+            .await
+            .expect_err("bad token in a nested call");
+        assert!(e.0.contains("in function 'claim': the token is"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn helpers_build_the_documented_commands() {
+        let (_dir, h) = handler(
+            r#"
+            const TIER = "gold";
+            fn handle(request) {
+                answer([
+                    patch_claim("id", "a/b", global::TIER),
+                    replace_claim("access", "firstName", "x"),
+                    remove_claim("access", "preferred_username"),
+                    token_lifetime("access", 900),
+                ])
+            }"#,
+        );
+        let answer = answer_of(&h, HookType::Token, fixture("token-hook-request.json")).await;
+        assert_eq!(
+            answer,
+            json!({"commands": [
+                {"type": "com.okta.identity.patch", "value": [{"op": "add", "path": "/claims/a~1b", "value": "gold"}]},
+                {"type": "com.okta.access.patch", "value": [{"op": "replace", "path": "/claims/firstName", "value": "x"}]},
+                {"type": "com.okta.access.patch", "value": [{"op": "remove", "path": "/claims/preferred_username"}]},
+                {"type": "com.okta.access.patch", "value": [{"op": "replace", "path": "/token/lifetime/expiration", "value": 900}]}
+            ]})
+        );
+        let (_dir, h) = handler(
+            r#"fn handle(request) {
+                 let a = answer([saml_attribute("groups", ["a", 2])]);
+                 a.debugContext = #{ country: phone_country("+44 7700 900123"), domain: email_domain("X@Example.COM") };
+                 a
+               }"#,
+        );
+        let answer = answer_of(&h, HookType::Saml, fixture("saml-hook-request.json")).await;
+        assert_eq!(
+            answer["commands"][0]["value"][0]["value"]["attributeValues"][1]["value"],
+            json!("2")
+        );
+        assert_eq!(
+            answer["debugContext"],
+            json!({"country": "GB", "domain": "example.com"})
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_share_one_compiled_script() {
+        let (_dir, h) = handler(
+            "fn handle(request) { answer([patch_claim(\"access\", \"n\", request.eventId)]) }",
+        );
+        let h = Arc::new(h);
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let h = h.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut body = fixture("token-hook-request.json");
+                body["eventId"] = json!(format!("e{i}"));
+                let answer = answer_of(&h, HookType::Token, body).await;
+                assert_eq!(
+                    answer["commands"][0]["value"][0]["value"],
+                    json!(format!("e{i}"))
+                );
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
     }
 }
