@@ -2409,7 +2409,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn token_claim_names_are_escaped_and_groups_matched() {
+    async fn token_claim_names_are_escaped_and_array_claims_matched() {
         let h = handler(
             HookType::Token,
             r#"
