@@ -141,10 +141,13 @@ async fn every_okta_sample_reaches_the_jsonl_sink() {
         metric(&m, "hookwarden_events_stored_total", "hook=\"okta\""),
         expected.len() as f64
     );
-    assert_eq!(
-        metric(&m, "hookwarden_sink_deliveries_total", "sink=\"archive\""),
-        expected.len() as f64
-    );
+    // The counter follows the sink's write: wait for it rather than race it.
+    s.wait_metric(
+        "hookwarden_sink_deliveries_total",
+        "sink=\"archive\"",
+        expected.len() as f64,
+    )
+    .await;
     s.stop().await;
 }
 

@@ -96,10 +96,8 @@ async fn a_failing_sink_is_retried_until_it_recovers() {
         metric(&m, "hookwarden_sink_retries_total", "sink=\"forward\""),
         3.0
     );
-    assert_eq!(
-        metric(&m, "hookwarden_sink_deliveries_total", "sink=\"forward\""),
-        1.0
-    );
+    s.wait_metric("hookwarden_sink_deliveries_total", "sink=\"forward\"", 1.0)
+        .await;
     s.stop().await;
 }
 

@@ -285,6 +285,23 @@ impl TestServer {
             .expect("text")
     }
 
+    /// Waits until a metric reaches `want` (counters are bumped after the work they count,
+    /// so a test that has seen the work may still be a moment ahead of the counter).
+    pub async fn wait_metric(&self, name: &str, labels: &str, want: f64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = metric(&self.metrics().await, name, labels);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}{{{labels}}} is {got}, expected {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn stop(self) -> tempfile::TempDir {
         self.shutdown.cancel();
         let r = tokio::time::timeout(Duration::from_secs(30), self.task)
