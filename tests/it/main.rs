@@ -7,6 +7,7 @@ mod bad_input;
 mod contract;
 mod crash;
 mod delivery;
+mod handlers;
 mod inline;
 mod lifecycle;
 mod oauth;
