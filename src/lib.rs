@@ -1,14 +1,16 @@
-//! hookwarden: a standalone HTTPS receiver for Okta's outbound hooks (event hooks now;
-//! inline hooks are the next seam: the router mounts each configured hook).
+//! hookwarden: a standalone HTTPS receiver for Okta's outbound hooks: event hooks (stored
+//! durably before the ack, delivered to sinks after) and inline hooks (answered inside a
+//! deadline by rules, a script or a forward, checked against Okta's contract).
 //!
 //! # Module map
 //!
 //! | module | concern |
 //! |---|---|
 //! | [`config`] | typed configuration: embedded defaults < TOML file < `HOOKWARDEN__*` env; every problem reported with its key; secrets that never print |
-//! | [`okta`] | Okta's hook contract as lenient Rust types (event hook envelope, System Log event) |
-//! | [`http`] | the listeners: router, auth and network guards, TLS with reload, connection limits, admin endpoints, error bodies |
+//! | [`okta`] | Okta's hook contract as lenient Rust types: event hook envelope and System Log event; the six inline hooks' requests, answers and builders |
+//! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, admin endpoints, error bodies |
 //! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
+//! | [`inline_hooks`] | inline calls: handler (rules, Rhai script, forward) inside the budget, answer check, fallback, idempotent repeats |
 //! | [`store`] | the storage seam ([`store::Store`]) and the embedded SQLite store with group commit |
 //! | [`worker`] | deferred processing: claims stored jobs, delivers them to sinks, retries with backoff, dead-letters |
 //! | [`sinks`] | the sink seam ([`sinks::Sink`]) and the stdout, JSON Lines, HTTP and command sinks |

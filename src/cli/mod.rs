@@ -17,7 +17,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service (public hook listener, admin listener, workers).
+    /// Run the service (public listener for event and inline hooks, admin listener, workers).
     Serve(ConfigArg),
     /// Load the configuration, report every problem with its key, exit 1 if there is any.
     CheckConfig(ConfigArg),

@@ -871,16 +871,24 @@ impl Config {
         }
         // No certificate configured: the TLS module says so when it generates or loads
         // the development certificate, with its path.
-        for h in &self.event_hooks {
-            let literal = match &h.auth {
+        let hooks = self
+            .event_hooks
+            .iter()
+            .map(|h| ("event", &h.name, &h.auth))
+            .chain(
+                self.inline_hooks
+                    .iter()
+                    .map(|h| ("inline", &h.name, &h.auth)),
+            );
+        for (kind, name, auth) in hooks {
+            let literal = match auth {
                 AuthConfig::Basic { users, .. } => users.iter().any(|u| u.password.is_literal()),
                 AuthConfig::Header { secrets, .. } => secrets.iter().any(Secret::is_literal),
                 AuthConfig::Oauth(_) => false,
             };
             if literal {
                 out.push(format!(
-                    "event hook '{}' has a secret written in the config file; use {{ env = \"...\" }} or {{ file = \"...\" }} in production",
-                    h.name
+                    "{kind} hook '{name}' has a secret written in the config file; use {{ env = \"...\" }} or {{ file = \"...\" }} in production"
                 ));
             }
         }
