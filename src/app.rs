@@ -141,6 +141,24 @@ pub fn public_router(
     }))
 }
 
+/// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
+    let store_error = |e: crate::store::StoreError| RunError::Store(e.to_string());
+    Ok(match (config.store.backend, &config.store.postgres) {
+        (crate::config::StoreBackend::Postgres, Some(pg)) => Arc::new(
+            crate::store::postgres::PostgresStore::connect(pg, &config.store)
+                .await
+                .map_err(store_error)?,
+        ),
+        (crate::config::StoreBackend::Postgres, None) => {
+            return Err(RunError::Store("store.postgres is missing".to_owned()))
+        }
+        (crate::config::StoreBackend::Sqlite, _) => {
+            Arc::new(SqliteStore::open(&config.store_path(), &config.store).map_err(store_error)?)
+        }
+    })
+}
+
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
     std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind { addr, source })
 }
@@ -158,10 +176,7 @@ pub async fn run(
         tracing::warn!("{w}");
     }
 
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.store_path(), &config.store)
-            .map_err(|e| RunError::Store(e.to_string()))?,
-    );
+    let store = open_store(&config).await?;
     let sinks = SinkSet::build(&config).map_err(RunError::Sink)?;
     let metrics = Arc::new(Metrics::new());
 

@@ -177,7 +177,34 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
+    /// The embedded store: one node.
     Sqlite,
+    /// PostgreSQL: several replicas share dedupe, the work queue and idempotent answers.
+    Postgres,
+}
+
+/// `[store.postgres]`: used when `store.backend = "postgres"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connection URL without the password, e.g. `postgres://hookwarden@db.internal:5432/hookwarden`.
+    pub url: String,
+    /// The password, from the environment or a file (never in the URL).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Connections in the pool.
+    #[serde(default = "default_pg_pool")]
+    pub pool_size: usize,
+    /// Time to get a connection (from the pool or a new one) before the request gets 503.
+    #[serde(with = "humantime_serde", default = "default_pg_timeout")]
+    pub connect_timeout: Duration,
+}
+
+fn default_pg_pool() -> usize {
+    16
+}
+fn default_pg_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +219,9 @@ pub struct StoreConfig {
     pub retention: Duration,
     /// Most writes committed together in one transaction (group commit).
     pub group_commit_max: usize,
+    /// PostgreSQL settings (backend = "postgres").
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -462,6 +492,19 @@ pub enum SinkKind {
         #[serde(with = "humantime_serde", default = "default_sink_timeout")]
         timeout: Duration,
     },
+    /// Publishes to NATS JetStream, one message per event, deduplicated by uuid across replicas.
+    Nats {
+        /// Server URL, e.g. `nats://nats.internal:4222`.
+        url: String,
+        /// Subject template; `{hook}` and `{event_type}` are replaced.
+        #[serde(default = "default_nats_subject")]
+        subject: String,
+        /// Auth token, when the server wants one.
+        #[serde(default)]
+        token: Option<Secret>,
+        #[serde(with = "humantime_serde", default = "default_sink_timeout")]
+        timeout: Duration,
+    },
     /// Runs a program with the event record on stdin; exit status 0 is success.
     Command {
         program: PathBuf,
@@ -470,6 +513,10 @@ pub enum SinkKind {
         #[serde(with = "humantime_serde", default = "default_sink_timeout")]
         timeout: Duration,
     },
+}
+
+fn default_nats_subject() -> String {
+    "okta.{hook}.{event_type}".to_owned()
 }
 
 fn default_sink_timeout() -> Duration {
@@ -482,6 +529,7 @@ impl SinkKind {
             SinkKind::Stdout => "stdout",
             SinkKind::Jsonl { .. } => "jsonl",
             SinkKind::Http { .. } => "http",
+            SinkKind::Nats { .. } => "nats",
             SinkKind::Command { .. } => "command",
         }
     }
@@ -641,6 +689,32 @@ impl Config {
         if self.store.max_backlog == 0 {
             p("store.max_backlog".into(), "must be at least 1".into());
         }
+        match (self.store.backend, &self.store.postgres) {
+            (StoreBackend::Postgres, None) => p(
+                "store.postgres".into(),
+                "backend = \"postgres\" needs [store.postgres] with url (and password)".into(),
+            ),
+            (StoreBackend::Postgres, Some(pg)) => {
+                match reqwest::Url::parse(&pg.url) {
+                    Ok(u) if u.password().is_some() => p(
+                        "store.postgres.url".into(),
+                        "keep the password out of the URL: use store.postgres.password = { env = \"...\" }".into(),
+                    ),
+                    Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => {}
+                    _ => p("store.postgres.url".into(), "must be a postgres:// URL".into()),
+                }
+                if let Some(Err(e)) = pg.password.as_ref().map(|s| &s.value) {
+                    p("store.postgres.password".into(), e.clone());
+                }
+                if pg.pool_size == 0 {
+                    p(
+                        "store.postgres.pool_size".into(),
+                        "must be at least 1".into(),
+                    );
+                }
+            }
+            (StoreBackend::Sqlite, _) => {}
+        }
         if self.store.group_commit_max == 0 {
             p("store.group_commit_max".into(), "must be at least 1".into());
         }
@@ -755,6 +829,30 @@ impl Config {
                             if let Err(e) = &value.value {
                                 p(format!("{at}.headers.{name}"), e.clone());
                             }
+                        }
+                        self.sink_timeout_problem(*timeout, &at, &mut p);
+                    }
+                    SinkKind::Nats {
+                        url,
+                        subject,
+                        token,
+                        timeout,
+                    } => {
+                        match reqwest::Url::parse(url) {
+                            Ok(u) if matches!(u.scheme(), "nats" | "tls") => {}
+                            _ => p(
+                                format!("{at}.url"),
+                                "must be a nats:// (or tls://) URL".into(),
+                            ),
+                        }
+                        if subject.is_empty() || subject.chars().any(char::is_whitespace) {
+                            p(
+                                format!("{at}.subject"),
+                                "a subject template such as okta.{hook}.{event_type}".into(),
+                            );
+                        }
+                        if let Some(Err(e)) = token.as_ref().map(|t| &t.value) {
+                            p(format!("{at}.token"), e.clone());
                         }
                         self.sink_timeout_problem(*timeout, &at, &mut p);
                     }

@@ -14,6 +14,7 @@
 pub mod command;
 pub mod http;
 pub mod jsonl;
+pub mod nats;
 pub mod stdout;
 
 use crate::config::{Config, SinkKind};
@@ -147,6 +148,16 @@ impl SinkSet {
                     } => Arc::new(http::HttpSink::new(url, headers, *timeout).map_err(|e| {
                         format!("event hook '{}', sink '{}': {e}", hook.name, sink.name)
                     })?),
+                    SinkKind::Nats {
+                        url,
+                        subject,
+                        token,
+                        timeout,
+                    } => Arc::new(
+                        nats::NatsSink::new(url, subject, token.as_ref(), *timeout).map_err(
+                            |e| format!("event hook '{}', sink '{}': {e}", hook.name, sink.name),
+                        )?,
+                    ),
                     SinkKind::Command {
                         program,
                         args,

@@ -11,6 +11,7 @@
 //! `pending` until a worker delivers it (`delivered`) or gives up (`dead`);
 //! replay turns `dead` back into `pending`.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -1175,6 +1175,7 @@ mod tests {
             max_backlog,
             retention: Duration::from_secs(7 * 86_400),
             group_commit_max: 64,
+            postgres: None,
         }
     }
 
