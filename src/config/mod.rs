@@ -732,32 +732,46 @@ impl Config {
             );
         }
 
+        // Names and paths are unique across event and inline hooks: one router mounts them all.
         let mut names = HashSet::new();
         let mut paths = HashSet::new();
-        for (i, h) in self.event_hooks.iter().enumerate() {
-            let at = format!("event_hooks[{i}]");
-            if !valid_name(&h.name) {
+        let identities = self
+            .event_hooks
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (format!("event_hooks[{i}]"), &h.name, &h.path))
+            .chain(
+                self.inline_hooks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (format!("inline_hooks[{i}]"), &h.name, &h.path)),
+            );
+        for (at, name, path) in identities {
+            if !valid_name(name) {
                 p(
                     format!("{at}.name"),
                     "use 1-64 letters, digits, '-' or '_'".into(),
                 );
-            } else if !names.insert(h.name.as_str()) {
+            } else if !names.insert(name.as_str()) {
                 p(
                     format!("{at}.name"),
-                    format!("'{}' is used by another hook", h.name),
+                    format!("'{name}' is used by another hook"),
                 );
             }
-            if !valid_path(&h.path) {
+            if !valid_path(path) {
                 p(
                     format!("{at}.path"),
                     "must start with '/' and hold only letters, digits and -._~/ (no '..', no '//')".into(),
                 );
-            } else if !paths.insert(h.path.as_str()) {
+            } else if !paths.insert(path.as_str()) {
                 p(
                     format!("{at}.path"),
-                    format!("'{}' is used by another hook", h.path),
+                    format!("'{path}' is used by another hook"),
                 );
             }
+        }
+        for (i, h) in self.event_hooks.iter().enumerate() {
+            let at = format!("event_hooks[{i}]");
             if matches!(h.auth, AuthConfig::Oauth(_)) {
                 p(
                     format!("{at}.auth.type"),
@@ -874,28 +888,6 @@ impl Config {
         }
         for (i, h) in self.inline_hooks.iter().enumerate() {
             let at = format!("inline_hooks[{i}]");
-            if !valid_name(&h.name) {
-                p(
-                    format!("{at}.name"),
-                    "use 1-64 letters, digits, '-' or '_'".into(),
-                );
-            } else if !names.insert(h.name.as_str()) {
-                p(
-                    format!("{at}.name"),
-                    format!("'{}' is used by another hook", h.name),
-                );
-            }
-            if !valid_path(&h.path) {
-                p(
-                    format!("{at}.path"),
-                    "must start with '/' and hold only letters, digits and -._~/ (no '..', no '//')".into(),
-                );
-            } else if !paths.insert(h.path.as_str()) {
-                p(
-                    format!("{at}.path"),
-                    format!("'{}' is used by another hook", h.path),
-                );
-            }
             auth_problems(&h.auth, &format!("{at}.auth"), &mut p);
             if h.budget.is_zero() || h.budget >= Duration::from_millis(2900) {
                 p(
