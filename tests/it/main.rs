@@ -10,5 +10,6 @@ mod delivery;
 mod handlers;
 mod inline;
 mod lifecycle;
+mod nats;
 mod oauth;
 mod security;
