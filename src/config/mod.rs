@@ -1137,7 +1137,18 @@ fn render_ignored_path(path: &serde_ignored::Path<'_>) -> String {
 fn extract_key(msg: &str) -> Option<String> {
     let start = msg.find("key `")? + 5;
     let end = msg[start..].find('`')? + start;
-    Some(msg[start..end].to_owned())
+    // The config crate writes `event_hooks[0]sinks[2]`; we write `event_hooks[0].sinks[2]`.
+    let raw = &msg[start..end];
+    let mut key = String::with_capacity(raw.len() + 4);
+    let mut after_bracket = false;
+    for c in raw.chars() {
+        if after_bracket && c != '[' && c != '.' {
+            key.push('.');
+        }
+        after_bracket = c == ']';
+        key.push(c);
+    }
+    Some(key)
 }
 
 #[cfg(test)]
@@ -1184,6 +1195,22 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "missing {k} in {keys:?}");
         }
+    }
+
+    #[test]
+    fn keys_from_the_config_crate_read_like_ours() {
+        assert_eq!(
+            extract_key("bad for key `event_hooks[0]sinks[2]` in x").as_deref(),
+            Some("event_hooks[0].sinks[2]")
+        );
+        assert_eq!(
+            extract_key("for key `server.listen`").as_deref(),
+            Some("server.listen")
+        );
+        assert_eq!(
+            extract_key("for key `a[0][1]b`").as_deref(),
+            Some("a[0][1].b")
+        );
     }
 
     #[test]
