@@ -61,6 +61,16 @@ use tokio_postgres::NoTls;
 /// (see the module docs on capacity across replicas).
 const PENDING_REFRESH: Duration = Duration::from_secs(1);
 
+/// Longest a group-commit batch may take before its deliveries are answered
+/// `Unavailable` and its connection is thrown away. A batch normally takes milliseconds;
+/// without this bound one hung connection would stall every later ingest of the replica.
+/// Answering `Unavailable` when the COMMIT did in fact land is safe: Okta retries, and
+/// the retry is a duplicate that is acknowledged.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalive idle time on database connections (see `connect`).
+const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+
 /// Events deleted per statement by [`Store::prune`]: a long sweep must not hold row
 /// locks (and so other replicas' claims and finishes) for long.
 const PRUNE_CHUNK: i64 = 500;
@@ -209,6 +219,12 @@ impl PostgresStore {
             pg_config.application_name("hookwarden");
         }
         pg_config.connect_timeout(pg.connect_timeout);
+        // A database host that vanishes without a reset (network partition, hard power
+        // off) must not hang a connection forever: keepalives notice an idle dead peer,
+        // and the user timeout fails a write the peer never acknowledges.
+        pg_config.keepalives(true);
+        pg_config.keepalives_idle(TCP_KEEPALIVE_IDLE);
+        pg_config.tcp_user_timeout(BATCH_TIMEOUT);
         let manager = Manager::from_config(
             pg_config,
             NoTls,
@@ -448,10 +464,23 @@ impl Writer {
             }
         };
         let mut results: Vec<Answered> = Vec::with_capacity(batch.len());
-        let lost = self
-            .batch_in_txn(&mut client, batch, &mut results)
-            .await
-            .err();
+        let lost = match tokio::time::timeout(
+            BATCH_TIMEOUT,
+            self.batch_in_txn(&mut client, batch, &mut results),
+        )
+        .await
+        {
+            Ok(outcome) => outcome.err(),
+            Err(_) => {
+                // Deliveries not reached yet were dropped with the future: their callers
+                // get "stopped before answering", also Unavailable. The connection is in
+                // an unknown state: detach it from the pool so that it is closed.
+                drop(deadpool_postgres::Object::take(client));
+                Some(format!(
+                    "the batch took longer than {BATCH_TIMEOUT:?}; its connection was dropped"
+                ))
+            }
+        };
         match lost {
             None => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
