@@ -12,4 +12,6 @@ mod inline;
 mod lifecycle;
 mod nats;
 mod oauth;
+mod pg;
+mod pgutil;
 mod security;
