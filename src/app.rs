@@ -56,6 +56,7 @@ pub enum RunError {
 pub fn public_router(
     config: &Config,
     store: Arc<dyn Store>,
+    shared: Option<Arc<crate::store::postgres::PostgresStore>>,
     waker: worker::Waker,
     metrics: Arc<Metrics>,
 ) -> Result<Router, RunError> {
@@ -95,7 +96,7 @@ pub fn public_router(
             .layer(axum::middleware::from_fn_with_state(tracked, guard::track));
         router = router.merge(routes);
     }
-    let inline = crate::inline_hooks::build(config, &metrics).map_err(|problems| {
+    let inline = crate::inline_hooks::build(config, &metrics, shared).map_err(|problems| {
         RunError::Inline(
             problems
                 .iter()
@@ -141,21 +142,37 @@ pub fn public_router(
     }))
 }
 
+/// The configured store. `shared` is set for PostgreSQL, which replicas also use to share
+/// the inline hooks' idempotent answers.
+pub struct OpenedStore {
+    pub store: Arc<dyn Store>,
+    pub shared: Option<Arc<crate::store::postgres::PostgresStore>>,
+}
+
 /// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
+pub async fn open_store(config: &Config) -> Result<OpenedStore, RunError> {
     let store_error = |e: crate::store::StoreError| RunError::Store(e.to_string());
     Ok(match (config.store.backend, &config.store.postgres) {
-        (crate::config::StoreBackend::Postgres, Some(pg)) => Arc::new(
-            crate::store::postgres::PostgresStore::connect(pg, &config.store)
-                .await
-                .map_err(store_error)?,
-        ),
+        (crate::config::StoreBackend::Postgres, Some(pg)) => {
+            let pg = Arc::new(
+                crate::store::postgres::PostgresStore::connect(pg, &config.store)
+                    .await
+                    .map_err(store_error)?,
+            );
+            OpenedStore {
+                store: pg.clone(),
+                shared: Some(pg),
+            }
+        }
         (crate::config::StoreBackend::Postgres, None) => {
             return Err(RunError::Store("store.postgres is missing".to_owned()))
         }
-        (crate::config::StoreBackend::Sqlite, _) => {
-            Arc::new(SqliteStore::open(&config.store_path(), &config.store).map_err(store_error)?)
-        }
+        (crate::config::StoreBackend::Sqlite, _) => OpenedStore {
+            store: Arc::new(
+                SqliteStore::open(&config.store_path(), &config.store).map_err(store_error)?,
+            ),
+            shared: None,
+        },
     })
 }
 
@@ -176,7 +193,7 @@ pub async fn run(
         tracing::warn!("{w}");
     }
 
-    let store = open_store(&config).await?;
+    let OpenedStore { store, shared } = open_store(&config).await?;
     let sinks = SinkSet::build(&config).map_err(RunError::Sink)?;
     let metrics = Arc::new(Metrics::new());
 
@@ -224,7 +241,7 @@ pub async fn run(
         worker_stop.clone(),
     ));
 
-    let router = public_router(&config, store.clone(), waker, metrics.clone())?;
+    let router = public_router(&config, store.clone(), shared, waker, metrics.clone())?;
     let public_addr = public_listener
         .local_addr()
         .map_err(|source| RunError::Bind {

@@ -1,8 +1,8 @@
 //! `hookwarden events`: list, show and replay, directly on the store.
 //!
-//! Works while the service runs: the store is opened with
+//! Works while the service runs: the SQLite store is opened with
 //! [`SqliteStore::open_for_cli`], which leaves the service's leases alone and does not
-//! truncate its WAL. A replay only marks jobs pending; the running service's workers
+//! truncate its WAL; PostgreSQL is shared by design (connecting clears no lease). A replay only marks jobs pending; the running service's workers
 //! find them at their next poll (`worker.poll_interval`).
 
 use super::{EventsCommand, ListArgs, ReplayArgs};
@@ -28,29 +28,48 @@ pub async fn run(config: &Config, command: EventsCommand) -> i32 {
         },
         _ => None,
     };
-    let path = config.store_path();
-    if !path.exists() {
-        eprintln!(
-            "error: no store at {}: has the service run with this configuration (server.data_dir, store.path)?",
-            path.display()
-        );
-        return 1;
-    }
-    let store = match SqliteStore::open_for_cli(&path, &config.store) {
+    let store: Box<dyn Store> = match open(config).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(msg) => {
+            eprintln!("error: {msg}");
             return 1;
         }
     };
+    let store = store.as_ref();
     let code = match (command, query) {
-        (EventsCommand::List(args), Some(query)) => list(&store, &query, args.json).await,
+        (EventsCommand::List(args), Some(query)) => list(store, &query, args.json).await,
         (EventsCommand::List(_), None) => USAGE, // not reached: the query is built above
-        (EventsCommand::Show { uuid }, _) => show(&store, &uuid).await,
-        (EventsCommand::Replay(args), _) => replay(&store, args, config.worker.poll_interval).await,
+        (EventsCommand::Show { uuid }, _) => show(store, &uuid).await,
+        (EventsCommand::Replay(args), _) => replay(store, args, config.worker.poll_interval).await,
     };
     store.close().await;
     code
+}
+
+/// Opens the configured store for the CLI, next to a running service.
+async fn open(config: &Config) -> Result<Box<dyn Store>, String> {
+    use crate::config::StoreBackend;
+    match (config.store.backend, &config.store.postgres) {
+        (StoreBackend::Postgres, Some(pg)) => {
+            crate::store::postgres::PostgresStore::connect(pg, &config.store)
+                .await
+                .map(|s| Box::new(s) as Box<dyn Store>)
+                .map_err(|e| e.to_string())
+        }
+        (StoreBackend::Postgres, None) => Err("store.postgres is missing".to_owned()),
+        (StoreBackend::Sqlite, _) => {
+            let path = config.store_path();
+            if !path.exists() {
+                return Err(format!(
+                    "no store at {}: has the service run with this configuration (server.data_dir, store.path)?",
+                    path.display()
+                ));
+            }
+            SqliteStore::open_for_cli(&path, &config.store)
+                .map(|s| Box::new(s) as Box<dyn Store>)
+                .map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// Builds the store query from `list`'s arguments; the error names the argument.
@@ -144,7 +163,7 @@ fn out(write: impl FnOnce(&mut std::io::StdoutLock<'_>) -> std::io::Result<()>) 
     }
 }
 
-async fn list(store: &SqliteStore, query: &EventQuery, json: bool) -> i32 {
+async fn list(store: &dyn Store, query: &EventQuery, json: bool) -> i32 {
     let events = match store.list(query).await {
         Ok(v) => v,
         Err(e) => {
@@ -219,7 +238,7 @@ fn write_table(w: &mut impl Write, events: &[EventSummary]) -> std::io::Result<(
     Ok(())
 }
 
-async fn show(store: &SqliteStore, uuid: &str) -> i32 {
+async fn show(store: &dyn Store, uuid: &str) -> i32 {
     let found = match store.get(uuid).await {
         Ok(v) => v,
         Err(e) => {
@@ -240,7 +259,7 @@ async fn show(store: &SqliteStore, uuid: &str) -> i32 {
     })
 }
 
-async fn replay(store: &SqliteStore, args: ReplayArgs, poll_interval: Duration) -> i32 {
+async fn replay(store: &dyn Store, args: ReplayArgs, poll_interval: Duration) -> i32 {
     let target = match (args.uuid, args.all_dead) {
         (Some(uuid), false) => ReplayTarget::Event {
             uuid,

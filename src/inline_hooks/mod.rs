@@ -37,6 +37,7 @@ use crate::config::{Config, Fallback, HandlerConfig, InlineHookConfig, Problem};
 use crate::event_hooks::read_json_body;
 use crate::http::error::ApiError;
 use crate::metrics::{HookLabel, InlineLabel, InlineOutcome, Metrics};
+use crate::store::postgres::PostgresStore;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +53,62 @@ const ANSWER_CACHE_ENTRIES: usize = 10_000;
 const DEFAULT_FALLBACK_MESSAGE: &str =
     "This request cannot be completed right now. Please try again later.";
 
+/// How long a shared answer lookup may take before the call is treated as new: the
+/// database must never eat the handler's budget.
+const SHARED_LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Answers kept for Okta's retries: in this process, or in PostgreSQL when replicas share
+/// it (Okta's retry may land on another replica).
+enum Answers {
+    Local(cache::AnswerCache),
+    Shared {
+        store: Arc<PostgresStore>,
+        ttl: Duration,
+    },
+}
+
+impl Answers {
+    async fn get(&self, hook: &str, event_id: &str) -> Option<bytes::Bytes> {
+        match self {
+            Answers::Local(c) => c.get(event_id),
+            Answers::Shared { store, ttl } => {
+                match tokio::time::timeout(
+                    SHARED_LOOKUP_TIMEOUT,
+                    store.get_answer(hook, event_id, *ttl),
+                )
+                .await
+                {
+                    Ok(Ok(found)) => found.map(bytes::Bytes::from),
+                    Ok(Err(e)) => {
+                        tracing::warn!(hook, error = %e, "shared answer lookup failed: answering afresh");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(hook, "shared answer lookup too slow: answering afresh");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remembers an answer. The shared write runs in the background: Okta retries only after
+    /// its 3 s timeout, and the person waiting must not wait for the database.
+    fn put(&self, hook: &str, event_id: &str, answer: bytes::Bytes) {
+        match self {
+            Answers::Local(c) => c.insert(event_id, answer),
+            Answers::Shared { store, .. } => {
+                let (store, hook, event_id) = (store.clone(), hook.to_owned(), event_id.to_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = store.put_answer(&hook, &event_id, &answer).await {
+                        tracing::warn!(hook = %hook, error = %e, "shared answer not stored");
+                    }
+                });
+            }
+        }
+    }
+}
+
 /// One configured inline hook, ready to answer.
 pub struct InlineHook {
     pub name: String,
@@ -61,7 +118,7 @@ pub struct InlineHook {
     fallback: Fallback,
     fallback_message: String,
     /// Only for the types Okta retries.
-    answers: Option<cache::AnswerCache>,
+    answers: Option<Answers>,
     metrics: Arc<Metrics>,
     max_body_bytes: usize,
 }
@@ -79,6 +136,7 @@ pub fn build_handler(config: &InlineHookConfig) -> Result<Arc<dyn Handler>, Stri
 pub fn build(
     config: &Config,
     metrics: &Arc<Metrics>,
+    shared: Option<Arc<PostgresStore>>,
 ) -> Result<Vec<(String, Arc<InlineHook>)>, Vec<Problem>> {
     let mut hooks = Vec::new();
     let mut problems = Vec::new();
@@ -96,10 +154,16 @@ pub fn build(
                         .fallback_message
                         .clone()
                         .unwrap_or_else(|| DEFAULT_FALLBACK_MESSAGE.to_owned()),
-                    answers: h
-                        .hook_type
-                        .retried_by_okta()
-                        .then(|| cache::AnswerCache::new(h.idempotency_ttl, ANSWER_CACHE_ENTRIES)),
+                    answers: h.hook_type.retried_by_okta().then(|| match &shared {
+                        Some(store) => Answers::Shared {
+                            store: store.clone(),
+                            ttl: h.idempotency_ttl,
+                        },
+                        None => Answers::Local(cache::AnswerCache::new(
+                            h.idempotency_ttl,
+                            ANSWER_CACHE_ENTRIES,
+                        )),
+                    }),
                     metrics: metrics.clone(),
                     max_body_bytes: config.server.max_body_bytes,
                 }),
@@ -227,8 +291,8 @@ async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Result<Respon
             })
             .observe(started.elapsed().as_secs_f64());
     };
-    if let (Some(cache), Some(id)) = (&h.answers, &event_id) {
-        if let Some(bytes) = cache.get(id) {
+    if let (Some(answers), Some(id)) = (&h.answers, &event_id) {
+        if let Some(bytes) = answers.get(&h.name, id).await {
             tracing::info!(hook = %h.name, event_id = %id, "repeating the answer given to this eventId");
             record(InlineOutcome::repeated);
             return Ok(json_response(bytes));
@@ -248,8 +312,8 @@ async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Result<Respon
         bytes = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec());
     }
     let bytes = bytes::Bytes::from(bytes);
-    if let (Some(cache), Some(id)) = (&h.answers, &event_id) {
-        cache.insert(id, bytes.clone());
+    if let (Some(answers), Some(id)) = (&h.answers, &event_id) {
+        answers.put(&h.name, id, bytes.clone());
     }
     record(outcome);
     tracing::info!(

@@ -657,3 +657,70 @@ async fn while_postgres_is_down_deliveries_get_503_and_recover() {
     server.stop().await;
     drop(pg);
 }
+
+#[tokio::test]
+async fn okta_retries_on_another_replica_get_the_same_inline_answer() {
+    use crate::inline::{call, inline_hook, target};
+    let url = shared().fresh_db().await;
+    let t = target().await;
+    *t.answers.lock().expect("lock") = vec![
+        serde_json::json!({"commands": [{"type": "com.okta.action.update", "value": {"registration": "ALLOW"}}]}),
+        serde_json::json!({"commands": [{"type": "com.okta.action.update", "value": {"registration": "DENY"}}]}),
+    ];
+    let hook = inline_hook(
+        "registration",
+        "registration",
+        &format!(r#"{{ kind = "forward", url = "{}" }}"#, t.url),
+        "",
+    );
+    let opts = || Options {
+        toml: Some(format!("{hook}{}", store_toml(&url))),
+        ..Options::default()
+    };
+    let a = start(opts()).await;
+    let b = start(opts()).await;
+    let req = util::fixture("registration-hook-request-ssr.json");
+    let first: serde_json::Value = call(&a, "registration", &req)
+        .await
+        .json()
+        .await
+        .expect("json");
+    // The shared answer is written in the background; Okta retries only after its 3 s
+    // timeout, so wait (up to that long) until the answer is in the database.
+    let store = open(&url, 10).await;
+    let event_id = serde_json::from_str::<serde_json::Value>(&req).expect("json")["eventId"]
+        .as_str()
+        .expect("eventId")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while store
+        .get_answer("registration", &event_id, Duration::from_secs(600))
+        .await
+        .expect("lookup")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the answer never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.close().await;
+    let retry: serde_json::Value = call(&b, "registration", &req)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        first, retry,
+        "the retry on replica B gets replica A's answer"
+    );
+    assert_eq!(first["commands"][0]["value"]["registration"], "ALLOW");
+    assert_eq!(
+        t.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the handler ran once"
+    );
+    a.stop().await;
+    b.stop().await;
+}
