@@ -6,9 +6,11 @@ local template = [==[{"eventType": "com.okta.event_hook", "eventTypeVersion": "1
 local auth = os.getenv("HOOKWARDEN_BENCH_AUTH") or "Basic b2t0YTpjaGFuZ2UtbWUtYmVmb3JlLXByb2R1Y3Rpb24="
 local counter = 0
 local next_thread = 0
--- Unique across threads (thread_id) and across runs (start time).
+-- Unique across threads (thread_id), runs (start time) and concurrent wrk processes
+-- (HOOKWARDEN_BENCH_TAG, a small number: give each process its own).
 thread_id = 0
 local start = os.time()
+local tag = tonumber(os.getenv("HOOKWARDEN_BENCH_TAG") or "0") % 4096
 
 function setup(thread)
   next_thread = next_thread + 1
@@ -17,7 +19,7 @@ end
 
 local function uuid()
   counter = counter + 1
-  return string.format("%08x-%04x-4000-8000-%012x", start, thread_id, counter)
+  return string.format("%08x-%04x-4%03x-8000-%012x", start, thread_id, tag, counter)
 end
 
 request = function()

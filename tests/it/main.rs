@@ -14,4 +14,5 @@ mod nats;
 mod oauth;
 mod pg;
 mod pgutil;
+mod replicas;
 mod security;
