@@ -9,7 +9,6 @@
 use crate::config::Config;
 use crate::event_hooks::{self, HookState};
 use crate::http::admin::{self, AdminState};
-use crate::http::auth::Authenticator;
 use crate::http::error::ApiError;
 use crate::http::guard::{self, DoorAuth, Guard, Tracked};
 use crate::http::network::{ClientIpResolver, IpAllowlist};
@@ -48,8 +47,8 @@ pub enum RunError {
     },
     #[error("the public listener failed: {0}")]
     Serve(std::io::Error),
-    #[error("cannot set up an inline hook: {0}")]
-    Inline(String),
+    #[error("cannot set up a hook: {0}")]
+    Hook(String),
 }
 
 /// Builds the public router: one route per hook, each behind its guard.
@@ -64,6 +63,38 @@ pub fn public_router(
         config.network.trusted_proxies.clone(),
     ));
     let mut router = Router::new();
+    // Every hook's route gets the same two layers: the guard (allowlist, then auth) and,
+    // outermost, the request timeout and the one place where answers are counted.
+    let guarded = |routes: Router,
+                   name: &str,
+                   auth: &crate::config::AuthConfig,
+                   allow_ips: &Option<Vec<ipnet::IpNet>>,
+                   verify_requires_auth: bool|
+     -> Result<Router, RunError> {
+        let guard_state = Arc::new(Guard {
+            hook: name.to_owned(),
+            auth: DoorAuth::from_config(auth)
+                .map_err(|e| RunError::Hook(format!("hook '{name}': {e}")))?,
+            allow: IpAllowlist::new(
+                allow_ips
+                    .clone()
+                    .unwrap_or_else(|| config.network.allow_ips.clone()),
+            ),
+            resolver: resolver.clone(),
+            verify_requires_auth,
+        });
+        let tracked = Tracked {
+            hook: name.into(),
+            metrics: metrics.clone(),
+            request_timeout: config.server.request_timeout,
+        };
+        Ok(routes
+            .layer(axum::middleware::from_fn_with_state(
+                guard_state,
+                guard::guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(tracked, guard::track)))
+    };
     for hook in &config.event_hooks {
         let state = Arc::new(HookState::new(
             hook,
@@ -72,32 +103,16 @@ pub fn public_router(
             metrics.clone(),
             config.server.max_body_bytes,
         ));
-        let guard_state = Arc::new(Guard {
-            hook: hook.name.clone(),
-            auth: DoorAuth::Shared(Authenticator::from_config(&hook.auth)),
-            allow: IpAllowlist::new(
-                hook.allow_ips
-                    .clone()
-                    .unwrap_or_else(|| config.network.allow_ips.clone()),
-            ),
-            resolver: resolver.clone(),
-            verify_requires_auth: hook.verify_requires_auth,
-        });
-        let tracked = Tracked {
-            hook: hook.name.as_str().into(),
-            metrics: metrics.clone(),
-            request_timeout: config.server.request_timeout,
-        };
-        let routes = event_hooks::routes(&hook.path, state)
-            .layer(axum::middleware::from_fn_with_state(
-                guard_state,
-                guard::guard,
-            ))
-            .layer(axum::middleware::from_fn_with_state(tracked, guard::track));
-        router = router.merge(routes);
+        router = router.merge(guarded(
+            event_hooks::routes(&hook.path, state),
+            &hook.name,
+            &hook.auth,
+            &hook.allow_ips,
+            hook.verify_requires_auth,
+        )?);
     }
     let inline = crate::inline_hooks::build(config, &metrics, shared).map_err(|problems| {
-        RunError::Inline(
+        RunError::Hook(
             problems
                 .iter()
                 .map(ToString::to_string)
@@ -106,30 +121,14 @@ pub fn public_router(
         )
     })?;
     for ((path, hook), cfg) in inline.into_iter().zip(&config.inline_hooks) {
-        let guard_state = Arc::new(Guard {
-            hook: cfg.name.clone(),
-            auth: DoorAuth::from_config(&cfg.auth)
-                .map_err(|e| RunError::Inline(format!("inline hook '{}': {e}", cfg.name)))?,
-            allow: IpAllowlist::new(
-                cfg.allow_ips
-                    .clone()
-                    .unwrap_or_else(|| config.network.allow_ips.clone()),
-            ),
-            resolver: resolver.clone(),
-            verify_requires_auth: true,
-        });
-        let tracked = Tracked {
-            hook: cfg.name.as_str().into(),
-            metrics: metrics.clone(),
-            request_timeout: config.server.request_timeout,
-        };
-        let routes = crate::inline_hooks::routes(&path, hook)
-            .layer(axum::middleware::from_fn_with_state(
-                guard_state,
-                guard::guard,
-            ))
-            .layer(axum::middleware::from_fn_with_state(tracked, guard::track));
-        router = router.merge(routes);
+        // Inline hooks take POST only: there is no verification GET to exempt.
+        router = router.merge(guarded(
+            crate::inline_hooks::routes(&path, hook),
+            &cfg.name,
+            &cfg.auth,
+            &cfg.allow_ips,
+            true,
+        )?);
     }
     let fallback_metrics = metrics.clone();
     Ok(router.fallback(move || {

@@ -611,7 +611,7 @@ async fn while_postgres_is_down_deliveries_get_503_and_recover() {
     let url = pg.fresh_db().await;
     let sinks = tempfile::tempdir().expect("tempdir");
     let path = sinks.path().join("events.jsonl");
-    let server = start(Options {
+    let mut server = start(Options {
         toml: Some(format!("{}{}", hook_toml(&path), store_toml(&url))),
         ..Options::default()
     })

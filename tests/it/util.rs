@@ -211,7 +211,9 @@ pub async fn start_with(
         shutdown,
         task,
     };
-    server.wait_ready_or_fail().await
+    let mut server = server;
+    server.wait_ready().await;
+    server
 }
 
 impl TestServer {
@@ -223,33 +225,15 @@ impl TestServer {
         self.dir.path().join("events.jsonl")
     }
 
-    /// Waits for readiness; if the server stops during start-up, fails with its error.
-    async fn wait_ready_or_fail(mut self) -> Self {
+    /// Waits until `/readyz` answers 200; if the server stops meanwhile, fails with its error.
+    pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         let plain = reqwest::Client::new();
         loop {
             if self.task.is_finished() {
                 let result = (&mut self.task).await;
-                panic!("the server stopped during start-up: {result:?}");
+                panic!("the server stopped before it was ready: {result:?}");
             }
-            if let Ok(r) = plain
-                .get(format!("{}/readyz", self.admin_base))
-                .send()
-                .await
-            {
-                if r.status() == 200 {
-                    return self;
-                }
-            }
-            assert!(Instant::now() < deadline, "server not ready within 15s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let plain = reqwest::Client::new();
-        loop {
             if let Ok(r) = plain
                 .get(format!("{}/readyz", self.admin_base))
                 .send()

@@ -166,14 +166,7 @@ mod tests {
     use serde_json::json;
 
     fn roundtrip(sample: &str) -> ImportRequest {
-        let raw: Value = serde_json::from_str(sample).expect("sample is JSON");
-        let typed: ImportRequest = serde_json::from_value(raw.clone()).expect("typed request");
-        assert_eq!(
-            serde_json::to_value(&typed).expect("serialise"),
-            raw,
-            "the typed request serialises back to the sample"
-        );
-        typed
+        super::super::test_roundtrip(sample)
     }
 
     fn sample(text: &str) -> Value {

@@ -486,3 +486,17 @@ pub struct RequestContext {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+/// Parses a sample request into its type and checks that it serialises back to the same
+/// JSON (unknown fields kept, absent fields left absent). Shared by each type's tests.
+#[cfg(test)]
+pub(crate) fn test_roundtrip<T: serde::de::DeserializeOwned + Serialize>(sample: &str) -> T {
+    let raw: Value = serde_json::from_str(sample).expect("sample is JSON");
+    let typed: T = serde_json::from_value(raw.clone()).expect("typed request");
+    assert_eq!(
+        serde_json::to_value(&typed).expect("serialise"),
+        raw,
+        "the typed request serialises back to the sample"
+    );
+    typed
+}

@@ -144,15 +144,7 @@ mod tests {
     use super::*;
 
     fn roundtrip(sample: &str) -> PasswordImportRequest {
-        let raw: Value = serde_json::from_str(sample).expect("sample is JSON");
-        let typed: PasswordImportRequest =
-            serde_json::from_value(raw.clone()).expect("typed request");
-        assert_eq!(
-            serde_json::to_value(&typed).expect("serialise"),
-            raw,
-            "the typed request serialises back to the sample"
-        );
-        typed
+        super::super::test_roundtrip(sample)
     }
 
     fn sample(text: &str) -> Value {

@@ -180,14 +180,7 @@ mod tests {
     use serde_json::json;
 
     fn roundtrip(sample: &str) -> TelephonyRequest {
-        let raw: Value = serde_json::from_str(sample).expect("sample is JSON");
-        let typed: TelephonyRequest = serde_json::from_value(raw.clone()).expect("typed request");
-        assert_eq!(
-            serde_json::to_value(&typed).expect("serialise"),
-            raw,
-            "the typed request serialises back to the sample"
-        );
-        typed
+        super::super::test_roundtrip(sample)
     }
 
     #[test]

@@ -287,11 +287,7 @@ mod tests {
     use serde_json::json;
 
     fn roundtrip(sample: &str) -> TokenRequest {
-        let raw: Value = serde_json::from_str(sample).expect("sample is JSON");
-        let typed: TokenRequest = serde_json::from_value(raw.clone()).expect("typed request");
-        let back = serde_json::to_value(&typed).expect("serialise");
-        assert_eq!(back, raw, "the typed request serialises back to the sample");
-        typed
+        super::super::test_roundtrip(sample)
     }
 
     #[test]
