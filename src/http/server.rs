@@ -127,6 +127,7 @@ pub async fn serve(
                 .handshake_timeout(config.tls_handshake_timeout)
                 .acceptor(limit);
             let mut server = axum_server::from_tcp(listener)?
+                .http1_only()
                 .acceptor(acceptor)
                 .handle(handle)
                 .first_request_timeout(config.header_read_timeout)
@@ -136,6 +137,7 @@ pub async fn serve(
         }
         None => {
             let mut server = axum_server::from_tcp(listener)?
+                .http1_only()
                 .acceptor(limit)
                 .handle(handle)
                 .first_request_timeout(config.header_read_timeout)
@@ -147,6 +149,12 @@ pub async fn serve(
 }
 
 /// HTTP settings that bound what a slow or hostile client can hold.
+///
+/// HTTP/1.1 only (TLS offers only `http/1.1` too). Okta's hook client needs nothing more,
+/// and HTTP/2 cost a correctness problem: a request refused before its body is read (401,
+/// 403, 413) has its stream reset while the client is still sending, and about half of
+/// such clients then never see the status. It also brings stream floods and rapid resets
+/// that a webhook receiver gains nothing from.
 fn tune(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     config: &ServerConfig,
@@ -156,10 +164,4 @@ fn tune(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .max_concurrent_streams(64)
-        .max_header_list_size(32 * 1024)
-        .keep_alive_interval(Some(std::time::Duration::from_secs(30)));
 }

@@ -4,7 +4,8 @@
 //! * **One crypto provider, chosen here.** The `rustls::ServerConfig` is built with
 //!   the *ring* provider passed explicitly, so it does not depend on which process-wide
 //!   default some other crate (or test) installed first.
-//! * **TLS 1.2 and 1.3 only**, with ALPN `h2` and `http/1.1` (the server speaks both).
+//! * **TLS 1.2 and 1.3 only**, with ALPN `http/1.1` only: the server speaks HTTP/1.1 (see
+//!   `http::server` for why not HTTP/2).
 //! * **Reload by content.** Certificates are rotated by writing files (certbot,
 //!   cert-manager, a Kubernetes secret whose `..data` symlink is swapped, tools that
 //!   preserve mtimes), so mtimes prove little. The reloader compares a SHA-256 of the
@@ -44,7 +45,7 @@ pub struct TlsError(pub String);
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 /// ALPN protocols offered, in order of preference.
-const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+const ALPN: [&[u8]; 1] = [b"http/1.1"];
 
 /// Where the development certificate and its key live: `data_dir/tls/dev-cert.pem`
 /// and `data_dir/tls/dev-key.pem`.
@@ -848,19 +849,17 @@ mod tests {
             .await
             .expect("tls 1.2");
         assert_eq!(v12.version, Some(rustls::ProtocolVersion::TLSv1_2));
-        let v13 = handshake(&tls, &cert, "localhost", TLS13, &ALPN)
+        // A client that offers HTTP/2 first still gets HTTP/1.1.
+        let v13 = handshake(&tls, &cert, "localhost", TLS13, &[b"h2", b"http/1.1"])
             .await
             .expect("tls 1.3");
         assert_eq!(v13.version, Some(rustls::ProtocolVersion::TLSv1_3));
-        assert_eq!(v13.alpn.as_deref(), Some(&b"h2"[..]));
+        assert_eq!(v13.alpn.as_deref(), Some(&b"http/1.1"[..]));
         let h1 = handshake(&tls, &cert, "localhost", BOTH, &[b"http/1.1"])
             .await
             .expect("h1");
         assert_eq!(h1.alpn.as_deref(), Some(&b"http/1.1"[..]));
-        assert_eq!(
-            tls.get_inner().alpn_protocols,
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-        );
+        assert_eq!(tls.get_inner().alpn_protocols, vec![b"http/1.1".to_vec()]);
 
         // rustls cannot act as a TLS 1.0/1.1 client, so send ClientHellos by hand to a
         // server connection in memory. The control: a TLS 1.2 hello is answered with a
