@@ -10,8 +10,8 @@
 //! # Same contract as SQLite
 //!
 //! The semantics are those of [`super::sqlite`]: an ingest answers only after `COMMIT`;
-//! concurrent ingests of this replica are committed together (group commit, one
-//! `SAVEPOINT` per delivery so a failing delivery rolls back only itself); jobs are
+//! concurrent ingests of this replica are committed together (group commit, a fixed
+//! number of statements per batch whatever its size, see [`Writer::batch_in_txn`]); jobs are
 //! leased with a token that `finish` must present; a claim whose previous claims
 //! outnumber its outcomes is `interrupted`; capacity (`store.max_backlog`) counts pending
 //! jobs and is checked after the insert, so a pure duplicate is still acknowledged.
@@ -506,71 +506,75 @@ impl Writer {
         }
     }
 
-    /// Runs the batch in one transaction, a savepoint per delivery, and commits. Each
-    /// delivery's own result goes to `results`; an `Err` means the transaction was lost
-    /// and no success in `results` may be reported.
+    /// Runs the batch as one transaction of a fixed number of statements, whatever its
+    /// size, and commits. Each delivery's own result goes to `results`; an `Err` means
+    /// the transaction was lost and no success in `results` may be reported.
+    ///
+    /// The steps: find which of the batch's events are stored already; decide each
+    /// delivery in arrival order (new events, jobs added, capacity); insert every
+    /// accepted event in one statement **sorted by `(hook, uuid)`**, then their jobs
+    /// sorted the same way. Sorting matters with replicas: two replicas inserting the
+    /// same uuids in different orders would each wait on the other's unique-index entry
+    /// (a deadlock PostgreSQL breaks after a second by failing one batch). In one global
+    /// order, the second simply waits for the first to commit and sees a conflict.
     async fn batch_in_txn(
         &self,
         client: &mut deadpool_postgres::Object,
         batch: Vec<IngestCmd>,
         results: &mut Vec<Answered>,
     ) -> Result<(), String> {
-        let mut cmds = batch.into_iter();
-        let mut tx = match client.transaction().await {
+        let fail_all = |batch: Vec<IngestCmd>, results: &mut Vec<Answered>, msg: String| {
+            for cmd in batch {
+                results.push((cmd.reply, Err(StoreError::Unavailable(msg.clone()))));
+            }
+            Err(msg)
+        };
+        let tx = match client.transaction().await {
             Ok(tx) => tx,
             Err(e) => {
                 let msg = format!("cannot start a transaction: {}", describe(&e));
-                for cmd in cmds {
-                    results.push((cmd.reply, Err(StoreError::Unavailable(msg.clone()))));
-                }
-                return Err(msg);
+                return fail_all(batch, results, msg);
             }
         };
-        let mut pending_now = match self.pending_now(&tx).await {
+        let pending_now = match self.pending_now(&tx).await {
             Ok(n) => n,
-            Err(e) => {
-                let msg = describe(&e);
-                for cmd in cmds {
-                    results.push((cmd.reply, Err(StoreError::Unavailable(msg.clone()))));
-                }
-                return Err(msg);
-            }
+            Err(e) => return fail_all(batch, results, describe(&e)),
         };
-        for cmd in cmds.by_ref() {
-            let mut sp = match tx.savepoint("delivery").await {
-                Ok(sp) => sp,
-                Err(e) => {
-                    let msg = describe(&e);
-                    results.push((cmd.reply, Err(StoreError::Unavailable(msg.clone()))));
-                    for rest in cmds {
-                        results.push((rest.reply, Err(StoreError::Unavailable(msg.clone()))));
+        let plan = match plan_batch(&tx, &batch, pending_now, self.max_backlog).await {
+            Ok(plan) => plan,
+            Err(e) => return fail_all(batch, results, describe(&e)),
+        };
+        let inserted = match insert_planned(&tx, &batch, &plan).await {
+            Ok(inserted) => inserted,
+            Err(e) => return fail_all(batch, results, describe(&e)),
+        };
+        if let Err(e) = tx.commit().await {
+            return fail_all(batch, results, format!("commit failed: {}", describe(&e)));
+        }
+        for (i, cmd) in batch.into_iter().enumerate() {
+            let result = match &plan.decisions[i] {
+                Decision::Full(pending) => Err(StoreError::Full(*pending)),
+                Decision::Accept(picked) => {
+                    let mut stored = 0usize;
+                    let mut added = 0i64;
+                    for &k in picked {
+                        if inserted.contains(&(i, k)) {
+                            stored += 1;
+                            added += jobs_of(&cmd.delivery.events[k]);
+                        }
                     }
-                    return Err(msg);
+                    Ok((
+                        IngestOutcome {
+                            stored,
+                            duplicates: cmd.delivery.events.len() - stored,
+                        },
+                        added,
+                    ))
                 }
             };
-            let result = ingest(&mut sp, &cmd.delivery, pending_now, self.max_backlog).await;
-            let end = match &result {
-                Ok(_) => sp.commit().await,
-                Err(_) => sp.rollback().await,
-            };
-            if let Err(e) = end {
-                // The transaction cannot be trusted past this point (PostgreSQL would turn
-                // the COMMIT of an aborted transaction into a silent ROLLBACK).
-                let msg = describe(&e);
-                results.push((cmd.reply, Err(StoreError::Unavailable(msg.clone()))));
-                for rest in cmds {
-                    results.push((rest.reply, Err(StoreError::Unavailable(msg.clone()))));
-                }
-                return Err(msg);
-            }
-            if let Ok((_, added)) = &result {
-                pending_now = pending_now.saturating_add(*added);
-            }
             results.push((cmd.reply, result));
         }
-        tx.commit()
-            .await
-            .map_err(|e| format!("commit failed: {}", describe(&e)))
+        Ok(())
     }
 
     /// Pending jobs for this batch's capacity checks: the cache, recounted inside the
@@ -596,88 +600,201 @@ impl Writer {
     }
 }
 
-/// Stores one delivery inside its savepoint; returns the outcome and the jobs added.
-async fn ingest(
-    tx: &mut deadpool_postgres::Transaction<'_>,
-    d: &Delivery,
-    pending_now: i64,
+/// What a batch will do with one delivery.
+enum Decision {
+    /// Store these events (indexes into `delivery.events`): the ones not stored before,
+    /// first occurrence only. Empty for a pure retry, which is still acknowledged.
+    Accept(Vec<usize>),
+    /// Refused: it adds work and the backlog is full (pending jobs counted).
+    Full(u64),
+}
+
+struct Plan {
+    /// One per delivery of the batch, in order.
+    decisions: Vec<Decision>,
+}
+
+/// Distinct jobs an event adds: a sink listed twice gets one job.
+fn jobs_of(e: &NewEvent) -> i64 {
+    let distinct: std::collections::HashSet<&str> = e.sinks.iter().map(String::as_str).collect();
+    i64::try_from(distinct.len()).unwrap_or(i64::MAX)
+}
+
+/// Decides every delivery of a batch: one query finds the events stored already, then
+/// each delivery in arrival order either adds its new events or, when it adds work and
+/// the backlog is full, is refused. As in SQLite, a delivery that adds no work (Okta's
+/// retry) is acknowledged even when full.
+async fn plan_batch(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &[IngestCmd],
+    mut pending_now: i64,
     max_backlog: i64,
-) -> Result<(IngestOutcome, i64), StoreError> {
-    let now = now_millis();
-    let uuids: Vec<&str> = d.events.iter().map(|e| e.uuid.as_str()).collect();
-    let types: Vec<&str> = d.events.iter().map(|e| e.event_type.as_str()).collect();
-    let published: Vec<Option<&str>> = d.events.iter().map(|e| e.published.as_deref()).collect();
-    let payloads: Vec<&str> = d.events.iter().map(|e| e.payload.as_str()).collect();
+) -> Result<Plan, tokio_postgres::Error> {
+    let mut hooks: Vec<&str> = Vec::new();
+    let mut uuids: Vec<&str> = Vec::new();
+    for cmd in batch {
+        for e in &cmd.delivery.events {
+            hooks.push(&cmd.delivery.hook);
+            uuids.push(&e.uuid);
+        }
+    }
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO events (hook, uuid, event_id, event_type, published, received_at, payload)
-             SELECT $1, u, $2, t, p, $3, b
-             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS x(u, t, p, b, n)
+            "SELECT e.hook, e.uuid FROM events e
+             JOIN UNNEST($1::text[], $2::text[]) AS x(h, u) ON e.hook = x.h AND e.uuid = x.u",
+        )
+        .await?;
+    let rows = tx.query(&stmt, &[&hooks, &uuids]).await?;
+    let mut seen: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    for r in &rows {
+        seen.insert((r.try_get(0)?, r.try_get(1)?));
+    }
+    let mut decisions = Vec::with_capacity(batch.len());
+    for cmd in batch {
+        let d = &cmd.delivery;
+        let mut picked = Vec::new();
+        let mut added = 0i64;
+        let mut taken: Vec<(String, String)> = Vec::new();
+        for (k, e) in d.events.iter().enumerate() {
+            let key = (d.hook.clone(), e.uuid.clone());
+            if seen.contains(&key) || taken.contains(&key) {
+                continue;
+            }
+            taken.push(key);
+            picked.push(k);
+            added = added.saturating_add(jobs_of(e));
+        }
+        if added > 0 && pending_now >= max_backlog {
+            decisions.push(Decision::Full(u64::try_from(pending_now).unwrap_or(0)));
+            continue;
+        }
+        pending_now = pending_now.saturating_add(added);
+        seen.extend(taken);
+        decisions.push(Decision::Accept(picked));
+    }
+    Ok(Plan { decisions })
+}
+
+/// Inserts the plan's events and their jobs, each in one statement sorted by
+/// `(hook, uuid)` (see [`Writer::batch_in_txn`] on deadlocks). Returns the events this
+/// transaction inserted, as (delivery, event) indexes into the batch: one missing from it was inserted meanwhile by another replica,
+/// and counts as a duplicate.
+async fn insert_planned(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &[IngestCmd],
+    plan: &Plan,
+) -> Result<std::collections::HashSet<(usize, usize)>, tokio_postgres::Error> {
+    // (delivery, event) with their indexes in the batch.
+    let mut rows: Vec<(&Delivery, &NewEvent, (usize, usize))> = Vec::new();
+    for (i, (cmd, decision)) in batch.iter().zip(&plan.decisions).enumerate() {
+        if let Decision::Accept(picked) = decision {
+            rows.extend(
+                picked
+                    .iter()
+                    .map(|&k| (&cmd.delivery, &cmd.delivery.events[k], (i, k))),
+            );
+        }
+    }
+    let mut inserted = std::collections::HashSet::new();
+    if rows.is_empty() {
+        return Ok(inserted);
+    }
+    // `seq` breaks ties between events of one delivery in listings, so it must follow
+    // arrival order while the insert follows `(hook, uuid)`: reserve one value per row
+    // (ascending, unique across replicas) and hand them out in arrival order.
+    let stmt = tx
+        .prepare_cached(
+            "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1::bigint)",
+        )
+        .await?;
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let mut seqs: Vec<i64> = Vec::with_capacity(rows.len());
+    for r in tx.query(&stmt, &[&count]).await? {
+        seqs.push(r.try_get(0)?);
+    }
+    seqs.sort_unstable();
+    let mut rows: Vec<_> = rows.into_iter().zip(seqs).collect();
+    rows.sort_by(|(a, _), (b, _)| {
+        (a.0.hook.as_str(), a.1.uuid.as_str()).cmp(&(b.0.hook.as_str(), b.1.uuid.as_str()))
+    });
+    let hooks: Vec<&str> = rows.iter().map(|((d, _, _), _)| d.hook.as_str()).collect();
+    let event_ids: Vec<&str> = rows
+        .iter()
+        .map(|((d, _, _), _)| d.event_id.as_str())
+        .collect();
+    let received: Vec<i64> = rows.iter().map(|((d, _, _), _)| d.received_at).collect();
+    let uuids: Vec<&str> = rows.iter().map(|((_, e, _), _)| e.uuid.as_str()).collect();
+    let types: Vec<&str> = rows
+        .iter()
+        .map(|((_, e, _), _)| e.event_type.as_str())
+        .collect();
+    let published: Vec<Option<&str>> = rows
+        .iter()
+        .map(|((_, e, _), _)| e.published.as_deref())
+        .collect();
+    let payloads: Vec<&str> = rows
+        .iter()
+        .map(|((_, e, _), _)| e.payload.as_str())
+        .collect();
+    let seq: Vec<i64> = rows.iter().map(|(_, s)| *s).collect();
+    // ORDER BY n keeps the sorted order: the unique-index entries are taken in it.
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO events (hook, uuid, event_id, event_type, published, received_at, payload, seq)
+             OVERRIDING SYSTEM VALUE
+             SELECT h, u, i, t, p, r, b, q
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[])
+                  WITH ORDINALITY AS x(h, u, i, t, p, r, b, q, n)
              ORDER BY n
              ON CONFLICT DO NOTHING
-             RETURNING uuid",
+             RETURNING hook, uuid",
         )
-        .await
-        .db()?;
-    let rows = tx
+        .await?;
+    let returned = tx
         .query(
             &stmt,
             &[
-                &d.hook,
-                &d.event_id,
-                &d.received_at,
-                &uuids,
-                &types,
-                &published,
-                &payloads,
+                &hooks, &uuids, &event_ids, &types, &published, &received, &payloads, &seq,
             ],
         )
-        .await
-        .db()?;
-    let mut new: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for r in &rows {
-        new.insert(r.try_get::<_, String>(0).db()?);
+        .await?;
+    let mut new: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    for r in &returned {
+        new.insert((r.try_get(0)?, r.try_get(1)?));
     }
-    let outcome = IngestOutcome {
-        stored: new.len(),
-        duplicates: d.events.len() - new.len(),
-    };
+    let now = now_millis();
+    let mut job_hooks: Vec<&str> = Vec::new();
     let mut job_uuids: Vec<&str> = Vec::new();
     let mut job_sinks: Vec<&str> = Vec::new();
-    for e in d.events.iter().filter(|e| new.contains(&e.uuid)) {
-        for sink in &e.sinks {
+    for ((d, e, at), _) in &rows {
+        if !new.contains(&(d.hook.clone(), e.uuid.clone())) {
+            continue;
+        }
+        inserted.insert(*at);
+        let mut sinks: Vec<&str> = e.sinks.iter().map(String::as_str).collect();
+        sinks.sort_unstable();
+        sinks.dedup();
+        for sink in sinks {
+            job_hooks.push(&d.hook);
             job_uuids.push(&e.uuid);
             job_sinks.push(sink);
         }
     }
-    let mut added = 0i64;
     if !job_uuids.is_empty() {
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO jobs (hook, uuid, sink, state, attempts, claims, next_attempt_at, updated_at)
-                 SELECT $1, u, s, 'pending', 0, 0, $2, $2 FROM UNNEST($3::text[], $4::text[]) AS x(u, s)
+                 SELECT h, u, s, 'pending', 0, 0, $1, $1
+                 FROM UNNEST($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(h, u, s, n)
+                 ORDER BY n
                  ON CONFLICT DO NOTHING",
             )
-            .await
-            .db()?;
-        // DO NOTHING: a sink listed twice gets one job (and an event twice in one delivery too).
-        added = i64::try_from(
-            tx.execute(&stmt, &[&d.hook, &now, &job_uuids, &job_sinks])
-                .await
-                .db()?,
-        )
-        .unwrap_or(i64::MAX);
+            .await?;
+        tx.execute(&stmt, &[&now, &job_hooks, &job_uuids, &job_sinks])
+            .await?;
     }
-    // After the inserts, as in SQLite: a delivery adding no work (Okta's retry) is
-    // acknowledged even when full; one that adds work is rolled back with its savepoint.
-    if added > 0 && pending_now >= max_backlog {
-        return Err(StoreError::Full(u64::try_from(pending_now).unwrap_or(0)));
-    }
-    Ok((outcome, added))
+    Ok(inserted)
 }
-
-// ---------------------------------------------------------------------------------
-// Reads
 
 fn parse_event_state(s: &str) -> Result<EventState, StoreError> {
     match s {
