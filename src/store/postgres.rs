@@ -68,6 +68,13 @@ const PENDING_REFRESH: Duration = Duration::from_secs(1);
 /// the retry is a duplicate that is acknowledged.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Group-commit batches of one replica committing at once, each on its own connection.
+/// One batch at a time would leave the database idle while a COMMIT waits for its
+/// fsync; a few overlap that wait with the next batch's statements. Batches may run in
+/// any order: their inserts are sorted (see [`Writer::batch_in_txn`]), so they never
+/// deadlock, and the one that loses a race for a uuid sees a duplicate.
+const BATCHES_IN_FLIGHT: usize = 3;
+
 /// TCP keepalive idle time on database connections (see `connect`).
 const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 
@@ -437,19 +444,35 @@ struct Writer {
 
 impl Writer {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<IngestCmd>) {
+        let this = Arc::new(self);
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
         // `recv` ends once every sender is gone (close) and the queue is drained: what was
         // queued before `close` is still committed.
-        while let Some(first) = rx.recv().await {
-            let mut batch = Vec::with_capacity(self.max_batch.min(64));
+        loop {
+            // The permit first: while every batch slot is busy, deliveries queue up and
+            // the next batch takes them all.
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(first) = rx.recv().await else {
+                break;
+            };
+            let mut batch = Vec::with_capacity(this.max_batch.min(64));
             batch.push(first);
-            while batch.len() < self.max_batch {
+            while batch.len() < this.max_batch {
                 match rx.try_recv() {
                     Ok(cmd) => batch.push(cmd),
                     Err(_) => break,
                 }
             }
-            self.run_batch(batch).await;
+            let this = this.clone();
+            tokio::spawn(async move {
+                this.run_batch(batch).await;
+                drop(permit);
+            });
         }
+        // Every batch still running is answered before the writer ends.
+        let _ = in_flight.acquire_many(BATCHES_IN_FLIGHT as u32).await;
     }
 
     async fn run_batch(&self, batch: Vec<IngestCmd>) {
