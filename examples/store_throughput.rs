@@ -41,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         event_id: format!("e-{t}-{i}"),
                         received_at: now_millis(),
                         events: vec![event],
+                        recovered: false,
                     };
                     store.ingest(delivery).await.map(|_| ())?;
                 }

@@ -58,6 +58,7 @@ pub fn public_router(
     shared: Option<Arc<crate::store::postgres::PostgresStore>>,
     waker: worker::Waker,
     metrics: Arc<Metrics>,
+    activity: Arc<crate::activity::Activity>,
 ) -> Result<Router, RunError> {
     let resolver = Arc::new(ClientIpResolver::new(
         config.network.trusted_proxies.clone(),
@@ -86,6 +87,7 @@ pub fn public_router(
         let tracked = Tracked {
             hook: name.into(),
             metrics: metrics.clone(),
+            activity: activity.clone(),
             request_timeout: config.server.request_timeout,
         };
         Ok(routes
@@ -195,6 +197,7 @@ pub async fn run(
     let OpenedStore { store, shared } = open_store(&config).await?;
     let sinks = SinkSet::build(&config).map_err(RunError::Sink)?;
     let metrics = Arc::new(Metrics::new());
+    let activity = Arc::new(crate::activity::Activity::new());
 
     let (public_listener, admin_listener) = match listeners {
         Some(l) => (l.public, l.admin),
@@ -240,7 +243,16 @@ pub async fn run(
         worker_stop.clone(),
     ));
 
-    let router = public_router(&config, store.clone(), shared, waker, metrics.clone())?;
+    let router = public_router(
+        &config,
+        store.clone(),
+        shared,
+        waker.clone(),
+        metrics.clone(),
+        activity.clone(),
+    )?;
+    let reconciler = crate::reconcile::spawn(&config, store.clone(), waker, shutdown.clone())
+        .map_err(RunError::Hook)?;
     let public_addr = public_listener
         .local_addr()
         .map_err(|source| RunError::Bind {
@@ -263,6 +275,8 @@ pub async fn run(
                 metrics: metrics.clone(),
                 workers: workers.clone(),
                 worker_liveness: config.worker.poll_interval * 5 + Duration::from_secs(5),
+                activity: activity.clone(),
+                config: Arc::new(config.clone()),
             }));
             let stop = shutdown.clone();
             tracing::info!(addr = %addr, "admin listener (healthz, readyz, metrics)");
@@ -317,6 +331,9 @@ pub async fn run(
         Err(_) => tracing::warn!("workers still referenced at shutdown; not waiting for them"),
     }
     if let Some(t) = reloader {
+        let _ = t.await;
+    }
+    if let Some(t) = reconciler {
         let _ = t.await;
     }
     store.close().await;

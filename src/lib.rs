@@ -17,6 +17,9 @@
 //! | [`metrics`] | Prometheus metrics, one registry per service |
 //! | [`telemetry`] | structured logs (JSON or human) |
 //! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments) |
+//! | [`activity`] | recent requests per hook, in memory, for the admin page |
+//! | [`reconcile`] | System Log reconciliation: events Okta never delivered, fetched from `/api/v1/logs` and stored as recovered |
+//! | [`simulate`] | `hookwarden simulate`: calls a receiver the way Okta does and checks each answer against the contract |
 //! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order |
 //!
 //! Request path: TCP accept (connection cap) → TLS → hyper (header-read timeout) →
@@ -25,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -33,6 +37,8 @@ pub mod http;
 pub mod inline_hooks;
 pub mod metrics;
 pub mod okta;
+pub mod reconcile;
+pub mod simulate;
 pub mod sinks;
 pub mod store;
 pub mod telemetry;

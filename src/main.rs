@@ -12,6 +12,10 @@ fn main() -> ExitCode {
         Command::Events { config, command } => {
             hookwarden::cli::events_main(config.config.as_deref(), command)
         }
+        Command::Simulate(args) => hookwarden::simulate::main(args),
+        Command::Reconcile { config, args } => {
+            hookwarden::cli::reconcile_main(config.config.as_deref(), args)
+        }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -28,6 +28,16 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Call a receiver the way Okta does (verification, event deliveries, inline calls)
+    /// and check every answer against Okta's contract.
+    Simulate(crate::simulate::SimulateArgs),
+    /// Fetch Okta's System Log and store events the event hooks never received.
+    Reconcile {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        args: crate::reconcile::ReconcileArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +200,20 @@ pub fn events_main(path: Option<&std::path::Path>, command: EventsCommand) -> i3
         Ok(rt) => rt.block_on(events::run(&config, command)),
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
+            1
+        }
+    }
+}
+
+/// `reconcile`: loads the configuration and runs one reconciliation pass.
+pub fn reconcile_main(
+    path: Option<&std::path::Path>,
+    args: crate::reconcile::ReconcileArgs,
+) -> i32 {
+    match Config::load(path) {
+        Ok(config) => crate::reconcile::main(&config, args),
+        Err(e) => {
+            eprintln!("{e}");
             1
         }
     }

@@ -6,8 +6,10 @@
 //! can print them all at once. Unknown keys are problems too (a typo in a key
 //! would otherwise silently fall back to a default).
 
+pub mod reconcile;
 mod secret;
 
+pub use reconcile::ReconcileConfig;
 pub use secret::{expose, SecretSource};
 
 use ipnet::IpNet;
@@ -110,6 +112,9 @@ pub struct Config {
     pub event_hooks: Vec<EventHookConfig>,
     #[serde(default)]
     pub inline_hooks: Vec<InlineHookConfig>,
+    /// System Log reconciliation (off when absent).
+    #[serde(default)]
+    pub reconcile: Option<ReconcileConfig>,
 }
 
 /// The public HTTPS listener that Okta calls.
@@ -158,6 +163,9 @@ pub struct TlsConfig {
 pub struct AdminConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// Token for the admin page (`/ui`); the page is off without one.
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -627,6 +635,11 @@ impl Config {
     /// Checks that span keys or need more than a type: every problem, not the first.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
+        if let Some(r) = &self.reconcile {
+            for problem in r.problems(self) {
+                out.push(problem);
+            }
+        }
         let mut p = |key: String, message: String| out.push(Problem { key, message });
 
         let s = &self.server;

@@ -199,6 +199,7 @@ async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Result<Status
             event_id: event_id.clone(),
             received_at,
             events,
+            recovered: false,
         })
         .await
         .map_err(|e| {

@@ -18,6 +18,10 @@ pub struct AdminState {
     pub workers: Arc<WorkerHandle>,
     /// The workers count as alive when their loop turned within this time.
     pub worker_liveness: Duration,
+    /// Recent requests per hook, for the admin page.
+    pub activity: Arc<crate::activity::Activity>,
+    /// The running configuration (hooks, sinks, the admin token) for the admin page.
+    pub config: Arc<crate::config::Config>,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -25,6 +29,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(super::admin_page::routes())
         .fallback(|| async { crate::http::error::ApiError::not_found() })
         .with_state(state)
 }

@@ -84,12 +84,16 @@ pub async fn guard(
 pub struct Tracked {
     pub hook: Arc<str>,
     pub metrics: Arc<Metrics>,
+    pub activity: Arc<crate::activity::Activity>,
     pub request_timeout: Duration,
 }
 
 /// Outermost layer of a hook route: the whole-request timeout, and the one place where
 /// every answer is counted (`requests` by status, `rejections` by reason).
+/// Also records the request for the admin page ([`crate::activity`]).
 pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let at = std::time::SystemTime::now();
     let res = match tokio::time::timeout(t.request_timeout, next.run(req)).await {
         Ok(res) => res,
         Err(_) => {
@@ -98,6 +102,26 @@ pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Respon
         }
     };
     count(&t.metrics, &t.hook, &res);
+    let (kind, outcome, event_types) = match res.extensions().get::<crate::activity::Note>() {
+        Some(n) => (n.kind, n.outcome.clone(), n.event_types.clone()),
+        None => (
+            crate::activity::Kind::Refused,
+            res.extensions()
+                .get::<ApiError>()
+                .map(|e| e.summary.to_string())
+                .unwrap_or_else(|| res.status().to_string()),
+            Vec::new(),
+        ),
+    };
+    t.activity.record(crate::activity::Entry {
+        at,
+        hook: t.hook.to_string(),
+        kind,
+        status: res.status().as_u16(),
+        latency: started.elapsed(),
+        outcome,
+        event_types,
+    });
     res
 }
 

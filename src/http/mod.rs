@@ -1,6 +1,7 @@
 //! The HTTP side: listeners, guards, TLS, admin endpoints and error bodies.
 
 pub mod admin;
+pub mod admin_page;
 pub mod auth;
 pub mod error;
 pub mod guard;

@@ -58,6 +58,9 @@ pub struct Delivery {
     pub event_id: String,
     pub received_at: Millis,
     pub events: Vec<NewEvent>,
+    /// Found by System Log reconciliation, not delivered by Okta's event hook: the
+    /// events are marked as recovered (see [`crate::reconcile`]).
+    pub recovered: bool,
 }
 
 /// What [`Store::ingest`] did with a delivery.

@@ -1200,6 +1200,7 @@ mod tests {
             event_id: "evt-1".to_owned(),
             received_at: now_millis(),
             events,
+            recovered: false,
         }
     }
 

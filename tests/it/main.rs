@@ -3,6 +3,7 @@
 
 mod util;
 
+mod admin_page;
 mod bad_input;
 mod contract;
 mod crash;
@@ -14,5 +15,7 @@ mod nats;
 mod oauth;
 mod pg;
 mod pgutil;
+mod reconcile;
 mod replicas;
 mod security;
+mod simulate;

@@ -38,6 +38,7 @@ fn delivery_at(hook: &str, at: Millis, events: Vec<NewEvent>) -> Delivery {
         event_id: "evt-1".to_owned(),
         received_at: at,
         events,
+        recovered: false,
     }
 }
 
