@@ -51,6 +51,32 @@ pub struct Note {
     pub event_types: Vec<String>,
 }
 
+impl Note {
+    /// Attaches this note to a response, for [`crate::http::guard::track`] to record.
+    pub fn attach(self, mut res: axum::response::Response) -> axum::response::Response {
+        res.extensions_mut().insert(self);
+        res
+    }
+
+    /// The distinct event types among `types`, in order of first appearance, at most
+    /// [`TYPES_PER_ENTRY`] (a delivery may carry many events of few types).
+    pub fn distinct_types<'a>(types: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in types {
+            if out.len() == TYPES_PER_ENTRY {
+                break;
+            }
+            if !out.iter().any(|o| o == t) {
+                out.push(t.to_owned());
+            }
+        }
+        out
+    }
+}
+
+/// Event types kept per entry.
+pub const TYPES_PER_ENTRY: usize = 20;
+
 /// One answered request.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -122,5 +148,16 @@ mod tests {
         assert_eq!(recent[PER_HOOK - 1].status, 205);
         assert_eq!(a.recent("other", 10)[0].status, 401);
         assert!(a.recent("none", 10).is_empty());
+    }
+
+    #[test]
+    fn distinct_types_keep_the_first_order() {
+        let types = ["b", "a", "b", "c", "a"];
+        assert_eq!(Note::distinct_types(types), vec!["b", "a", "c"]);
+        let many: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+        assert_eq!(
+            Note::distinct_types(many.iter().map(String::as_str)).len(),
+            TYPES_PER_ENTRY
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! deferred to the workers, woken through a channel; Okta's 3 s budget is spent
 //! on parsing and one group-committed write, nothing else.
 
+use crate::activity::{Kind, Note};
 use crate::config::{EventHookConfig, SinkConfig};
 use crate::http::error::ApiError;
 use crate::metrics::{HookLabel, Metrics};
@@ -117,10 +118,17 @@ async fn verify(State(s): State<Arc<HookState>>, headers: HeaderMap) -> Result<R
             )
         })?;
     tracing::info!(hook = %s.name, "event hook verification answered");
-    Ok(Json(VerificationResponse {
-        verification: challenge.to_owned(),
-    })
-    .into_response())
+    let note = Note {
+        kind: Kind::Verification,
+        outcome: "verification answered".to_owned(),
+        event_types: Vec::new(),
+    };
+    Ok(note.attach(
+        Json(VerificationResponse {
+            verification: challenge.to_owned(),
+        })
+        .into_response(),
+    ))
 }
 
 /// True for `application/json`, with or without parameters (`; charset=utf-8`).
@@ -167,8 +175,31 @@ async fn read_body(
     })
 }
 
+/// A delivery, with a note for the admin page of what became of it.
+async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Response {
+    let mut event_types = Vec::new();
+    let (res, outcome) = match store_delivery(&s, req, &mut event_types).await {
+        Ok(o) => (
+            StatusCode::OK.into_response(),
+            format!("{} stored, {} duplicates", o.stored, o.duplicates),
+        ),
+        Err(e) => (e.clone().into_response(), e.summary.into_owned()),
+    };
+    let note = Note {
+        kind: Kind::Delivery,
+        outcome,
+        event_types,
+    };
+    note.attach(res)
+}
+
 /// A delivery: check, parse, store durably, then answer 200 with an empty body.
-async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Result<StatusCode, ApiError> {
+/// Fills `event_types` once the body is parsed.
+async fn store_delivery(
+    s: &HookState,
+    req: Request,
+    event_types: &mut Vec<String>,
+) -> Result<crate::store::IngestOutcome, ApiError> {
     let started = Instant::now();
     let body = read_json_body(req, s.max_body_bytes).await?;
     let parsed = ParsedDelivery::parse(&body).map_err(|e| {
@@ -178,6 +209,12 @@ async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Result<Status
         };
         ApiError::bad_request(msg)
     })?;
+    *event_types = Note::distinct_types(
+        parsed
+            .events
+            .iter()
+            .map(|(h, _)| h.event_type.as_deref().unwrap_or("")),
+    );
     let received_at = now_millis();
     let event_id = parsed.envelope.event_id.clone();
     let events: Vec<NewEvent> = parsed
@@ -239,7 +276,7 @@ async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Result<Status
         ack_us = elapsed.as_micros() as u64,
         "delivery stored"
     );
-    Ok(StatusCode::OK)
+    Ok(outcome)
 }
 
 #[cfg(test)]

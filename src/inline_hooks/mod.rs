@@ -265,8 +265,60 @@ fn json_response(bytes: bytes::Bytes) -> Response {
         .into_response()
 }
 
+/// An inline call, with a note for the admin page of how it was answered.
+async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Response {
+    let (res, outcome) = match answer_call(&h, req).await {
+        Ok(answered) => answered,
+        Err(e) => (e.clone().into_response(), format!("refused: {}", e.summary)),
+    };
+    let note = crate::activity::Note {
+        kind: crate::activity::Kind::Inline,
+        outcome,
+        event_types: vec![h.hook_type.event_type().to_owned()],
+    };
+    note.attach(res)
+}
+
+/// The admin page's words for an answer: what it carried, or why the fallback went.
+fn describe(h: &InlineHook, answer: &InlineResponse, outcome: InlineOutcome) -> String {
+    let fallback = |why: &str| {
+        let mode = match h.fallback {
+            Fallback::Open => "open",
+            Fallback::Closed => "closed",
+        };
+        format!("fallback ({mode}): {why}")
+    };
+    match outcome {
+        InlineOutcome::commands => {
+            let commands: Vec<String> = answer
+                .commands
+                .iter()
+                .flatten()
+                .map(|c| match c.value.as_array() {
+                    Some(ops) => format!("{} ({})", c.kind, ops.len()),
+                    None => c.kind.clone(),
+                })
+                .collect();
+            format!("commands: {}", commands.join(", "))
+        }
+        InlineOutcome::error => format!(
+            "error: {}",
+            answer
+                .error
+                .as_ref()
+                .and_then(|e| e.error_summary.as_deref())
+                .unwrap_or("(no summary)")
+        ),
+        InlineOutcome::empty => "empty answer (Okta's default action)".to_owned(),
+        InlineOutcome::repeated => "repeat answered from cache".to_owned(),
+        InlineOutcome::fallback_deadline => fallback("budget exceeded"),
+        InlineOutcome::fallback_handler_error => fallback("handler failed"),
+        InlineOutcome::fallback_invalid => fallback("answer broke Okta's contract"),
+    }
+}
+
 /// An inline call: read and parse, repeat a cached answer, else run the handler in its budget.
-async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Result<Response, ApiError> {
+async fn answer_call(h: &InlineHook, req: Request) -> Result<(Response, String), ApiError> {
     let started = Instant::now();
     let body = read_json_body(req, h.max_body_bytes).await?;
     let request: serde_json::Value = serde_json::from_slice(&body)
@@ -295,7 +347,8 @@ async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Result<Respon
         if let Some(bytes) = answers.get(&h.name, id).await {
             tracing::info!(hook = %h.name, event_id = %id, "repeating the answer given to this eventId");
             record(InlineOutcome::repeated);
-            return Ok(json_response(bytes));
+            let words = describe(h, &InlineResponse::empty(), InlineOutcome::repeated);
+            return Ok((json_response(bytes), words));
         }
     }
     let call = InlineCall {
@@ -323,7 +376,7 @@ async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Result<Respon
         total_us = started.elapsed().as_micros() as u64,
         "inline hook answered"
     );
-    Ok(json_response(bytes))
+    Ok((json_response(bytes), describe(h, &answer, outcome)))
 }
 
 /// Checks that a request is one of this hook's type: an object whose `eventType` (when
