@@ -1,0 +1,229 @@
+//! The run's results: one record per call, a summary per scenario, printed for a person
+//! or as one JSON document for CI.
+
+use super::judge::Outcome;
+use super::transport::Attempt;
+use serde::Serialize;
+use std::time::Duration;
+
+/// One call (its attempts, its verdict).
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub scenario: String,
+    /// Which sample, and for duplicates which send of it.
+    pub sample: String,
+    pub method: &'static str,
+    pub path: String,
+    /// The delivery's or inline request's `eventId`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The delivered events' uuids (deliveries and duplicates), so CI can look for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uuids: Vec<String>,
+    pub attempts: Vec<AttemptRecord>,
+    pub result: Outcome,
+    /// What Okta would do with the answer.
+    pub okta: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    /// The HTTP status, `timeout` or `no answer`.
+    pub answer: String,
+    pub latency_ms: f64,
+}
+
+impl AttemptRecord {
+    pub fn from_attempt(a: &Attempt) -> Self {
+        AttemptRecord {
+            answer: a.answer.short(),
+            latency_ms: millis(a.latency),
+        }
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioSummary {
+    pub scenario: String,
+    pub calls: usize,
+    /// Every call Okta would count as a success, including those after a retry.
+    pub passed: usize,
+    /// Of `passed`, those that needed Okta's retry.
+    pub passed_after_retry: usize,
+    pub failed: usize,
+    /// HTTP attempts made (a retry is a second attempt of the same call).
+    pub attempts: usize,
+    /// Over every attempt, as Okta times them.
+    pub latency_ms: Latency,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// The whole run, as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub target: String,
+    pub insecure: bool,
+    /// True when no call failed.
+    pub passed: bool,
+    pub calls: usize,
+    pub failed: usize,
+    pub elapsed_ms: f64,
+    pub scenarios: Vec<ScenarioSummary>,
+    pub results: Vec<CallRecord>,
+}
+
+impl RunReport {
+    /// `order` is the scenarios' names in the order they were selected.
+    pub fn new(
+        target: String,
+        insecure: bool,
+        order: &[String],
+        results: Vec<CallRecord>,
+        elapsed: Duration,
+    ) -> RunReport {
+        let scenarios: Vec<ScenarioSummary> =
+            order.iter().map(|name| summarise(name, &results)).collect();
+        let failed = results
+            .iter()
+            .filter(|r| r.result == Outcome::Failed)
+            .count();
+        RunReport {
+            target,
+            insecure,
+            passed: failed == 0 && !results.is_empty(),
+            calls: results.len(),
+            failed,
+            elapsed_ms: millis(elapsed),
+            scenarios,
+            results,
+        }
+    }
+
+    /// The summary table and the last line, for a person.
+    pub fn human_summary(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "\n{:<24} {:>6} {:>7} {:>13} {:>7} {:>10} {:>10}\n",
+            "scenario", "calls", "passed", "after retry", "failed", "p50", "p99"
+        ));
+        for s in &self.scenarios {
+            out.push_str(&format!(
+                "{:<24} {:>6} {:>7} {:>13} {:>7} {:>10} {:>10}\n",
+                s.scenario,
+                s.calls,
+                s.passed,
+                s.passed_after_retry,
+                s.failed,
+                format!("{:.1} ms", s.latency_ms.p50),
+                format!("{:.1} ms", s.latency_ms.p99),
+            ));
+        }
+        let retried: usize = self.scenarios.iter().map(|s| s.passed_after_retry).sum();
+        let retried = if retried > 0 {
+            format!(" ({retried} only after Okta's retry)")
+        } else {
+            String::new()
+        };
+        if self.passed {
+            out.push_str(&format!(
+                "\nPASSED: all {} calls answered as Okta needs{retried}, in {:.1} s\n",
+                self.calls,
+                self.elapsed_ms / 1000.0
+            ));
+        } else if self.calls == 0 {
+            out.push_str("\nFAILED: no call was made\n");
+        } else {
+            out.push_str(&format!(
+                "\nFAILED: {} of {} calls failed{retried}\n",
+                self.failed, self.calls
+            ));
+        }
+        out
+    }
+}
+
+/// One call as a report line (and a second line with the problem, if any).
+pub fn human_line(r: &CallRecord) -> String {
+    let tag = match r.result {
+        Outcome::Passed => "pass",
+        Outcome::PassedAfterRetry => "pass*",
+        Outcome::Failed => "FAIL",
+    };
+    let answers: Vec<String> = r.attempts.iter().map(|a| a.answer.clone()).collect();
+    let latency = r
+        .attempts
+        .last()
+        .map(|a| format!("{:.1} ms", a.latency_ms))
+        .unwrap_or_default();
+    let mut line = format!(
+        "{tag:<5} {:<22} {} {}  {}  [{} {latency}]  {}",
+        r.scenario,
+        r.method,
+        r.path,
+        r.sample,
+        answers.join(" then "),
+        r.okta
+    );
+    if let Some(p) = &r.problem {
+        line.push_str(&format!("\n      ↳ {p}"));
+    }
+    line
+}
+
+fn summarise(name: &str, results: &[CallRecord]) -> ScenarioSummary {
+    let mine: Vec<&CallRecord> = results.iter().filter(|r| r.scenario == name).collect();
+    let mut latencies: Vec<f64> = mine
+        .iter()
+        .flat_map(|r| r.attempts.iter().map(|a| a.latency_ms))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let count = |o: Outcome| mine.iter().filter(|r| r.result == o).count();
+    ScenarioSummary {
+        scenario: name.to_owned(),
+        calls: mine.len(),
+        passed: count(Outcome::Passed) + count(Outcome::PassedAfterRetry),
+        passed_after_retry: count(Outcome::PassedAfterRetry),
+        failed: count(Outcome::Failed),
+        attempts: latencies.len(),
+        latency_ms: Latency {
+            p50: percentile(&latencies, 0.50),
+            p99: percentile(&latencies, 0.99),
+            max: latencies.last().copied().unwrap_or(0.0),
+        },
+    }
+}
+
+/// Nearest-rank percentile of sorted values (0 for none).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}
