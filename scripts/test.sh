@@ -10,6 +10,11 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; e
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v nats-server >/dev/null || need+=(nats-server)
+# The admin page test drives headless Chromium through chromedriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v pip3 >/dev/null || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} for the integration tests"
   sudo=""
@@ -17,6 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The deployment examples' schema check (tests/it/deploy.rs), from PyPI.
+command -v kubernetes-validate >/dev/null ||
+  pip3 install -q --disable-pip-version-check kubernetes-validate 2>/dev/null ||
+  pip3 install -q --disable-pip-version-check --break-system-packages kubernetes-validate
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 log=$(mktemp)
