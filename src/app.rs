@@ -251,8 +251,14 @@ pub async fn run(
         metrics.clone(),
         activity.clone(),
     )?;
-    let reconciler = crate::reconcile::spawn(&config, store.clone(), waker, shutdown.clone())
-        .map_err(RunError::Hook)?;
+    let reconciler = crate::reconcile::spawn(
+        &config,
+        store.clone(),
+        waker,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .map_err(RunError::Hook)?;
     let public_addr = public_listener
         .local_addr()
         .map_err(|source| RunError::Bind {

@@ -75,6 +75,13 @@ pub struct InlineLabel {
     pub outcome: InlineOutcome,
 }
 
+/// Why a reconciliation pass of a hook failed (see `ReconcileError::kind`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileErrorLabel {
+    pub hook: String,
+    pub kind: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
@@ -119,6 +126,14 @@ pub struct Metrics {
     pub inline_seconds: Family<HookLabel, Histogram>,
     /// Inline hook time spent in the handler alone (rules, script or forward).
     pub inline_handler_seconds: Family<HookLabel, Histogram>,
+    /// System Log reconciliation passes completed, per hook.
+    pub reconcile_passes: Family<HookLabel, Counter>,
+    /// System Log events fetched by reconciliation, per hook.
+    pub reconcile_fetched: Family<HookLabel, Counter>,
+    /// Events reconciliation stored as recovered (Okta's hook never delivered them).
+    pub reconcile_recovered: Family<HookLabel, Counter>,
+    /// Reconciliation passes that failed, by hook and kind.
+    pub reconcile_errors: Family<ReconcileErrorLabel, Counter>,
 }
 
 fn inline_histogram() -> Histogram {
@@ -167,6 +182,30 @@ impl Metrics {
         );
         let inline_handler_seconds = Family::<HookLabel, Histogram>::new_with_constructor(
             inline_histogram as fn() -> Histogram,
+        );
+        let reconcile_passes = Family::default();
+        let reconcile_fetched = Family::default();
+        let reconcile_recovered = Family::default();
+        let reconcile_errors = Family::default();
+        registry.register(
+            "reconcile_passes",
+            "System Log reconciliation passes completed",
+            reconcile_passes.clone(),
+        );
+        registry.register(
+            "reconcile_fetched",
+            "System Log events fetched by reconciliation",
+            reconcile_fetched.clone(),
+        );
+        registry.register(
+            "reconcile_recovered",
+            "Events stored as recovered: found in the System Log, never delivered by the hook",
+            reconcile_recovered.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "System Log reconciliation passes that failed, by kind",
+            reconcile_errors.clone(),
         );
         registry.register(
             "requests",
@@ -274,6 +313,10 @@ impl Metrics {
             inline_calls,
             inline_seconds,
             inline_handler_seconds,
+            reconcile_passes,
+            reconcile_fetched,
+            reconcile_recovered,
+            reconcile_errors,
         }
     }
 

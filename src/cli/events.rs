@@ -47,7 +47,7 @@ pub async fn run(config: &Config, command: EventsCommand) -> i32 {
 }
 
 /// Opens the configured store for the CLI, next to a running service.
-async fn open(config: &Config) -> Result<Box<dyn Store>, String> {
+pub(crate) async fn open(config: &Config) -> Result<Box<dyn Store>, String> {
     use crate::config::StoreBackend;
     match (config.store.backend, &config.store.postgres) {
         (StoreBackend::Postgres, Some(pg)) => {
@@ -97,7 +97,7 @@ fn query_of(args: &ListArgs, now: SystemTime) -> Result<EventQuery, String> {
 /// A point in time as an operator writes it: RFC 3339 (`2026-11-23T10:00:00Z`, or with
 /// an offset `+02:00`; without any it is taken as UTC), a bare date (`2026-11-23`,
 /// midnight UTC), or a duration ago (`15m`, `2h`, `7d`, `1h 30m`).
-fn parse_time(s: &str, now: SystemTime) -> Result<Millis, String> {
+pub(crate) fn parse_time(s: &str, now: SystemTime) -> Result<Millis, String> {
     let s = s.trim();
     let at = if let Some(t) = parse_rfc3339_with_offset(s) {
         t
@@ -199,9 +199,20 @@ fn sinks_cell(e: &EventSummary) -> String {
         .join(" ")
 }
 
+/// How the event arrived: delivered by Okta's hook, or recovered from the System Log.
+fn source_cell(e: &EventSummary) -> &'static str {
+    if e.recovered {
+        "recovered"
+    } else {
+        "hook"
+    }
+}
+
 fn write_table(w: &mut impl Write, events: &[EventSummary]) -> std::io::Result<()> {
-    let header = ["RECEIVED", "HOOK", "UUID", "TYPE", "STATE", "SINKS"];
-    let rows: Vec<[String; 6]> = events
+    let header = [
+        "RECEIVED", "HOOK", "UUID", "TYPE", "STATE", "SOURCE", "SINKS",
+    ];
+    let rows: Vec<[String; 7]> = events
         .iter()
         .map(|e| {
             [
@@ -210,6 +221,7 @@ fn write_table(w: &mut impl Write, events: &[EventSummary]) -> std::io::Result<(
                 e.uuid.clone(),
                 e.event_type.clone(),
                 e.state.as_str().to_owned(),
+                source_cell(e).to_owned(),
                 sinks_cell(e),
             ]
         })
@@ -220,7 +232,7 @@ fn write_table(w: &mut impl Write, events: &[EventSummary]) -> std::io::Result<(
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |w: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
+    let line = |w: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -398,6 +410,7 @@ mod tests {
             event_type: "t".into(),
             published: None,
             received_at: 0,
+            recovered: false,
             state: EventState::Ignored,
             sinks: Vec::new(),
         };
@@ -419,10 +432,15 @@ mod tests {
             },
         ];
         assert_eq!(sinks_cell(&e), "siem:delivered(1) hr:dead(5)");
+        let e_clone = e.clone();
         let mut buf = Vec::new();
         write_table(&mut buf, &[e]).expect("write");
         let text = String::from_utf8(buf).expect("utf8");
         assert!(text.starts_with("RECEIVED"), "{text}");
         assert!(text.contains("1970-01-01T00:00:00.000Z  okta"), "{text}");
+        assert!(text.contains("ignored  hook    siem"), "{text}");
+        let mut recovered = e_clone;
+        recovered.recovered = true;
+        assert_eq!(source_cell(&recovered), "recovered");
     }
 }

@@ -3,6 +3,14 @@
 //! An event counts as delivered only once its line is on disk (`sync_data`), so a
 //! crash after the acknowledgement of [`Sink::deliver`] cannot lose it.
 //!
+//! Group sync: concurrent deliveries append their lines one after the other, then
+//! share syncs. Whoever finds its line not yet synced syncs everything appended so far;
+//! the lines of the others waiting meanwhile are covered by that one `sync_data`. With
+//! `worker.concurrency` deliveries in flight this turns one sync per event into about
+//! one per batch. A failed sync fails every line it covered (they are delivered again,
+//! possibly twice, never lost): after a failed `fsync`, Linux may have dropped the
+//! dirty pages, and a later successful sync would not bring them back.
+//!
 //! Crash safety: a kill in the middle of a write can leave a torn last line without
 //! its newline. [`JsonlSink::open`] (and the next write after a failed one) ends
 //! such a line with `\n`, so the torn line stays alone on its line and every later
@@ -32,9 +40,20 @@ const CONTAINS_SCAN_BYTES: u64 = 8 * 1024 * 1024;
 /// The open file and whether its end may be a torn line.
 struct Writer {
     file: File,
-    /// A write or sync failed: the last line may lack its newline. Checked (and
-    /// repaired) before the next write so that the next record starts on a line of its own.
+    /// A write failed: the last line may lack its newline. Checked (and repaired)
+    /// before the next write so that the next record starts on a line of its own.
     maybe_torn: bool,
+    /// Lines appended since open (the sequence number of the last one).
+    appended: u64,
+}
+
+/// How far the file is known to be on disk, in appended lines.
+#[derive(Default)]
+struct SyncState {
+    /// Every line up to this one is synced.
+    synced: u64,
+    /// A sync covering lines up to this one failed: they count as not delivered.
+    failed: u64,
 }
 
 /// Appends records to one file. Hooks that name the same file share one sink
@@ -42,6 +61,12 @@ struct Writer {
 pub struct JsonlSink {
     path: PathBuf,
     writer: Arc<Mutex<Writer>>,
+    /// The last line whose `write_all` has returned (read by the syncer).
+    appended: Arc<std::sync::atomic::AtomicU64>,
+    /// Held by the one delivery syncing on behalf of the others (see the module docs).
+    sync: Arc<Mutex<SyncState>>,
+    /// A second handle on the file for `sync_data`, so appends go on during a sync.
+    sync_file: Arc<File>,
 }
 
 impl JsonlSink {
@@ -59,12 +84,19 @@ impl JsonlSink {
             .open(path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         end_with_newline(&file).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
+        let sync_file = file
+            .try_clone()
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         Ok(JsonlSink {
             path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(Writer {
                 file,
                 maybe_torn: false,
+                appended: 0,
             })),
+            appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            sync: Arc::new(Mutex::new(SyncState::default())),
+            sync_file: Arc::new(sync_file),
         })
     }
 }
@@ -86,20 +118,23 @@ fn end_with_newline(mut file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Appends one line (record and newline in one buffer, one `write_all`) and syncs it.
-fn append(writer: &mut Writer, line: &[u8]) -> std::io::Result<()> {
+/// Appends one line (record and newline in one buffer, one `write_all`), not synced
+/// yet; returns its sequence number.
+fn append(writer: &mut Writer, line: &[u8]) -> std::io::Result<u64> {
     if writer.maybe_torn {
         end_with_newline(&writer.file)?;
         writer.maybe_torn = false;
     }
-    let result = writer
-        .file
-        .write_all(line)
-        .and_then(|()| writer.file.sync_data());
-    if result.is_err() {
-        writer.maybe_torn = true;
+    match writer.file.write_all(line) {
+        Ok(()) => {
+            writer.appended += 1;
+            Ok(writer.appended)
+        }
+        Err(e) => {
+            writer.maybe_torn = true;
+            Err(e)
+        }
     }
-    result
 }
 
 /// The fields of a record that identify it; everything else in the line is skipped.
@@ -144,6 +179,45 @@ fn scan_tail(mut file: &File, hook: &str, uuid: &str, max_bytes: u64) -> std::io
     }))
 }
 
+impl JsonlSink {
+    /// Returns once line `seq` is on disk: covered by a sync that started after it was
+    /// appended, this caller's own or another's.
+    async fn sync_through(&self, seq: u64) -> Result<(), SinkError> {
+        let mut state = self.sync.clone().lock_owned().await;
+        let failed = || {
+            SinkError::transient(format!(
+                "cannot sync {}: the line may not be on disk",
+                self.path.display()
+            ))
+        };
+        if seq <= state.failed {
+            return Err(failed());
+        }
+        if seq <= state.synced {
+            return Ok(());
+        }
+        // Everything appended until now, this line included, is covered by this sync.
+        let target = self.appended.load(std::sync::atomic::Ordering::Acquire);
+        let file = self.sync_file.clone();
+        let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
+        match synced {
+            Ok(Ok(())) => {
+                state.synced = state.synced.max(target);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                state.failed = state.failed.max(target);
+                tracing::warn!(path = %self.path.display(), error = %e, "sync failed; the lines it covered will be delivered again");
+                Err(failed())
+            }
+            Err(e) => {
+                state.failed = state.failed.max(target);
+                Err(SinkError::transient(format!("jsonl sync task failed: {e}")))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Sink for JsonlSink {
     async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
@@ -152,12 +226,18 @@ impl Sink for JsonlSink {
         // The guard moves into the blocking task: if this future is dropped mid-write,
         // the write still finishes under the lock and the next writer starts after it.
         let mut guard = self.writer.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || append(&mut guard, &line))
-            .await
-            .map_err(|e| SinkError::transient(format!("jsonl writer task failed: {e}")))?
-            .map_err(|e| {
-                SinkError::transient(format!("cannot append to {}: {e}", self.path.display()))
-            })
+        let appended = self.appended.clone();
+        let seq = tokio::task::spawn_blocking(move || {
+            let seq = append(&mut guard, &line)?;
+            appended.store(seq, std::sync::atomic::Ordering::Release);
+            Ok::<u64, std::io::Error>(seq)
+        })
+        .await
+        .map_err(|e| SinkError::transient(format!("jsonl writer task failed: {e}")))?
+        .map_err(|e| {
+            SinkError::transient(format!("cannot append to {}: {e}", self.path.display()))
+        })?;
+        self.sync_through(seq).await
     }
 
     /// Scans the last [`CONTAINS_SCAN_BYTES`] of the file for a line of this hook
@@ -201,6 +281,7 @@ mod tests {
             received_at: 1_700_000_000_000,
             attempts: 0,
             interrupted: false,
+            recovered: false,
             payload: format!(r#"{{"uuid":"{uuid}","eventType":"user.session.start"}}"#),
         }
     }

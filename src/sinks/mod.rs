@@ -7,6 +7,9 @@
 //!  "receivedAt":"2026-11-23T12:00:00.000Z","attempt":1,"event":{ …the System Log event as Okta sent it… }}
 //! ```
 //!
+//! An event found by System Log reconciliation (not delivered by the hook) also carries
+//! `"recovered":true`; the key is absent otherwise.
+//!
 //! Delivery is at least once per sink. After a crash a job may be retried although
 //! the sink already got it; [`Sink::contains`] lets a sink that can tell (the JSONL
 //! file) skip it, and the HTTP sink sends `Idempotency-Key: <uuid>` so a receiver can.
@@ -37,6 +40,10 @@ pub struct SinkRecord<'a> {
     pub received_at: String,
     /// 1 on the first attempt.
     pub attempt: u32,
+    /// Present (`true`) only for events found by System Log reconciliation rather than
+    /// delivered by Okta's hook, so records of delivered events are unchanged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
     pub event: &'a RawValue,
 }
 
@@ -54,6 +61,7 @@ impl<'a> SinkRecord<'a> {
             event_type: &job.event_type,
             received_at: format_millis(job.received_at),
             attempt: job.attempts + 1,
+            recovered: job.recovered,
             event,
         })
     }
@@ -198,6 +206,7 @@ pub(crate) fn test_job(sink: &str, uuid: &str, event_type: &str) -> Job {
         received_at: 0,
         attempts: 0,
         interrupted: false,
+        recovered: false,
         payload: format!(r#"{{"uuid":"{uuid}"}}"#),
     }
 }

@@ -88,6 +88,8 @@ pub struct Job {
     pub attempts: u32,
     /// A previous claim ended without an outcome (crash, kill): the sink may already have it.
     pub interrupted: bool,
+    /// The event was found by System Log reconciliation, not delivered by Okta's hook.
+    pub recovered: bool,
     pub payload: String,
 }
 
@@ -190,6 +192,8 @@ pub struct EventSummary {
     pub event_type: String,
     pub published: Option<String>,
     pub received_at: Millis,
+    /// Found by System Log reconciliation, not delivered by Okta's hook.
+    pub recovered: bool,
     pub state: EventState,
     pub sinks: Vec<SinkStatus>,
 }
@@ -266,6 +270,52 @@ pub trait Store: Send + Sync + 'static {
 
     /// Commits what is queued and stops accepting writes.
     async fn close(&self);
+
+    // --- System Log reconciliation (see [`crate::reconcile`]) -------------------------
+    //
+    // Default bodies refuse, so that a store written for tests needs none of these; both
+    // real stores implement them all.
+
+    /// The uuids among `uuids` that `hook` already holds (a dry run's "already stored").
+    async fn stored_uuids(
+        &self,
+        _hook: &str,
+        _uuids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        Err(unsupported("stored_uuids"))
+    }
+
+    /// The persisted cursor `key` (reconciliation: where the last pass of a hook ended).
+    async fn cursor(&self, _key: &str) -> Result<Option<Millis>, StoreError> {
+        Err(unsupported("cursor"))
+    }
+
+    /// Sets the cursor `key` (never moves it backwards).
+    async fn set_cursor(&self, _key: &str, _at: Millis) -> Result<(), StoreError> {
+        Err(unsupported("set_cursor"))
+    }
+
+    /// Takes or renews the lease `key` for `owner` until `ttl` from now. True when `owner`
+    /// holds it now: it was free, expired, or already `owner`'s. Replicas sharing a store
+    /// use it so that only one of them polls Okta at a time.
+    async fn try_lease(
+        &self,
+        _key: &str,
+        _owner: &str,
+        _ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        Err(unsupported("try_lease"))
+    }
+
+    /// Gives the lease `key` up if `owner` holds it (at shutdown: another replica takes
+    /// over at once instead of after the lease expires).
+    async fn release_lease(&self, _key: &str, _owner: &str) -> Result<(), StoreError> {
+        Err(unsupported("release_lease"))
+    }
+}
+
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("this store does not support {what}"))
 }
 
 /// Matches `text` against a glob whose only wildcard is `*` (any run of characters, dots included).

@@ -93,9 +93,10 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_7772_646e;
 /// The migrations, in order: `(version, SQL)`. Never edit a released step; append one.
 /// Every step runs in the migration transaction, under the advisory lock, and records
 /// its version in `hookwarden_schema`.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE events (
     hook        TEXT NOT NULL,
     uuid        TEXT NOT NULL,
@@ -151,7 +152,27 @@ CREATE TABLE hookwarden_meta (
     value TEXT NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "
+-- System Log reconciliation: events found in the System Log rather than delivered.
+ALTER TABLE events ADD COLUMN recovered BOOLEAN NOT NULL DEFAULT FALSE;
+-- Where each hook's last reconciliation pass ended.
+CREATE TABLE hookwarden_cursors (
+    key        TEXT PRIMARY KEY,
+    at         BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+-- One replica at a time polls Okta: it holds the lease until it expires or is given up.
+CREATE TABLE hookwarden_leases (
+    key   TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until BIGINT NOT NULL
+);
+",
+    ),
+];
 
 /// An event's state derived from its jobs, as SQL over the event row `e`
 /// (see [`EventState`]).
@@ -162,9 +183,9 @@ const EVENT_STATE_SQL: &str = "(SELECT CASE
         ELSE 'delivered' END
     FROM jobs j WHERE j.hook = e.hook AND j.uuid = e.uuid)";
 
-/// Columns 0..=5 of an [`EventSummary`] row; column 6 is the derived state.
+/// Columns 0..=6 of an [`EventSummary`] row; column 7 is the derived state.
 const SUMMARY_COLUMNS: &str =
-    "e.hook, e.uuid, e.event_id, e.event_type, e.published, e.received_at";
+    "e.hook, e.uuid, e.event_id, e.event_type, e.published, e.received_at, e.recovered";
 
 /// Events, jobs and inline answers shared by every replica. See the module docs.
 pub struct PostgresStore {
@@ -760,14 +781,15 @@ async fn insert_planned(
         .map(|((_, e, _), _)| e.payload.as_str())
         .collect();
     let seq: Vec<i64> = rows.iter().map(|(_, s)| *s).collect();
+    let recovered: Vec<bool> = rows.iter().map(|((d, _, _), _)| d.recovered).collect();
     // ORDER BY n keeps the sorted order: the unique-index entries are taken in it.
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO events (hook, uuid, event_id, event_type, published, received_at, payload, seq)
+            "INSERT INTO events (hook, uuid, event_id, event_type, published, received_at, payload, seq, recovered)
              OVERRIDING SYSTEM VALUE
-             SELECT h, u, i, t, p, r, b, q
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[])
-                  WITH ORDINALITY AS x(h, u, i, t, p, r, b, q, n)
+             SELECT h, u, i, t, p, r, b, q, v
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::bool[])
+                  WITH ORDINALITY AS x(h, u, i, t, p, r, b, q, v, n)
              ORDER BY n
              ON CONFLICT DO NOTHING
              RETURNING hook, uuid",
@@ -778,6 +800,7 @@ async fn insert_planned(
             &stmt,
             &[
                 &hooks, &uuids, &event_ids, &types, &published, &received, &payloads, &seq,
+                &recovered,
             ],
         )
         .await?;
@@ -860,7 +883,7 @@ fn like_pattern(glob: &str) -> String {
 }
 
 fn summary_from_row(r: &tokio_postgres::Row) -> Result<EventSummary, StoreError> {
-    let state: String = r.try_get(6).db()?;
+    let state: String = r.try_get(7).db()?;
     Ok(EventSummary {
         hook: r.try_get(0).db()?,
         uuid: r.try_get(1).db()?,
@@ -868,6 +891,7 @@ fn summary_from_row(r: &tokio_postgres::Row) -> Result<EventSummary, StoreError>
         event_type: r.try_get(3).db()?,
         published: r.try_get(4).db()?,
         received_at: r.try_get(5).db()?,
+        recovered: r.try_get(6).db()?,
         state: parse_event_state(&state)?,
         sinks: Vec::new(),
     })
@@ -949,7 +973,7 @@ const CLAIM_SQL: &str = "
         RETURNING j.id, j.hook, j.sink, j.uuid, j.attempts, j.claims, j.next_attempt_at
     )
     SELECT c.id, c.hook, c.sink, c.uuid, c.attempts, c.claims,
-           e.event_id, e.event_type, e.received_at, e.payload
+           e.event_id, e.event_type, e.received_at, e.payload, e.recovered
     FROM claimed c JOIN events e ON e.hook = c.hook AND e.uuid = c.uuid
     ORDER BY c.next_attempt_at, c.id";
 
@@ -1005,6 +1029,7 @@ impl Store for PostgresStore {
                 // Every finished claim adds one attempt: more earlier claims than attempts
                 // means a claim ended without an outcome (a crash, or a lease that ran out).
                 interrupted: claims - 1 > attempts_made,
+                recovered: r.try_get(10).db()?,
                 payload: r.try_get(9).db()?,
             });
         }
@@ -1146,7 +1171,7 @@ impl Store for PostgresStore {
         let mut payloads = Vec::with_capacity(rows.len());
         for r in &rows {
             summaries.push(summary_from_row(r)?);
-            payloads.push(r.try_get::<_, String>(7).db()?);
+            payloads.push(r.try_get::<_, String>(8).db()?);
         }
         fill_sinks(&tx, &mut summaries).await?;
         tx.commit().await.db()?;
@@ -1288,6 +1313,75 @@ impl Store for PostgresStore {
         }
         self.closed.store(true, Ordering::Release);
         self.pool.close();
+    }
+
+    async fn stored_uuids(
+        &self,
+        hook: &str,
+        uuids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT uuid FROM events WHERE hook = $1 AND uuid = ANY($2::text[])",
+                &[&hook, &uuids],
+            )
+            .await
+            .db()?;
+        rows.iter().map(|r| r.try_get(0).db()).collect()
+    }
+
+    async fn cursor(&self, key: &str) -> Result<Option<Millis>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT at FROM hookwarden_cursors WHERE key = $1", &[&key])
+            .await
+            .db()?;
+        row.map(|r| r.try_get(0).db()).transpose()
+    }
+
+    async fn set_cursor(&self, key: &str, at: Millis) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO hookwarden_cursors (key, at, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE
+                 SET at = GREATEST(hookwarden_cursors.at, excluded.at), updated_at = excluded.updated_at",
+                &[&key, &at, &now_millis()],
+            )
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let now = now_millis();
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        // The conflict branch updates only a lease that is ours or expired; the row is
+        // locked while it is decided, so two replicas cannot both win it.
+        let n = client
+            .execute(
+                "INSERT INTO hookwarden_leases (key, owner, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until = excluded.until
+                 WHERE hookwarden_leases.owner = excluded.owner OR hookwarden_leases.until < $4",
+                &[&key, &owner, &until, &now],
+            )
+            .await
+            .db()?;
+        Ok(n == 1)
+    }
+
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM hookwarden_leases WHERE key = $1 AND owner = $2",
+                &[&key, &owner],
+            )
+            .await
+            .db()?;
+        Ok(())
     }
 }
 

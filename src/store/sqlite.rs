@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 
 /// Version of the schema below, kept in `PRAGMA user_version`. Bump it with a migration
 /// step in [`migrate`] whenever the schema changes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock held by another process (the CLI next to the
 /// service, or the service next to the CLI) before giving up with `SQLITE_BUSY`.
@@ -110,6 +110,24 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (next_attempt_at) WHERE state = 'pending';
 -- counts by state (stats, backlog), replay of dead letters (optionally per hook).
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, hook);
+";
+
+/// Version 2: System Log reconciliation. Events remember whether reconciliation found
+/// them (`recovered`); cursors say where each hook's last pass ended; leases let one
+/// process at a time poll (the service next to `hookwarden reconcile` takes none, but
+/// the seam is the same as PostgreSQL's, where replicas compete).
+const SCHEMA_V2: &str = "
+ALTER TABLE events ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS cursors (
+    key        TEXT PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    key   TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// An event's state derived from its jobs, as SQL over the event row `e`
@@ -297,6 +315,64 @@ impl Store for SqliteStore {
         self.read(move |conn| get_events(conn, &uuid)).await
     }
 
+    async fn stored_uuids(
+        &self,
+        hook: &str,
+        uuids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let hook = hook.to_owned();
+        let uuids = uuids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM events WHERE uuid = ?1 AND hook = ?2")
+                .db()?;
+            let mut out = std::collections::HashSet::new();
+            for u in uuids {
+                if stmt.exists(params![u, hook]).db()? {
+                    out.insert(u);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn cursor(&self, key: &str) -> Result<Option<Millis>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            use rusqlite::OptionalExtension;
+            conn.query_row("SELECT at FROM cursors WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .db()
+        })
+        .await
+    }
+
+    async fn set_cursor(&self, key: &str, at: Millis) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(|reply| Cmd::SetCursor { key, at, reply }).await
+    }
+
+    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.write(|reply| Cmd::TryLease {
+            key,
+            owner,
+            ttl_ms,
+            reply,
+        })
+        .await
+    }
+
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.write(|reply| Cmd::ReleaseLease { key, owner, reply })
+            .await
+    }
+
     async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError> {
         let target = target.clone();
         self.write(|reply| Cmd::Replay(target, reply)).await
@@ -429,14 +505,21 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    // Future versions: `if version < 2 { ALTER ... }` steps go here, in this transaction.
+    // Each step brings the file from the version before it; all in one transaction.
     let create = |conn: &mut Connection| -> rusqlite::Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(SCHEMA)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('created_at', ?1) ON CONFLICT (key) DO NOTHING",
-            params![format_millis(now_millis())],
-        )?;
+        // Read again under the write lock: another process may have migrated meanwhile.
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version < 1 {
+            tx.execute_batch(SCHEMA)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('created_at', ?1) ON CONFLICT (key) DO NOTHING",
+                params![format_millis(now_millis())],
+            )?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
     };
@@ -549,13 +632,13 @@ fn sqlite_glob(glob: &str) -> String {
     out
 }
 
-/// Columns 0..=5 of an [`EventSummary`] row; column 6 is the derived state, and the
+/// Columns 0..=6 of an [`EventSummary`] row; column 7 is the derived state, and the
 /// sinks are read separately.
 const SUMMARY_COLUMNS: &str =
-    "e.hook, e.uuid, e.event_id, e.event_type, e.published, e.received_at";
+    "e.hook, e.uuid, e.event_id, e.event_type, e.published, e.received_at, e.recovered";
 
 fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
-    let state: String = r.get(6)?;
+    let state: String = r.get(7)?;
     Ok(EventSummary {
         hook: r.get(0)?,
         uuid: r.get(1)?,
@@ -563,6 +646,7 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
         event_type: r.get(3)?,
         published: r.get(4)?,
         received_at: r.get(5)?,
+        recovered: r.get(6)?,
         state: parse_event_state(&state)?,
         sinks: Vec::new(),
     })
@@ -655,7 +739,7 @@ fn get_events(conn: &Connection, uuid: &str) -> Result<Vec<EventDetail>, StoreEr
             .db()?;
         let rows = stmt
             .query_map(params![uuid], |r| {
-                Ok((summary_from_row(r)?, r.get::<_, String>(7)?))
+                Ok((summary_from_row(r)?, r.get::<_, String>(8)?))
             })
             .db()?;
         rows.collect::<rusqlite::Result<Vec<_>>>().db()?
@@ -710,6 +794,22 @@ enum Cmd {
         reply: Reply<u64>,
     },
     CheckWritable(Reply<()>),
+    SetCursor {
+        key: String,
+        at: Millis,
+        reply: Reply<()>,
+    },
+    TryLease {
+        key: String,
+        owner: String,
+        ttl_ms: i64,
+        reply: Reply<bool>,
+    },
+    ReleaseLease {
+        key: String,
+        owner: String,
+        reply: Reply<()>,
+    },
     #[cfg(test)]
     Exec(String, Reply<()>),
     #[cfg(test)]
@@ -727,6 +827,10 @@ impl Cmd {
             Cmd::Replay(_, r) => drop(r.send(Err(e()))),
             Cmd::Prune { reply, .. } => drop(reply.send(Err(e()))),
             Cmd::CheckWritable(r) => drop(r.send(Err(e()))),
+            Cmd::SetCursor { reply, .. } | Cmd::ReleaseLease { reply, .. } => {
+                drop(reply.send(Err(e())))
+            }
+            Cmd::TryLease { reply, .. } => drop(reply.send(Err(e()))),
             #[cfg(test)]
             Cmd::Exec(_, r) | Cmd::Sleep(_, r) => drop(r.send(Err(e()))),
         }
@@ -934,6 +1038,44 @@ impl Writer {
                 .map(|_| ((), 0))
                 .db(),
             ),
+            Cmd::SetCursor { key, at, reply } => split(
+                reply,
+                conn.execute(
+                    "INSERT INTO cursors (key, at, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET at = MAX(at, excluded.at), updated_at = excluded.updated_at",
+                    params![key, at, now_millis()],
+                )
+                .map(|_| ((), 0))
+                .db(),
+            ),
+            Cmd::TryLease {
+                key,
+                owner,
+                ttl_ms,
+                reply,
+            } => {
+                let now = now_millis();
+                split(
+                    reply,
+                    conn.execute(
+                        "INSERT INTO leases (key, owner, until) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until = excluded.until
+                         WHERE leases.owner = excluded.owner OR leases.until < ?4",
+                        params![key, owner, now.saturating_add(ttl_ms), now],
+                    )
+                    .map(|n| (n == 1, 0))
+                    .db(),
+                )
+            }
+            Cmd::ReleaseLease { key, owner, reply } => split(
+                reply,
+                conn.execute(
+                    "DELETE FROM leases WHERE key = ?1 AND owner = ?2",
+                    params![key, owner],
+                )
+                .map(|_| ((), 0))
+                .db(),
+            ),
             #[cfg(test)]
             Cmd::Exec(sql, reply) => split(reply, conn.execute_batch(&sql).map(|_| ((), 0)).db()),
             #[cfg(test)]
@@ -974,8 +1116,8 @@ fn ingest(
     let now = now_millis();
     let mut event = conn
         .prepare_cached(
-            "INSERT INTO events (uuid, hook, event_id, event_type, published, received_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            "INSERT INTO events (uuid, hook, event_id, event_type, published, received_at, payload, recovered)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
         )
         .db()?;
     let mut job = conn
@@ -995,7 +1137,8 @@ fn ingest(
                 e.event_type,
                 e.published,
                 d.received_at,
-                e.payload
+                e.payload,
+                d.recovered
             ])
             .db()?;
         if inserted == 0 {
@@ -1023,7 +1166,7 @@ fn ingest(
 /// `state`) and then sorts every pending job; `jobs_due` gives the due ones in order.
 const CLAIM_SQL: &str = "
     SELECT j.id, j.hook, j.sink, j.uuid, j.attempts, j.claims,
-           e.event_id, e.event_type, e.received_at, e.payload
+           e.event_id, e.event_type, e.received_at, e.payload, e.recovered
     FROM jobs j INDEXED BY jobs_due JOIN events e ON e.uuid = j.uuid AND e.hook = j.hook
     WHERE j.state = 'pending' AND j.next_attempt_at <= ?1
       AND (j.lease_until IS NULL OR j.lease_until < ?1)
@@ -1055,6 +1198,7 @@ fn claim(conn: &Connection, max: usize, lease_ms: i64) -> Applied<Vec<Job>> {
                     // Every finished claim adds one attempt, so more claims than
                     // attempts means a claim ended without an outcome.
                     interrupted: claims > attempts_made,
+                    recovered: r.get(10)?,
                     payload: r.get(9)?,
                 })
             })
@@ -2017,5 +2161,162 @@ mod tests {
         store.check_writable().await.expect("writable");
         assert_eq!(store.stats().await.expect("stats").backlog, 2);
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn recovered_is_kept_listed_and_claimed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_at(&dir, 100);
+        store
+            .ingest(delivery("okta", vec![event("hooked", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        let out = store
+            .ingest(Delivery {
+                recovered: true,
+                ..delivery(
+                    "okta",
+                    vec![event("found", "t", &["s"]), event("hooked", "t", &["s"])],
+                )
+            })
+            .await
+            .expect("ingest");
+        // The event the hook delivered stays as it was: not stored twice, not marked.
+        assert_eq!((out.stored, out.duplicates), (1, 1));
+        let listed = store.list(&EventQuery::default()).await.expect("list");
+        let flag = |uuid: &str| listed.iter().find(|e| e.uuid == uuid).map(|e| e.recovered);
+        assert_eq!(flag("found"), Some(true));
+        assert_eq!(flag("hooked"), Some(false));
+        let shown = store.get("found").await.expect("get");
+        let json = serde_json::to_value(&shown[0]).expect("json");
+        assert_eq!(json["recovered"], true);
+        let jobs = store.claim(10, LEASE).await.expect("claim");
+        let recovered: Vec<(&str, bool)> = jobs
+            .iter()
+            .map(|j| (j.uuid.as_str(), j.recovered))
+            .collect();
+        assert!(recovered.contains(&("found", true)), "{recovered:?}");
+        assert!(recovered.contains(&("hooked", false)), "{recovered:?}");
+        let known = store
+            .stored_uuids("okta", &["found".into(), "missing".into(), "hooked".into()])
+            .await
+            .expect("stored_uuids");
+        assert_eq!(known.len(), 2);
+        assert!(!known.contains("missing"));
+        assert!(store
+            .stored_uuids("other", &["found".into()])
+            .await
+            .expect("stored_uuids")
+            .is_empty());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn cursors_survive_reopening_and_never_move_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_at(&dir, 100);
+        assert_eq!(store.cursor("reconcile:okta").await.expect("cursor"), None);
+        store
+            .set_cursor("reconcile:okta", 2_000)
+            .await
+            .expect("set");
+        store
+            .set_cursor("reconcile:okta", 1_000)
+            .await
+            .expect("set");
+        store.set_cursor("reconcile:other", 5).await.expect("set");
+        assert_eq!(
+            store.cursor("reconcile:okta").await.expect("cursor"),
+            Some(2_000)
+        );
+        store.close().await;
+        let store = open_at(&dir, 100);
+        assert_eq!(
+            store.cursor("reconcile:okta").await.expect("cursor"),
+            Some(2_000)
+        );
+        assert_eq!(
+            store.cursor("reconcile:other").await.expect("cursor"),
+            Some(5)
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_lease_has_one_owner_until_it_expires_or_is_released() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_at(&dir, 100);
+        let long = Duration::from_secs(60);
+        assert!(store
+            .try_lease("reconcile", "a", long)
+            .await
+            .expect("lease"));
+        assert!(!store
+            .try_lease("reconcile", "b", long)
+            .await
+            .expect("lease"));
+        // The owner renews.
+        assert!(store
+            .try_lease("reconcile", "a", long)
+            .await
+            .expect("lease"));
+        // Releasing by someone else does nothing; by the owner frees it.
+        store
+            .release_lease("reconcile", "b")
+            .await
+            .expect("release");
+        assert!(!store
+            .try_lease("reconcile", "b", long)
+            .await
+            .expect("lease"));
+        store
+            .release_lease("reconcile", "a")
+            .await
+            .expect("release");
+        assert!(store
+            .try_lease("reconcile", "b", Duration::from_millis(50))
+            .await
+            .expect("lease"));
+        // Expired: another owner takes it.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(store
+            .try_lease("reconcile", "a", long)
+            .await
+            .expect("lease"));
+        assert!(!store
+            .try_lease("reconcile", "b", long)
+            .await
+            .expect("lease"));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated_and_keeps_its_events() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("sub/hookwarden.db");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(SCHEMA).expect("v1 schema");
+            conn.execute(
+                "INSERT INTO events (uuid, hook, event_id, event_type, published, received_at, payload)
+                 VALUES ('old', 'okta', 'e', 't', NULL, 1, '{}')",
+                [],
+            )
+            .expect("insert");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+        }
+        let store = SqliteStore::open(&path, &config(100)).expect("open v1 file");
+        let listed = store.list(&EventQuery::default()).await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert!(!listed[0].recovered);
+        store.set_cursor("k", 1).await.expect("cursor table exists");
+        store.close().await;
+        let conn = Connection::open(&path).expect("open");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, SCHEMA_VERSION);
     }
 }

@@ -418,6 +418,7 @@ mod tests {
                     received_at: now_millis(),
                     attempts: 0,
                     interrupted,
+                    recovered: false,
                     payload: format!(r#"{{"uuid":"{uuid}"}}"#),
                 },
                 state: JobState::Pending,
