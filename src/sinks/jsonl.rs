@@ -67,6 +67,8 @@ pub struct JsonlSink {
     sync: Arc<Mutex<SyncState>>,
     /// A second handle on the file for `sync_data`, so appends go on during a sync.
     sync_file: Arc<File>,
+    /// `sync_data` calls made, to see group sync work.
+    syncs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl JsonlSink {
@@ -97,6 +99,7 @@ impl JsonlSink {
             appended: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             sync: Arc::new(Mutex::new(SyncState::default())),
             sync_file: Arc::new(sync_file),
+            syncs: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 }
@@ -199,6 +202,8 @@ impl JsonlSink {
         // Everything appended until now, this line included, is covered by this sync.
         let target = self.appended.load(std::sync::atomic::Ordering::Acquire);
         let file = self.sync_file.clone();
+        self.syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
         match synced {
             Ok(Ok(())) => {
@@ -358,6 +363,25 @@ mod tests {
         for line in &lines {
             serde_json::from_str::<serde_json::Value>(line).expect("whole line");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_deliveries_share_syncs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = Arc::new(JsonlSink::open(&path).expect("open"));
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let sink = sink.clone();
+                tokio::spawn(async move { deliver(&sink, "okta", &format!("u-{i}")).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(lines(&path).len(), 64);
+        let syncs = sink.syncs.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(syncs < 64, "{syncs} syncs for 64 concurrent deliveries");
     }
 
     #[tokio::test]
