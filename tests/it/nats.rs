@@ -334,6 +334,7 @@ async fn two_replicas_publishing_the_same_event_store_it_once() {
         event_type: "user.session.start",
         received_at: "2026-11-23T12:00:00.000Z".to_owned(),
         attempt: 1,
+        recovered: false,
         event: &raw,
     };
     let (ra, rb) = tokio::join!(a.deliver(&record), b.deliver(&record));
@@ -370,6 +371,7 @@ async fn without_a_stream_delivery_fails_transiently_until_one_is_created() {
         event_type: "user.session.start",
         received_at: "2026-11-23T12:00:00.000Z".to_owned(),
         attempt: 1,
+        recovered: false,
         event: &raw,
     };
     let err = sink.deliver(&record).await.expect_err("no stream");
@@ -431,6 +433,7 @@ async fn a_stopped_server_fails_transiently_and_a_restarted_one_gets_the_event()
         event_type: "user.session.end",
         received_at: "2026-11-23T12:00:00.000Z".to_owned(),
         attempt: 1,
+        recovered: false,
         event: &raw,
     };
     let err = fresh.deliver(&record).await.expect_err("server down");
