@@ -86,12 +86,12 @@ pub fn judge(kind: &Kind, attempts: &[Attempt]) -> Verdict {
             problem: None,
         },
         Err(problem) => {
+            let first = describe(&attempts[0].answer);
             let retry_note = match (retried, kind.retried_by_okta(), &last.answer) {
-                (true, _, _) => format!(
-                    "; first attempt: {}, Okta's one retry: {}",
-                    describe(&attempts[0].answer),
-                    describe(&last.answer)
-                ),
+                (true, _, _) if first == describe(&last.answer) => {
+                    " (both attempts: Okta retried once)".to_owned()
+                }
+                (true, _, _) => format!(" (on Okta's retry; the first attempt: {first})"),
                 (false, false, a) if a.retryable() => {
                     "; Okta never retries this hook type".to_owned()
                 }
@@ -100,12 +100,26 @@ pub fn judge(kind: &Kind, attempts: &[Attempt]) -> Verdict {
                 }
                 _ => String::new(),
             };
+            let hint = hint(&last.answer);
             Verdict {
                 outcome: Outcome::Failed,
                 okta: consequence_of_failure(kind),
-                problem: Some(format!("{problem}{retry_note}")),
+                problem: Some(format!("{problem}{retry_note}{hint}")),
             }
         }
+    }
+}
+
+/// What to look at for the failures with a usual cause.
+fn hint(answer: &Answer) -> &'static str {
+    match answer {
+        Answer::Http { status, .. } if matches!(status.as_u16(), 401 | 403) => {
+            "; the receiver refused the credentials: check --basic, --bearer, --auth-env or --header"
+        }
+        Answer::Failed(e) if e.contains("certificate") => {
+            "; Okta needs a publicly trusted certificate (to test with a development one: --cacert PEM_FILE or --insecure)"
+        }
+        _ => "",
     }
 }
 
@@ -136,7 +150,8 @@ fn consequence_of_failure(kind: &Kind) -> String {
                 .to_owned()
         }
         Kind::Delivery { events } => format!(
-            "delivery failed: Okta logs event_hook.delivery and does not send these {events} event(s) again"
+            "delivery failed: Okta logs event_hook.delivery and does not send {} again",
+            if *events == 1 { "this event".to_owned() } else { format!("these {events} events") }
         ),
         Kind::Inline { hook_type, request } => match hook_type {
             HookType::Token => "token issued unmodified (Okta skips the hook)".to_owned(),
@@ -195,7 +210,10 @@ fn judge_answer(kind: &Kind, answer: &Answer) -> Result<String, String> {
             }
         }
         Kind::Delivery { events } => match code {
-            200 | 204 => Ok(format!("event delivery accepted ({events} event(s))")),
+            200 | 204 => Ok(format!(
+                "event delivery accepted ({})",
+                events_word(*events)
+            )),
             _ if status.is_success() => {
                 Err(format!("{}; Okta expects 200 or 204", describe(answer)))
             }
@@ -319,7 +337,7 @@ fn consequence_of_answer(
             }
             let result = find("com.okta.action.update")
                 .filter_map(|c| c.value.get("result").and_then(Value::as_str))
-                .last()
+                .next_back()
                 .map(str::to_owned)
                 .unwrap_or_else(|| {
                     request["data"]["action"]["result"]
@@ -330,7 +348,7 @@ fn consequence_of_answer(
             let mut words = if result == "LINK_USER" {
                 let id = find("com.okta.user.update")
                     .filter_map(|c| c.value.get("id").and_then(Value::as_str))
-                    .last()
+                    .next_back()
                     .or(request["data"]["user"]["id"].as_str())
                     .unwrap_or("the matched user");
                 format!("import: user linked to {id}")
@@ -349,7 +367,7 @@ fn consequence_of_answer(
         HookType::PasswordImport => {
             let verified = find("com.okta.action.update")
                 .filter_map(|c| c.value.get("credential").and_then(Value::as_str))
-                .last()
+                .next_back()
                 == Some("VERIFIED");
             if verified {
                 "password import: VERIFIED, Okta stores the password and signs the user in"
@@ -391,6 +409,14 @@ fn consequence_of_answer(
                     .to_owned(),
             }
         }
+    }
+}
+
+fn events_word(n: usize) -> String {
+    if n == 1 {
+        "1 event".to_owned()
+    } else {
+        format!("{n} events")
     }
 }
 

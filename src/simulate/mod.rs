@@ -195,6 +195,15 @@ impl Scenario {
         }
     }
 
+    fn route(&self) -> (&'static str, &Url) {
+        match self {
+            Scenario::Verify(u) => ("GET", u),
+            Scenario::Deliveries(u) | Scenario::Duplicates(u) | Scenario::Inline(_, u) => {
+                ("POST", u)
+            }
+        }
+    }
+
     /// Calls that use each sample once.
     fn catalog_len(&self) -> u64 {
         match self {
@@ -472,33 +481,24 @@ async fn run(plan: &Plan, transport: Transport) -> RunReport {
         base: plan.base.clone(),
     });
     let deadline = plan.duration.map(|d| Instant::now() + d);
-    let rounds = match (plan.count, deadline) {
-        (_, Some(_)) => u64::MAX,
-        (Some(n), None) => n,
-        (None, None) => plan
-            .scenarios
-            .iter()
-            .map(Scenario::catalog_len)
-            .max()
-            .unwrap_or(1),
+    // With a count, scenario after scenario (the verification first, as Okta verifies
+    // before it delivers); for a duration, round robin so every scenario gets its share.
+    let jobs: Box<dyn Iterator<Item = (Scenario, u64)> + '_> = if deadline.is_some() {
+        Box::new(
+            (0..u64::MAX)
+                .flat_map(move |round| plan.scenarios.iter().map(move |s| (s.clone(), round))),
+        )
+    } else {
+        Box::new(plan.scenarios.iter().flat_map(move |s| {
+            let n = plan.count.unwrap_or_else(|| s.catalog_len());
+            (0..n).map(move |i| (s.clone(), i))
+        }))
     };
-    // Round robin: each round calls every scenario that still has calls to make.
-    let jobs = (0..rounds)
-        .flat_map(|round| {
-            plan.scenarios
-                .iter()
-                .filter(move |s| match (plan.count, deadline) {
-                    (None, None) => round < s.catalog_len(),
-                    _ => true,
-                })
-                .map(move |s| (round, s.clone()))
-        })
-        .enumerate()
-        .map(|(seq, (round, scenario))| Job {
-            seq,
-            scenario,
-            n: usize::try_from(round).unwrap_or(usize::MAX),
-        });
+    let jobs = jobs.enumerate().map(|(seq, (scenario, n))| Job {
+        seq,
+        scenario,
+        n: usize::try_from(n).unwrap_or(usize::MAX),
+    });
 
     let limit = Arc::new(tokio::sync::Semaphore::new(plan.concurrency));
     let mut tasks: tokio::task::JoinSet<(usize, Vec<CallRecord>)> = tokio::task::JoinSet::new();
@@ -514,14 +514,20 @@ async fn run(plan: &Plan, transport: Transport) -> RunReport {
         }
     };
     if !plan.json {
-        println!(
-            "hookwarden simulate: calling {} as Okta would{}",
-            without_credentials(&plan.base),
-            if plan.insecure {
-                " (--insecure: any certificate, http:// allowed)"
-            } else {
-                ""
-            }
+        let routes: Vec<(String, String)> = plan
+            .scenarios
+            .iter()
+            .map(|s| {
+                let (method, url) = s.route();
+                (
+                    s.name(),
+                    format!("{method} {}", shown_path(&plan.base, url)),
+                )
+            })
+            .collect();
+        print!(
+            "{}",
+            report::human_header(&without_credentials(&plan.base), plan.insecure, &routes)
         );
     }
     for job in jobs {

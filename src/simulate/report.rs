@@ -132,29 +132,32 @@ impl RunReport {
         }
         let retried: usize = self.scenarios.iter().map(|s| s.passed_after_retry).sum();
         let retried = if retried > 0 {
-            format!(" ({retried} only after Okta's retry)")
+            format!(" ({retried} only after Okta's retry, marked pass*)")
         } else {
             String::new()
         };
         if self.passed {
             out.push_str(&format!(
-                "\nPASSED: all {} calls answered as Okta needs{retried}, in {:.1} s\n",
+                "\nPASSED: all {} calls answered as Okta needs{retried}, in {}\n",
                 self.calls,
-                self.elapsed_ms / 1000.0
+                elapsed(self.elapsed_ms)
             ));
         } else if self.calls == 0 {
             out.push_str("\nFAILED: no call was made\n");
         } else {
             out.push_str(&format!(
-                "\nFAILED: {} of {} calls failed{retried}\n",
-                self.failed, self.calls
+                "\nFAILED: {} of {} calls failed{retried}, in {}\n",
+                self.failed,
+                self.calls,
+                elapsed(self.elapsed_ms)
             ));
         }
         out
     }
 }
 
-/// One call as a report line (and a second line with the problem, if any).
+/// One call as a report line (and a second line with the problem, if any). The path is
+/// in the header of the run ([`human_header`]), one per scenario.
 pub fn human_line(r: &CallRecord) -> String {
     let tag = match r.result {
         Outcome::Passed => "pass",
@@ -168,18 +171,41 @@ pub fn human_line(r: &CallRecord) -> String {
         .map(|a| format!("{:.1} ms", a.latency_ms))
         .unwrap_or_default();
     let mut line = format!(
-        "{tag:<5} {:<22} {} {}  {}  [{} {latency}]  {}",
+        "{tag:<5} {:<22} {:<12} {latency:>9}  {}: {}",
         r.scenario,
-        r.method,
-        r.path,
-        r.sample,
         answers.join(" then "),
+        r.sample,
         r.okta
     );
     if let Some(p) = &r.problem {
-        line.push_str(&format!("\n      ↳ {p}"));
+        line.push_str(&format!("\n      -> {p}"));
     }
     line
+}
+
+/// The run's first lines: the target, and where each scenario calls.
+pub fn human_header(target: &str, insecure: bool, routes: &[(String, String)]) -> String {
+    let mut out = format!(
+        "hookwarden simulate: calling {target} as Okta would{}\n",
+        if insecure {
+            " (--insecure: any certificate, http:// allowed)"
+        } else {
+            ""
+        }
+    );
+    for (scenario, route) in routes {
+        out.push_str(&format!("  {scenario:<22} {route}\n"));
+    }
+    out
+}
+
+/// `28.4 ms`, `6.1 s`.
+fn elapsed(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
 }
 
 fn summarise(name: &str, results: &[CallRecord]) -> ScenarioSummary {
