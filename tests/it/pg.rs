@@ -777,3 +777,104 @@ async fn okta_retries_on_another_replica_get_the_same_inline_answer() {
     a.stop().await;
     b.stop().await;
 }
+
+// --- System Log reconciliation: recovered flag, cursors, leases ------------------------
+
+#[tokio::test]
+async fn recovered_events_are_marked_listed_and_claimed_as_such() {
+    let (_, store) = fresh(1000).await;
+    store
+        .ingest(delivery("okta", vec![event("hooked", "t", &["s"])]))
+        .await
+        .expect("ingest");
+    let out = store
+        .ingest(Delivery {
+            recovered: true,
+            ..delivery(
+                "okta",
+                vec![event("found", "t", &["s"]), event("hooked", "t", &["s"])],
+            )
+        })
+        .await
+        .expect("ingest");
+    // What the hook delivered is neither stored twice nor marked.
+    assert_eq!((out.stored, out.duplicates), (1, 1));
+    let listed = store.list(&EventQuery::default()).await.expect("list");
+    let flag = |uuid: &str| listed.iter().find(|e| e.uuid == uuid).map(|e| e.recovered);
+    assert_eq!(flag("found"), Some(true));
+    assert_eq!(flag("hooked"), Some(false));
+    let shown = store.get("found").await.expect("get");
+    assert_eq!(
+        serde_json::to_value(&shown[0]).expect("json")["recovered"],
+        true
+    );
+    let jobs = store.claim(10, LEASE).await.expect("claim");
+    let flags: Vec<(&str, bool)> = jobs
+        .iter()
+        .map(|j| (j.uuid.as_str(), j.recovered))
+        .collect();
+    assert!(flags.contains(&("found", true)), "{flags:?}");
+    assert!(flags.contains(&("hooked", false)), "{flags:?}");
+    let known = store
+        .stored_uuids("okta", &["found".into(), "nope".into(), "hooked".into()])
+        .await
+        .expect("stored_uuids");
+    assert_eq!(known.len(), 2);
+    assert!(!known.contains("nope"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn cursors_are_shared_by_replicas_and_never_move_back() {
+    let (url, a) = fresh(1000).await;
+    let b = open(&url, 1000).await;
+    assert_eq!(a.cursor("reconcile:okta").await.expect("cursor"), None);
+    a.set_cursor("reconcile:okta", 2_000).await.expect("set");
+    b.set_cursor("reconcile:okta", 1_000).await.expect("set");
+    assert_eq!(
+        b.cursor("reconcile:okta").await.expect("cursor"),
+        Some(2_000)
+    );
+    b.set_cursor("reconcile:okta", 3_000).await.expect("set");
+    assert_eq!(
+        a.cursor("reconcile:okta").await.expect("cursor"),
+        Some(3_000)
+    );
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_replica_at_a_time_holds_the_reconcile_lease() {
+    let (url, a) = fresh(1000).await;
+    let b = open(&url, 1000).await;
+    let long = Duration::from_secs(60);
+    // Both try at once: exactly one wins.
+    let (ra, rb) = tokio::join!(
+        a.try_lease("reconcile", "replica-a", long),
+        b.try_lease("reconcile", "replica-b", long)
+    );
+    let (ra, rb) = (ra.expect("lease"), rb.expect("lease"));
+    assert!(ra ^ rb, "a: {ra}, b: {rb}");
+    let (winner, w, loser, l) = if ra {
+        (&a, "replica-a", &b, "replica-b")
+    } else {
+        (&b, "replica-b", &a, "replica-a")
+    };
+    // The holder renews; the other still cannot take it, nor release it.
+    assert!(winner.try_lease("reconcile", w, long).await.expect("renew"));
+    loser.release_lease("reconcile", l).await.expect("release");
+    assert!(!loser.try_lease("reconcile", l, long).await.expect("lease"));
+    // Released by its holder (shutdown): taken at once.
+    winner.release_lease("reconcile", w).await.expect("release");
+    assert!(loser
+        .try_lease("reconcile", l, Duration::from_millis(100))
+        .await
+        .expect("lease"));
+    // Expired (a replica that died): taken over.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(winner.try_lease("reconcile", w, long).await.expect("lease"));
+    assert!(!loser.try_lease("reconcile", l, long).await.expect("lease"));
+    a.close().await;
+    b.close().await;
+}
