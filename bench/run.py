@@ -1,0 +1,665 @@
+#!/usr/bin/env python3
+"""hookwarden side by side with adnanh/webhook, an Express receiver and nginx.
+
+Run through bench/run.sh, which installs what is missing and builds the release binaries.
+Everything runs on loopback on this machine; each system is started fresh for each
+measurement, systems take turns within a round, and a figure is the median over the
+rounds with the spread (min-max) next to it.
+
+Measured (see BENCHMARKS.md, "Side by side" section, for what each figure means):
+  1. durable event-hook acks, 64 connections, HTTPS and plain HTTP, all four systems:
+     throughput, p50/p99, non-2xx and socket errors, start-to-ready time, RSS after
+     start, after a warm-up and idle, and at its peak (VmHWM) under load;
+  2. hookwarden's throughput/latency as concurrency grows (1, 8, 64, 256 connections);
+  3. hookwarden's acks with about a million events already stored vs an empty store;
+  4. inline token hooks (rules, script): latency at a fixed 1,000 requests/s and the
+     maximum throughput (oha).
+
+Environment: QUICK=1 (short runs while developing), ROUNDS, DURATION (seconds per
+measurement), PHASES (a comma-separated subset of acks,curve,store,inline), PREFILL
+(events in the full store), PREFILL_DIR (kept between runs so that
+the million events are written once), OUT (folder for results.json and results.md).
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = os.environ.get("QUICK") == "1"
+ROUNDS = int(os.environ.get("ROUNDS", "1" if QUICK else "3"))
+DURATION = int(os.environ.get("DURATION", "3" if QUICK else "10"))
+WARMUP = 1 if QUICK else 2
+IDLE = 1 if QUICK else 2
+PREFILL = int(os.environ.get("PREFILL", "100000" if QUICK else "1000000"))
+PREFILL_DIR = os.environ.get("PREFILL_DIR", f"/tmp/hookwarden-bench-store-{PREFILL}")
+OUT = os.environ.get("OUT", "/tmp/hookwarden-bench-results")
+# Parts to run (all by default): acks, curve, store, inline.
+PHASES = os.environ.get("PHASES", "acks,curve,store,inline").split(",")
+CONNS = 64
+CURVE = [1, 8, 64, 256]
+AUTH = "Basic b2t0YTpjaGFuZ2UtbWUtYmVmb3JlLXByb2R1Y3Rpb24="  # config/hookwarden.toml's
+INLINE_AUTH = "Basic b2t0YTpiZW5jaC1wYXNzd29yZC0wMTIz"  # bench/inline.toml's (okta:bench-password-0123)
+HOOK_PATH = "/hooks/okta/events"
+HW = os.path.join(ROOT, "target/release/hookwarden")
+PREFILL_BIN = os.path.join(ROOT, "target/release/examples/prefill")
+SYSTEMS = ["hookwarden", "webhook", "express", "nginx"]
+PORTS = {"hookwarden": 28443, "webhook": 28444, "express": 28445, "nginx": 28446}
+ADMIN_PORT = 29090
+
+WORK = tempfile.mkdtemp(prefix="hookwarden-bench.", dir="/tmp")
+_tag = [0]
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def tree(pid):
+    """The pid and its descendants (nginx: master and workers)."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+def status_kb(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_mb(pid, field="VmRSS"):
+    """Sum over the process tree, in MB (VmHWM summed: an upper bound for nginx's workers)."""
+    return sum(status_kb(p, field) for p in tree(pid)) / 1024
+
+
+class Proc:
+    def __init__(self, name, argv, cwd, env=None, logfile=None):
+        self.name = name
+        self.log = logfile or os.path.join(WORK, f"{name}.log")
+        out = open(self.log, "ab")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.started = time.monotonic()
+        self.p = subprocess.Popen(
+            argv, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        out.close()
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, timeout=15):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} did not stop within {timeout}s: SIGKILL")
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        # Children left behind in the group (none expected): end them.
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def tail(self, n=30):
+        try:
+            with open(self.log, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+def wait_ready(proc, probe, timeout=30.0):
+    """Polls `probe` every millisecond; returns ms from spawn to the first success."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited at start:\n{proc.tail()}")
+        if probe():
+            return (time.monotonic() - proc.started) * 1000
+        time.sleep(0.001)
+    raise RuntimeError(f"{proc.name} not ready after {timeout}s:\n{proc.tail()}")
+
+
+def port_open(port):
+    def probe():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    return probe
+
+
+def readyz(port):
+    def probe():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    return probe
+
+
+# --- the systems -----------------------------------------------------------------------
+
+
+def hookwarden_env(data_dir, tls, port=PORTS["hookwarden"]):
+    env = {
+        "HOOKWARDEN__SERVER__DATA_DIR": data_dir,
+        "HOOKWARDEN__SERVER__LISTEN": f"127.0.0.1:{port}",
+        "HOOKWARDEN__ADMIN__LISTEN": f"127.0.0.1:{ADMIN_PORT}",
+        # ready_ms is logged at info by hookwarden::app; everything else at warn.
+        "HOOKWARDEN__LOG__LEVEL": "warn,hookwarden::app=info",
+        "HOOKWARDEN__LOG__FORMAT": "json",
+    }
+    if tls:
+        env["HOOKWARDEN__SERVER__TLS__CERT"] = CERT
+        env["HOOKWARDEN__SERVER__TLS__KEY"] = KEY
+    else:
+        env["HOOKWARDEN__SERVER__TLS__ENABLED"] = "false"
+    return env
+
+
+def start_hookwarden(tls, data_dir=None, config=None, name="hookwarden"):
+    """config/hookwarden.toml (Basic auth, SQLite store, the JSONL sink `archive` draining)."""
+    run_dir = data_dir or tempfile.mkdtemp(prefix="hw.", dir=WORK)
+    proc = Proc(
+        name,
+        [HW, "serve", "--config", config or os.path.join(ROOT, "config/hookwarden.toml")],
+        # The JSONL sink's relative path (data/events.jsonl) lands in the run's folder.
+        cwd=run_dir if config is None else ROOT,
+        env=hookwarden_env(run_dir if data_dir is None else data_dir, tls),
+        logfile=os.path.join(WORK, f"{name}-{time.time_ns()}.log"),
+    )
+    proc.data_dir = None if data_dir else run_dir
+    ready = wait_ready(proc, readyz(ADMIN_PORT))
+    proc.ready_ms = ready
+    proc.self_ready_ms = None
+    for _ in range(200):  # the line is written just before serving; give it a moment
+        m = re.search(r'"ready_ms":(\d+)', proc.tail(200))
+        if m:
+            proc.self_ready_ms = int(m.group(1))
+            break
+        time.sleep(0.005)
+    return proc
+
+
+def start_webhook(tls):
+    argv = ["webhook", "-hooks", os.path.join(ROOT, "bench/receivers/hooks.json"),
+            "-ip", "127.0.0.1", "-port", str(PORTS["webhook"])]
+    if tls:
+        argv += ["-secure", "-cert", CERT, "-key", KEY]
+    proc = Proc("webhook", argv, cwd=WORK)
+    proc.ready_ms = wait_ready(proc, port_open(PORTS["webhook"]))
+    return proc
+
+
+def start_express(tls):
+    env = {"PORT": str(PORTS["express"]), "NODE_ENV": "production"}
+    if tls:
+        env.update(TLS_CERT=CERT, TLS_KEY=KEY)
+    proc = Proc("express", ["node", os.path.join(ROOT, "bench/receivers/express-receiver.js")],
+                cwd=os.path.join(ROOT, "bench/receivers"), env=env)
+    proc.ready_ms = wait_ready(proc, port_open(PORTS["express"]))
+    return proc
+
+
+def start_nginx(tls):
+    prefix = tempfile.mkdtemp(prefix="nginx.", dir=WORK)
+    with open(os.path.join(ROOT, "bench/receivers/nginx.conf")) as f:
+        conf = f.read()
+    tls_lines = (f"ssl_certificate {CERT}; ssl_certificate_key {KEY}; "
+                 "ssl_protocols TLSv1.2 TLSv1.3;")
+    conf = (conf.replace("@@PREFIX@@", prefix).replace("@@PORT@@", str(PORTS["nginx"]))
+            .replace("@@SSL@@", "ssl" if tls else "").replace("@@TLS@@", tls_lines if tls else ""))
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(conf)
+    proc = Proc("nginx", ["nginx", "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"),
+                          "-e", "stderr"], cwd=prefix)
+    proc.ready_ms = wait_ready(proc, port_open(PORTS["nginx"]))
+    return proc
+
+
+STARTERS = {"hookwarden": start_hookwarden, "webhook": start_webhook,
+            "express": start_express, "nginx": start_nginx}
+
+
+def stop(proc):
+    proc.stop()
+    if getattr(proc, "data_dir", None):
+        shutil.rmtree(proc.data_dir, ignore_errors=True)
+
+
+# --- load generators -------------------------------------------------------------------
+
+
+def to_ms(v):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v)
+    if not m:
+        raise ValueError(f"unexpected wrk latency {v!r}")
+    n, unit = float(m.group(1)), m.group(2)
+    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def wrk(url, conns, seconds):
+    _tag[0] += 1
+    threads = 1 if conns < 2 else 2
+    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency",
+            "-s", "bench/okta-delivery-quiet.lua", url]
+    env = dict(os.environ, HOOKWARDEN_BENCH_AUTH=AUTH, HOOKWARDEN_BENCH_TAG=str(_tag[0] % 4096))
+    out = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=seconds + 60)
+    text = out.stdout
+    if out.returncode != 0 or "Requests/sec" not in text:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {text}\n{out.stderr}")
+    r = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+         "p50": to_ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
+         "p99": to_ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1)),
+         "requests": int(re.search(r"(\d+) requests in", text).group(1))}
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    r["non2xx"] = int(bad.group(1)) if bad else 0
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    r["errors"] = sum(int(x) for x in errs.groups()) if errs else 0
+    return r
+
+
+def oha(url, seconds, rate=None):
+    argv = ["oha", "--no-tui", "--insecure", "--output-format", "json", "-m", "POST",
+            "-H", f"Authorization: {INLINE_AUTH}", "-H", "Content-Type: application/json",
+            "-D", os.path.join(ROOT, "tests/fixtures/okta/token-hook-request.json"),
+            "-z", f"{seconds}s", "-c", str(CONNS)]
+    if rate:
+        argv += ["-q", str(rate), "--latency-correction"]
+    out = subprocess.run(argv + [url], cwd=ROOT, capture_output=True, text=True,
+                         timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"oha failed ({out.returncode}): {out.stdout}\n{out.stderr}")
+    j = json.loads(out.stdout)
+    codes = j.get("statusCodeDistribution", {})
+    pct = j["latencyPercentiles"]
+    return {"rps": j["summary"]["requestsPerSec"], "p50": pct["p50"] * 1000,
+            "p99": pct["p99"] * 1000, "p999": pct.get("p99.9", 0) * 1000,
+            "non2xx": sum(n for c, n in codes.items() if not c.startswith("2")),
+            "errors": sum(j.get("errorDistribution", {}).values())}
+
+
+def url(system, tls):
+    return f"{'https' if tls else 'http'}://127.0.0.1:{PORTS[system]}{HOOK_PATH}"
+
+
+class PeakRss(threading.Thread):
+    """Samples the tree's RSS every 50 ms while the load runs."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0.0, threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.05)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return self.peak
+
+
+def measure(proc, target, conns):
+    """Warm-up, idle, then the measured load; memory read around it."""
+    m = {"ready_ms": proc.ready_ms, "rss_start": rss_mb(proc.pid)}
+    if getattr(proc, "self_ready_ms", None) is not None:
+        m["self_ready_ms"] = proc.self_ready_ms
+    wrk(target, conns, WARMUP)
+    time.sleep(IDLE)
+    m["rss_idle"] = rss_mb(proc.pid)
+    sampler = PeakRss(proc.pid)
+    sampler.start()
+    m.update(wrk(target, conns, DURATION))
+    m["rss_peak_sampled"] = sampler.stop()
+    m["rss_hwm"] = rss_mb(proc.pid, "VmHWM")
+    if not proc.alive():
+        raise RuntimeError(f"{proc.name} died under load:\n{proc.tail()}")
+    return m
+
+
+# --- the rounds ------------------------------------------------------------------------
+
+RESULTS = {}  # key -> list of per-round dicts
+
+
+def record(key, value):
+    RESULTS.setdefault(key, []).append(value)
+    extra = f" non2xx={value.get('non2xx', 0)} errors={value.get('errors', 0)}"
+    log(f"  {key}: {value.get('rps', 0):,.0f}/s p50={value.get('p50', 0):.2f}ms "
+        f"p99={value.get('p99', 0):.2f}ms" + extra)
+
+
+def event_acks(rnd):
+    order = SYSTEMS[rnd % len(SYSTEMS):] + SYSTEMS[:rnd % len(SYSTEMS)]
+    for tls in (True, False):
+        for system in order:
+            proc = STARTERS[system](tls)
+            try:
+                record(f"acks/{system}/{'https' if tls else 'http'}",
+                       measure(proc, url(system, tls), CONNS))
+            finally:
+                stop(proc)
+
+
+def curve(rnd):
+    for conns in CURVE:
+        if conns == CONNS:
+            continue  # the event_acks run of the round
+        proc = start_hookwarden(True)
+        try:
+            record(f"curve/hookwarden/{conns}", measure(proc, url("hookwarden", True), conns))
+        finally:
+            stop(proc)
+    proc = start_nginx(True)
+    try:
+        record("curve/nginx/256", measure(proc, url("nginx", True), 256))
+    finally:
+        stop(proc)
+
+
+def prefill():
+    """Brings PREFILL_DIR to PREFILL stored events, all delivered (see examples/prefill.rs)."""
+    db = os.path.join(PREFILL_DIR, "hookwarden.db")
+    if os.path.exists(db):
+        with sqlite3.connect(db) as c:
+            held = c.execute("SELECT count(*) FROM events").fetchone()[0]
+        if held > PREFILL * 1.3:  # earlier harness runs added their load to it: start over
+            shutil.rmtree(PREFILL_DIR)
+    started = time.monotonic()
+    out = subprocess.run([PREFILL_BIN, PREFILL_DIR, str(PREFILL)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"prefill failed: {out.stdout}{out.stderr}")
+    secs = time.monotonic() - started
+    log(f"  prefill: {out.stdout.strip()} ({secs:.1f} s in all)")
+    return {"seconds": secs, "output": out.stdout.strip()}
+
+
+def store_size(rnd):
+    """Same load on an empty store and on PREFILL_DIR, back to back."""
+    for full in (False, True):
+        if full:
+            RESULTS.setdefault("prefill", []).append(prefill())
+            # The previous round's sink output: the empty store's run starts without one too.
+            shutil.rmtree(os.path.join(PREFILL_DIR, "data"), ignore_errors=True)
+            proc = start_hookwarden(True, data_dir=PREFILL_DIR, name="hookwarden-full")
+        else:
+            proc = start_hookwarden(True)
+        try:
+            record(f"store/{'full' if full else 'empty'}", measure(proc, url("hookwarden", True), CONNS))
+        finally:
+            stop(proc)
+
+
+def inline(rnd):
+    data = tempfile.mkdtemp(prefix="inline.", dir=WORK)
+    proc = start_hookwarden(True, data_dir=data, config=os.path.join(ROOT, "bench/inline.toml"),
+                            name="hookwarden-inline")
+    try:
+        base = f"https://127.0.0.1:{PORTS['hookwarden']}/hooks/okta"
+        for handler in ("rules", "script"):
+            oha(f"{base}/token-{handler}", WARMUP)
+            record(f"inline/{handler}/1000", oha(f"{base}/token-{handler}", DURATION, rate=1000))
+            record(f"inline/{handler}/max", oha(f"{base}/token-{handler}", DURATION))
+        RESULTS.setdefault("inline/rss_hwm", []).append({"rss_hwm": rss_mb(proc.pid, "VmHWM")})
+    finally:
+        stop(proc)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def values(key, field):
+    return [r[field] for r in RESULTS.get(key, []) if field in r]
+
+
+def med(key, field):
+    v = values(key, field)
+    return statistics.median(v) if v else None
+
+
+def cell(key, field, fmt="{:,.0f}"):
+    v = values(key, field)
+    if not v:
+        return "n/a"
+    m = statistics.median(v)
+    if len(v) == 1:
+        return fmt.format(m)
+    return f"{fmt.format(m)} ({fmt.format(min(v))}–{fmt.format(max(v))})"
+
+
+def ratio(a, b, fmt="{:.2f}x"):
+    return fmt.format(a / b) if a is not None and b else "n/a"
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def machine():
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": sh("nproc"),
+        "cpu": sh("lscpu | sed -n 's/^Model name:[[:space:]]*//p'"),
+        "kernel": sh("uname -r"),
+        "memory": sh("free -g | awk '/^Mem:/ {print $2 \" GiB\"}'"),
+        "disk": sh(f"df -T {WORK} | awk 'NR==2 {{print $2 \" on \" $1}}'")
+        + " (" + sh("lsblk -dno NAME,ROTA,SIZE | tr '\\n' ' '").strip() + ")",
+        "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
+        "versions": "; ".join([
+            sh(f"{HW} --version"), sh("webhook -version"), "node " + sh("node --version"),
+            "express " + sh(f"node -p \"require('{ROOT}/bench/receivers/node_modules/express/package.json').version\""),
+            sh("nginx -v 2>&1"), sh("wrk --version 2>&1 | head -1 | cut -d' ' -f1-2"),
+            sh("oha --version"),
+        ]),
+    }
+
+
+def report(info, seconds):
+    L = []
+    L.append(f"Date {info['date']}; {info['nproc']} cores ({info['cpu']}), {info['memory']}, "
+             f"kernel {info['kernel']}, {info['os']}; disk: {info['disk']}.")
+    L.append(f"Versions: {info['versions']}.")
+    L.append(f"Load average before / after: {info['load_before']} / {info['load_after']}. "
+             f"{ROUNDS} round(s), {DURATION} s per measurement, harness {seconds / 60:.1f} min.")
+    L.append("Cells: median over the rounds (min–max). Ratios: hookwarden's median over the "
+             "other system's (throughput: higher is better for hookwarden; latency and memory: "
+             "lower is better for hookwarden).")
+    L.append("")
+    hdr = "| event-hook deliveries, 64 connections | " + " | ".join(SYSTEMS) + \
+          " | hw / webhook | hw / express | hw / nginx |"
+    L.append(hdr)
+    L.append("|---" * (len(SYSTEMS) + 4) + "|")
+    rows = [
+        ("acks/s", "rps", "{:,.0f}"), ("p50 ms", "p50", "{:.2f}"), ("p99 ms", "p99", "{:.2f}"),
+        ("non-2xx + socket errors", None, None),
+        ("ready ms (start to first answer)", "ready_ms", "{:.0f}"),
+        ("RSS after start MB", "rss_start", "{:.1f}"), ("RSS after warm-up, idle MB", "rss_idle", "{:.1f}"),
+        ("peak RSS (VmHWM) MB", "rss_hwm", "{:.1f}"),
+    ]
+    for proto in ("https", "http"):
+        for label, field, fmt in rows:
+            if field in ("ready_ms", "rss_start", "rss_idle", "rss_hwm") and proto == "http":
+                continue
+            cells = []
+            for s in SYSTEMS:
+                k = f"acks/{s}/{proto}"
+                if field is None:
+                    cells.append(f"{sum(values(k, 'non2xx'))} + {sum(values(k, 'errors'))}")
+                else:
+                    cells.append(cell(k, field, fmt))
+            ratios = []
+            for other in SYSTEMS[1:]:
+                if field is None:
+                    ratios.append("")
+                else:
+                    ratios.append(ratio(med(f"acks/hookwarden/{proto}", field), med(f"acks/{other}/{proto}", field)))
+            L.append(f"| {proto.upper()} {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    L.append("")
+    L.append("| hookwarden, HTTPS, as concurrency grows | acks/s | p50 ms | p99 ms | peak RSS MB | non-2xx + errors |")
+    L.append("|---|---|---|---|---|---|")
+    for c in CURVE:
+        k = "acks/hookwarden/https" if c == CONNS else f"curve/hookwarden/{c}"
+        L.append(f"| {c} connection{'s' if c > 1 else ''} | {cell(k, 'rps')} | {cell(k, 'p50', '{:.2f}')} | "
+                 f"{cell(k, 'p99', '{:.2f}')} | {cell(k, 'rss_hwm', '{:.1f}')} | "
+                 f"{sum(values(k, 'non2xx'))} + {sum(values(k, 'errors'))} |")
+    k = "curve/nginx/256"
+    L.append(f"| (nginx, 256 connections) | {cell(k, 'rps')} | {cell(k, 'p50', '{:.2f}')} | "
+             f"{cell(k, 'p99', '{:.2f}')} | {cell(k, 'rss_hwm', '{:.1f}')} | "
+             f"{sum(values(k, 'non2xx'))} + {sum(values(k, 'errors'))} |")
+    L.append("")
+    pf = RESULTS.get("prefill", [])
+    L.append(f"| hookwarden, HTTPS, 64 connections | acks/s | p50 ms | p99 ms | ready ms (poll / own ready_ms) | peak RSS MB |")
+    L.append("|---|---|---|---|---|---|")
+    for k, label in (("store/empty", "empty store"), ("store/full", f"{PREFILL:,} events stored")):
+        L.append(f"| {label} | {cell(k, 'rps')} | {cell(k, 'p50', '{:.2f}')} | {cell(k, 'p99', '{:.2f}')} | "
+                 f"{cell(k, 'ready_ms')} / {cell(k, 'self_ready_ms')} | {cell(k, 'rss_hwm', '{:.1f}')} |")
+    L.append(f"| full / empty | {ratio(med('store/full', 'rps'), med('store/empty', 'rps'))} | "
+             f"{ratio(med('store/full', 'p50'), med('store/empty', 'p50'))} | "
+             f"{ratio(med('store/full', 'p99'), med('store/empty', 'p99'))} | | |")
+    if pf:
+        L.append("")
+        L.append(f"Prefill: first call {pf[0]['seconds']:.1f} s ({pf[0]['output']}); "
+                 f"later calls (settling the previous round's jobs) "
+                 + ", ".join(f"{p['seconds']:.1f} s" for p in pf[1:]) + ".")
+    L.append("")
+    L.append("| inline token hook, HTTPS, 64 connections | answers/s | p50 ms | p99 ms | p99.9 ms | non-2xx + errors |")
+    L.append("|---|---|---|---|---|---|")
+    for h in ("rules", "script"):
+        for mode, label in (("1000", "fixed 1,000/s"), ("max", "as fast as possible")):
+            k = f"inline/{h}/{mode}"
+            L.append(f"| {h}, {label} | {cell(k, 'rps')} | {cell(k, 'p50', '{:.2f}')} | {cell(k, 'p99', '{:.2f}')} | "
+                     f"{cell(k, 'p999', '{:.2f}')} | {sum(values(k, 'non2xx'))} + {sum(values(k, 'errors'))} |")
+    L.append("")
+    L.append("| target | measured | verdict |")
+    L.append("|---|---|---|")
+
+    def target(name, measured, ok):
+        L.append(f"| {name} | {measured} | {'met' if ok else 'NOT met'} |")
+
+    hw = med("acks/hookwarden/https", "rps")
+    wh = med("acks/webhook/https", "rps")
+    ng = med("acks/nginx/https", "rps")
+    hw_h, wh_h, ng_h = (med(f"acks/{s}/http", "rps") for s in ("hookwarden", "webhook", "nginx"))
+    if hw and wh:
+        target("durable acks >= 2x webhook's throughput (HTTPS)", f"{hw / wh:.2f}x", hw / wh >= 2)
+    if hw_h and wh_h:
+        target("durable acks >= 2x webhook's throughput (HTTP)", f"{hw_h / wh_h:.2f}x", hw_h / wh_h >= 2)
+    if hw and ng:
+        target(">= 25% of nginx's ceiling (HTTPS)", f"{100 * hw / ng:.0f}%", hw / ng >= 0.25)
+    if hw_h and ng_h:
+        target(">= 25% of nginx's ceiling (HTTP)", f"{100 * hw_h / ng_h:.0f}%", hw_h / ng_h >= 0.25)
+    p99 = med("acks/hookwarden/https", "p99")
+    if p99 is not None:
+        target("p99 ack <= 10 ms at 64 connections (HTTPS)", f"{p99:.2f} ms", p99 <= 10)
+    p99h = med("acks/hookwarden/http", "p99")
+    if p99h is not None:
+        target("p99 ack <= 10 ms at 64 connections (HTTP)", f"{p99h:.2f} ms", p99h <= 10)
+    for h in ("rules", "script"):
+        v = med(f"inline/{h}/1000", "p99")
+        if v is not None:
+            target(f"inline {h} p99 <= 5 ms at 1,000/s", f"{v:.2f} ms", v <= 5)
+    for f, label in (("rss_start", "after start"), ("rss_idle", "after warm-up, idle")):
+        v = med("acks/hookwarden/https", f)
+        if v is not None:
+            target(f"idle RSS <= 20 MB ({label})", f"{v:.1f} MB", v <= 20)
+    peaks = [(c, med("acks/hookwarden/https" if c == CONNS else f"curve/hookwarden/{c}", "rss_hwm")) for c in CURVE]
+    if all(p for _, p in peaks):
+        L.append("| RSS under load bounded by configuration | peak " +
+                 ", ".join(f"{p:.0f} MB at {c}" for c, p in peaks) +
+                 " connections | see text |")
+    full, empty = med("store/full", "p99"), med("store/empty", "p99")
+    if full and empty:
+        target(f"ack p99 with {PREFILL:,} stored within 1.2x of empty", f"{full / empty:.2f}x", full / empty <= 1.2)
+    r = med("acks/hookwarden/https", "ready_ms")
+    if r is not None:
+        own = med("acks/hookwarden/https", "self_ready_ms")
+        target("ready <= 200 ms after start (empty store)", f"{r:.0f} ms to /readyz 200 (own ready_ms {own:.0f})", r <= 200)
+    r = med("store/full", "ready_ms")
+    if r is not None:
+        target(f"ready <= 200 ms after start ({PREFILL:,} events stored)", f"{r:.0f} ms", r <= 200)
+    return "\n".join(L)
+
+
+def main():
+    global CERT, KEY
+    t0 = time.monotonic()
+    info = machine()
+    info["load_before"] = sh("cut -d' ' -f1-3 /proc/loadavg")
+    log(f"work folder {WORK}; {ROUNDS} round(s) of {DURATION}s measurements; load {info['load_before']}")
+    CERT, KEY = os.path.join(WORK, "cert.pem"), os.path.join(WORK, "key.pem")
+    # One self-signed P-256 certificate for every system, so that TLS costs the same.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "7", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", KEY, "-out", CERT], check=True, capture_output=True)
+    try:
+        for rnd in range(ROUNDS):
+            log(f"round {rnd + 1}/{ROUNDS}")
+            for name, phase in (("acks", event_acks), ("curve", curve),
+                                ("store", store_size), ("inline", inline)):
+                if name in PHASES:
+                    phase(rnd)
+    finally:
+        info["load_after"] = sh("cut -d' ' -f1-3 /proc/loadavg")
+        os.makedirs(OUT, exist_ok=True)
+        with open(os.path.join(OUT, "results.json"), "w") as f:
+            json.dump({"machine": info, "rounds": ROUNDS, "duration": DURATION,
+                       "results": RESULTS}, f, indent=1)
+    table = report(info, time.monotonic() - t0)
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    log(f"results in {OUT}/results.md and results.json; harness took {(time.monotonic() - t0) / 60:.1f} min")
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

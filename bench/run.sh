@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# hookwarden side by side with adnanh/webhook, an Express receiver and nginx: one command.
+# Installs what is missing (Debian's wrk, webhook, nginx, nodejs/npm; express from
+# bench/receivers/package-lock.json; oha with cargo), builds the release binaries, then
+# runs bench/run.py, which prints the table (also written to $OUT/results.md).
+#
+#   bash bench/run.sh                 # 3 rounds, 10 s per measurement (~15 min)
+#   QUICK=1 bash bench/run.sh         # 1 round, 3 s per measurement, 100,000 stored events
+#   ROUNDS=5 DURATION=20 bash bench/run.sh
+#
+# Run as root on a machine of its own: it loads every core, and the first run writes a
+# million events (about 3 GB) to $PREFILL_DIR (default /tmp/hookwarden-bench-store-1000000),
+# which later runs reuse.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin:/sbin:$HOME/.cargo/bin"
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v webhook >/dev/null || need+=(webhook)
+command -v nginx >/dev/null || need+=(nginx)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v openssl >/dev/null || need+=(openssl)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v oha >/dev/null || cargo install --locked oha
+[ -d bench/receivers/node_modules/express ] ||
+  (cd bench/receivers && npm ci --no-audit --no-fund --loglevel=error)
+
+cargo build --release --quiet --bin hookwarden --example prefill
+exec python3 bench/run.py
