@@ -396,6 +396,7 @@ async fn cli_recovers_what_the_hook_missed_across_pages_rate_limits_and_errors()
         "{out}"
     );
     assert!(out.contains("(dry run: nothing is stored)"), "{out}");
+    println!("$ hookwarden reconcile --since 1h --until 0s --dry-run\n{out}");
 
     // The real run meets, in order: a page that leaves no calls until the reset 2 s
     // ahead, a 429, a 500; and recovers from all three.
@@ -412,6 +413,7 @@ async fn cli_recovers_what_the_hook_missed_across_pages_rate_limits_and_errors()
         out.contains("okta: 3 pages, 7 fetched, 2 already stored, 5 recovered"),
         "{out}"
     );
+    println!("$ hookwarden reconcile --since 1h --until 0s\n{out}");
     let seen = fake.seen()[first..].to_vec();
     assert_eq!(
         seen.len(),
@@ -480,6 +482,7 @@ async fn cli_recovers_what_the_hook_missed_across_pages_rate_limits_and_errors()
         .output()
         .expect("events list");
     let table = String::from_utf8_lossy(&out.stdout);
+    println!("$ hookwarden events list\n{table}");
     assert!(
         table.lines().next().unwrap_or("").contains("SOURCE"),
         "{table}"
@@ -511,6 +514,7 @@ async fn cli_recovers_what_the_hook_missed_across_pages_rate_limits_and_errors()
     );
     assert!(err.contains("Invalid token provided"), "{err}");
     assert!(!err.contains("wrong-token-value-42") && !out.contains("wrong-token-value-42"));
+    println!("$ hookwarden reconcile --since 1h   # a refused token; exit {code}\n{out}{err}");
     s.stop().await;
 }
 
