@@ -110,6 +110,15 @@ fn time(at: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
+/// A sink error without the URLs in it: even without password and query (the HTTP sink
+/// drops those), a URL's path can be the secret (Slack-style webhook URLs).
+pub fn redact_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains("://") { "[URL hidden]" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn csrf_field(access: &Access) -> Markup {
     match access {
         Access::Session { csrf } => html! { input type="hidden" name="csrf" value=(csrf); },
@@ -177,7 +186,7 @@ fn event_hook(h: &EventHookView, access: &Access) -> Markup {
                                         @for sink in &ev.sinks {
                                             div {
                                                 code { (sink.sink) } ": " (sink.state.as_str()) ", " (sink.attempts) " attempt(s)"
-                                                @if let Some(err) = &sink.last_error { br; span.muted { (err) } }
+                                                @if let Some(err) = &sink.last_error { br; span.muted { (redact_urls(err)) } }
                                             }
                                         }
                                     }
@@ -252,4 +261,18 @@ pub fn main(data: &PageData, access: &Access, replayed: Option<u64>) -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_urls;
+
+    #[test]
+    fn sink_errors_lose_their_urls() {
+        assert_eq!(
+            redact_urls("POST https://hooks.example.com/services/T0/B0/secret answered 500"),
+            "POST [URL hidden] answered 500"
+        );
+        assert_eq!(redact_urls("exit status 3"), "exit status 3");
+    }
 }
