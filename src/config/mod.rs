@@ -690,6 +690,9 @@ impl Config {
                 "must differ from server.listen".into(),
             );
         }
+        if let Some(Err(e)) = self.admin.token.as_ref().map(|t| &t.value) {
+            p("admin.token".into(), e.clone());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p(
                 "log.level".into(),

@@ -314,6 +314,18 @@ mod tests {
     use super::counters;
 
     #[test]
+    fn an_unreadable_admin_token_is_a_config_problem_by_key() {
+        let text = "[admin]\ntoken = { env = \"HOOKWARDEN_TEST_UNSET_ADMIN_TOKEN\" }\n";
+        let err = crate::config::Config::from_toml_str(text)
+            .expect_err("an unset variable must not turn the page off silently");
+        assert!(
+            err.0.iter().any(|p| p.key == "admin.token"
+                && p.message.contains("HOOKWARDEN_TEST_UNSET_ADMIN_TOKEN")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn counters_are_read_from_the_openmetrics_text() {
         let text = "# HELP hookwarden_requests Requests\n# TYPE hookwarden_requests counter\nhookwarden_requests_total{hook=\"okta\",status=\"200\"} 3\nhookwarden_backlog 2\nhookwarden_ack_seconds_bucket{le=\"0.1\"} 1\nhookwarden_dead_letters_total{hook=\"okta\",sink=\"a\"} 1\n# EOF\n";
         assert_eq!(
