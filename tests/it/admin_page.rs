@@ -184,6 +184,18 @@ async fn ui_is_off_without_a_token_and_says_how_to_turn_it_on() {
     assert_eq!(res.status(), 404);
     let body = res.text().await.expect("body");
     assert!(body.contains("[admin]") && body.contains("token"), "{body}");
+    // Its forms are off too, whatever they carry.
+    for path in ["/ui/login", "/ui/replay"] {
+        let res = no_redirects()
+            .post(format!("{}{path}", s.admin_base))
+            .bearer_auth("anything")
+            .form(&[("token", "anything"), ("hook", "okta")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status(), 404, "{path}");
+        assert!(res.headers().get("set-cookie").is_none());
+    }
     // The rest of the admin listener is unchanged.
     assert_eq!(
         reqwest::get(format!("{}/healthz", s.admin_base))
