@@ -25,6 +25,7 @@ use hookwarden::store::{now_millis, Delivery, JobOutcome, NewEvent, Store};
 use ipnet::IpNet;
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::strategy::ValueTree;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -781,7 +782,7 @@ fn secret_case() -> impl Strategy<Value = SecretCase> {
 }
 
 /// The header values the configuration accepts, as the contract says Okta sends them.
-fn accepted(case: &SecretCase) -> Vec<String> {
+fn accepted_values(case: &SecretCase) -> Vec<String> {
     if case.basic {
         case.users
             .iter()
@@ -798,7 +799,7 @@ fn accepted(case: &SecretCase) -> Vec<String> {
 }
 
 fn presented_value(case: &SecretCase) -> String {
-    let valid = accepted(case);
+    let valid = accepted_values(case);
     match &case.presented {
         Presented::Exact(i) => i.get(&valid).clone(),
         Presented::Prefix(i, n) => {
@@ -884,8 +885,44 @@ proptest! {
     #[test]
     fn auth_accepts_exactly_the_configured_credentials(case in secret_case()) {
         let value = presented_value(&case);
-        let expected = !case.twice && !case.wrong_header && accepted(&case).contains(&value);
+        let expected = !case.twice && !case.wrong_header && accepted_values(&case).contains(&value);
         let got = authenticator(&case).check(&secret_headers(&case, &value));
         prop_assert_eq!(got, expected, "presented {:?}", value);
     }
+}
+
+// The generators themselves: a property is only worth its cases if they reach both
+// verdicts (a model that always says "refused" would pass against a checker that always
+// refuses).
+
+/// Runs `verdict` on `n` cases drawn from `strategy` and counts the true ones.
+fn count_true<S: Strategy>(strategy: S, n: usize, verdict: impl Fn(&S::Value) -> bool) -> usize {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..n)
+        .filter(|_| verdict(&strategy.new_tree(&mut runner).expect("a case").current()))
+        .count()
+}
+
+#[test]
+fn generated_cases_reach_both_verdicts() {
+    let n = 500;
+    let accepted = count_true(patch_case(), n, model_patch_ok);
+    assert!(
+        accepted > n / 20 && accepted < n - n / 20,
+        "token patches accepted: {accepted} of {n}"
+    );
+    let let_in = count_true(secret_case(), n, |c| {
+        !c.twice && !c.wrong_header && accepted_values(c).contains(&presented_value(c))
+    });
+    assert!(
+        let_in > n / 20 && let_in < n - n / 20,
+        "credentials let in: {let_in} of {n}"
+    );
+    let forwarded = count_true(chain_case(), n, |c| model_client(c) != c.peer.ip());
+    assert!(
+        forwarded > n / 20 && forwarded < n - n / 20,
+        "clients from the chain: {forwarded} of {n}"
+    );
+    let duplicated = count_true(dedupe_run(), 100, |r| r.sends.len() > r.events.len());
+    assert!(duplicated > 10, "runs with duplicates: {duplicated} of 100");
 }
