@@ -95,8 +95,10 @@ pub fn judge(kind: &Kind, attempts: &[Attempt]) -> Verdict {
                 (false, false, a) if a.retryable() => {
                     "; Okta never retries this hook type".to_owned()
                 }
-                (false, true, Answer::Http { status, .. }) if !status.is_server_error() => {
-                    "; Okta does not retry this".to_owned()
+                (false, _, Answer::Http { status, .. })
+                    if status.is_client_error() || status.is_redirection() =>
+                {
+                    "; Okta does not retry a 3xx or 4xx".to_owned()
                 }
                 _ => String::new(),
             };
