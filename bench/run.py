@@ -56,8 +56,8 @@ HOOK_PATH = "/hooks/okta/events"
 HW = os.path.join(ROOT, "target/release/hookwarden")
 PREFILL_BIN = os.path.join(ROOT, "target/release/examples/prefill")
 SYSTEMS = ["hookwarden", "webhook", "express", "nginx"]
-PORTS = {"hookwarden": 28443, "webhook": 28444, "express": 28445, "nginx": 28446}
-ADMIN_PORT = 29090
+PORTS = {"hookwarden": 47443, "webhook": 47444, "express": 47445, "nginx": 47446}
+ADMIN_PORT = 47090
 
 WORK = tempfile.mkdtemp(prefix="hookwarden-bench.", dir="/tmp")
 _tag = [0]
@@ -99,6 +99,14 @@ def status_kb(pid, field):
 def rss_mb(pid, field="VmRSS"):
     """Sum over the process tree, in MB (VmHWM summed: an upper bound for nginx's workers)."""
     return sum(status_kb(p, field) for p in tree(pid)) / 1024
+
+
+def ensure_free(*ports):
+    """A port already taken would have the probes talk to someone else's server."""
+    for port in ports:
+        if port_open(port)():
+            raise RuntimeError(f"127.0.0.1:{port} is already in use: stop what listens there "
+                               "(ss -ltnp) or change PORTS in bench/run.py")
 
 
 class Proc:
@@ -199,6 +207,7 @@ def hookwarden_env(data_dir, tls, port=PORTS["hookwarden"]):
 
 def start_hookwarden(tls, data_dir=None, config=None, name="hookwarden"):
     """config/hookwarden.toml (Basic auth, SQLite store, the JSONL sink `archive` draining)."""
+    ensure_free(PORTS["hookwarden"], ADMIN_PORT)
     run_dir = data_dir or tempfile.mkdtemp(prefix="hw.", dir=WORK)
     proc = Proc(
         name,
@@ -222,6 +231,7 @@ def start_hookwarden(tls, data_dir=None, config=None, name="hookwarden"):
 
 
 def start_webhook(tls):
+    ensure_free(PORTS["webhook"])
     argv = ["webhook", "-hooks", os.path.join(ROOT, "bench/receivers/hooks.json"),
             "-ip", "127.0.0.1", "-port", str(PORTS["webhook"])]
     if tls:
@@ -232,6 +242,7 @@ def start_webhook(tls):
 
 
 def start_express(tls):
+    ensure_free(PORTS["express"])
     env = {"PORT": str(PORTS["express"]), "NODE_ENV": "production"}
     if tls:
         env.update(TLS_CERT=CERT, TLS_KEY=KEY)
@@ -242,6 +253,7 @@ def start_express(tls):
 
 
 def start_nginx(tls):
+    ensure_free(PORTS["nginx"])
     prefix = tempfile.mkdtemp(prefix="nginx.", dir=WORK)
     with open(os.path.join(ROOT, "bench/receivers/nginx.conf")) as f:
         conf = f.read()
@@ -317,7 +329,11 @@ def oha(url, seconds, rate=None):
     return {"rps": j["summary"]["requestsPerSec"], "p50": pct["p50"] * 1000,
             "p99": pct["p99"] * 1000, "p999": pct.get("p99.9", 0) * 1000,
             "non2xx": sum(n for c, n in codes.items() if not c.startswith("2")),
-            "errors": sum(j.get("errorDistribution", {}).values())}
+            # Requests still in flight when -z ends are counted as "aborted due to
+            # deadline": the end of the run, not a failure of the server.
+            "errors": sum(n for e, n in j.get("errorDistribution", {}).items()
+                          if "deadline" not in e),
+            "error_kinds": j.get("errorDistribution", {})}
 
 
 def url(system, tls):

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Events per delivery: Okta batches events that are close in time into one POST.
-const EVENTS_PER_DELIVERY: u64 = 50;
+const EVENTS_PER_DELIVERY: u64 = 100;
 /// Deliveries in flight at once, so that the store's group commit batches them.
-const TASKS: u64 = 32;
+const TASKS: u64 = 64;
 
 const SAMPLE: &str = include_str!("../tests/fixtures/okta/event-hook-delivery.json");
 
