@@ -530,11 +530,24 @@ async fn run(plan: &Plan, transport: Transport) -> RunReport {
             report::human_header(&without_credentials(&plan.base), plan.insecure, &routes)
         );
     }
+    // Ctrl-C stops starting calls; those in flight finish and the summary is printed,
+    // so that an interrupted load run still reports what it measured.
+    let interrupted = tokio_util::sync::CancellationToken::new();
+    let on_signal = interrupted.clone();
+    let signal_task = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
     for job in jobs {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d) || interrupted.is_cancelled() {
             break;
         }
-        let Ok(permit) = limit.clone().acquire_owned().await else {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit,
+            () = interrupted.cancelled() => break,
+        };
+        let Ok(permit) = permit else {
             break;
         };
         while let Some(done) = tasks.try_join_next() {
@@ -554,6 +567,10 @@ async fn run(plan: &Plan, transport: Transport) -> RunReport {
             show(&done.1);
             results.push(done);
         }
+    }
+    signal_task.abort();
+    if interrupted.is_cancelled() && !plan.json {
+        println!("interrupted: no new calls started after Ctrl-C");
     }
     results.sort_by_key(|(seq, _)| *seq);
     let order: Vec<String> = plan.scenarios.iter().map(Scenario::name).collect();

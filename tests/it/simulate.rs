@@ -242,12 +242,14 @@ async fn certificates_are_verified_unless_insecure_and_the_human_report_says_so(
     assert!(stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.to_lowercase().contains("certificate"), "{stdout}");
     assert!(stdout.contains("verification fails"), "{stdout}");
-    // --insecure accepts the development certificate.
+    // --insecure accepts the development certificate; the auth header given as a header.
     let (code, stdout, _) = simulate(
         &[
             &base,
-            common[0],
-            common[1],
+            "--header",
+            &format!("Authorization: {}", basic()),
+            "-H",
+            "X-Custom-Header: any value",
             "--event-hook",
             "/hooks/okta/events",
             "--scenario",
