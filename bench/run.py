@@ -506,8 +506,9 @@ def machine():
         "cpu": sh("lscpu | sed -n 's/^Model name:[[:space:]]*//p'"),
         "kernel": sh("uname -r"),
         "memory": sh("free -g | awk '/^Mem:/ {print $2 \" GiB\"}'"),
-        "disk": sh(f"df -T {WORK} | awk 'NR==2 {{print $2 \" on \" $1}}'")
-        + " (" + sh("lsblk -dno NAME,ROTA,SIZE | tr '\\n' ' '").strip() + ")",
+        "disk": sh(f"df -T {WORK} | awk 'NR==2 {{print $2 \" on \" $1}}'") + ", "
+        + sh(f"lsblk -dno SIZE,ROTA $(df --output=source {WORK} | tail -1) "
+             "| awk '{print $1 (($2 == 1) ? \" (rotational)\" : \" (non-rotational)\")}'"),
         "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
         "versions": "; ".join([
             sh(f"{HW} --version"), sh("webhook -version"), "node " + sh("node --version"),
@@ -522,6 +523,11 @@ def report(info, seconds):
     L = []
     L.append(f"Date {info['date']}; {info['nproc']} cores ({info['cpu']}), {info['memory']}, "
              f"kernel {info['kernel']}, {info['os']}; disk: {info['disk']}.")
+    settings = " ".join(f"{k}={os.environ[k]}" for k in
+                        ("QUICK", "ROUNDS", "DURATION", "PHASES", "PREFILL") if k in os.environ)
+    L.append(f"Command: `{(settings + ' ') if settings else ''}bash bench/run.sh` "
+             f"(hookwarden at {sh(f'git -C {ROOT} rev-parse --short HEAD')}"
+             f"{', with uncommitted changes' if sh(f'git -C {ROOT} status --porcelain --untracked-files=no') else ''}).")
     L.append(f"Versions: {info['versions']}.")
     L.append(f"Load average before / after: {info['load_before']} / {info['load_after']}. "
              f"{ROUNDS} round(s), {DURATION} s per measurement, harness {seconds / 60:.1f} min.")
@@ -656,6 +662,7 @@ def main():
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "7", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
                     "-keyout", KEY, "-out", CERT], check=True, capture_output=True)
+    ok = False
     try:
         for rnd in range(ROUNDS):
             log(f"round {rnd + 1}/{ROUNDS}")
@@ -663,7 +670,10 @@ def main():
                                 ("store", store_size), ("inline", inline)):
                 if name in PHASES:
                     phase(rnd)
+        ok = True
     finally:
+        if not ok:
+            log(f"stopped early; logs kept in {WORK}")
         info["load_after"] = sh("cut -d' ' -f1-3 /proc/loadavg")
         os.makedirs(OUT, exist_ok=True)
         with open(os.path.join(OUT, "results.json"), "w") as f:
