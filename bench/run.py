@@ -588,9 +588,10 @@ def report(info, seconds):
              f"{ratio(med('store/full', 'p99'), med('store/empty', 'p99'))} | | |")
     if pf:
         L.append("")
-        L.append(f"Prefill: first call {pf[0]['seconds']:.1f} s ({pf[0]['output']}); "
-                 f"later calls (settling the previous round's jobs) "
-                 + ", ".join(f"{p['seconds']:.1f} s" for p in pf[1:]) + ".")
+        L.append("examples/prefill.rs before each full-store run (creates what is missing, "
+                 "then marks the previous run's pending jobs delivered): "
+                 + ", ".join(f"{p['seconds']:.1f} s" for p in pf)
+                 + f". First call: {pf[0]['output']}.")
     L.append("")
     L.append("| inline token hook, HTTPS, 64 connections | answers/s | p50 ms | p99 ms | p99.9 ms | non-2xx + errors |")
     L.append("|---|---|---|---|---|---|")
