@@ -998,6 +998,16 @@ impl Config {
                 ));
             }
         }
+        if let Some(r) = &self.reconcile {
+            let literal = r.api_token.as_ref().is_some_and(Secret::is_literal)
+                || r.oauth.as_ref().is_some_and(|o| o.private_key.is_literal());
+            if literal {
+                out.push("reconcile has its Okta credential written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
+            }
+        }
+        if self.admin.token.as_ref().is_some_and(Secret::is_literal) {
+            out.push("admin.token is written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
+        }
         if self.event_hooks.is_empty() && self.inline_hooks.is_empty() {
             out.push("no hooks configured: every request will get 404".to_owned());
         }
@@ -1185,6 +1195,24 @@ mod tests {
         assert_eq!(c.event_hooks.len(), 1);
         assert!(c.server.tls.enabled);
         assert!(!format!("{c:?}").contains("correct horse"));
+    }
+
+    #[test]
+    fn literal_credentials_outside_hooks_warn_too() {
+        let c = Config::from_toml_str(&format!(
+            "{HOOK}\n[admin]\ntoken = \"an-admin-token-of-some-length\"\n[reconcile]\norg_url = \"https://example.okta.com\"\napi_token = \"00abc\"\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = [\"user.session.start\"]\n"
+        ))
+        .expect("valid");
+        let w = c.warnings().join("\n");
+        assert!(
+            w.contains("reconcile has its Okta credential written in the config file"),
+            "{w}"
+        );
+        assert!(
+            w.contains("admin.token is written in the config file"),
+            "{w}"
+        );
+        assert!(!w.contains("00abc") && !w.contains("an-admin-token"), "{w}");
     }
 
     #[test]
