@@ -23,7 +23,7 @@ fn kubernetes_manifests_pass_a_strict_schema_check() {
         .args(["--strict", "--kubernetes-version", "1.30.0"])
         .args(files.iter().map(|f| repo("deploy/kubernetes").join(f))));
     let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        String::from_utf8_lossy(&out.stdout).to_string() + &*String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "kubernetes-validate failed:\n{text}");
     // Every resource was checked: the ones the issue asks for among them.
     for kind in [
