@@ -77,6 +77,15 @@ impl ApiError {
             Reason::unsupported_media_type,
         )
     }
+    /// A compressed body. Okta sends plain JSON; decoding bodies would only add a way to
+    /// make a small request expand into a large one (a gzip bomb).
+    pub fn unsupported_encoding() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Encoding is not supported: send the body uncompressed",
+            Reason::unsupported_media_type,
+        )
+    }
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
