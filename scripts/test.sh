@@ -26,6 +26,7 @@ fi
 command -v kubernetes-validate >/dev/null ||
   pip3 install -q --disable-pip-version-check kubernetes-validate 2>/dev/null ||
   pip3 install -q --disable-pip-version-check --break-system-packages kubernetes-validate
+command -v cargo-deny >/dev/null || cargo install --locked cargo-deny; if cargo deny fetch db >/dev/null 2>&1; then cargo deny --log-level error check advisories bans sources; else echo "WARNING: the RustSec advisory database (deny.toml, SECURITY.md) cannot be fetched: advisories NOT checked, bans and sources only"; cargo deny --log-level error check bans sources; fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 log=$(mktemp)
