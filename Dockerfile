@@ -24,21 +24,28 @@ FROM ${BUILDER_IMAGE} AS build
 # one self-contained file of about 2 MB whose `wget` can GET /healthz.
 RUN test -x /bin/busybox || { apt-get update && apt-get install -y --no-install-recommends busybox-static && rm -rf /var/lib/apt/lists/*; }
 WORKDIR /src
-COPY . .
+# Only what the binary is built from (the simulate catalog embeds Okta's samples from
+# tests/fixtures), so that edits to tests or docs do not recompile it.
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY config config
+COPY examples examples
+COPY tests/fixtures tests/fixtures
 # A release binary without its debug info (the release profile keeps line tables for
 # local profiling, which would make the image 10 times larger); symbol names stay, so
-# panics still have a readable backtrace. The binary is copied out of target/ in the same
-# step because scripts/container.sh mounts a cache over target/.
+# panics still have a readable backtrace. scripts/container.sh mounts a cache over target/:
+# hence the binary is copied out in the same step, and the crate's own sources are touched
+# first, since cargo judges them by modification time and this step only runs when the
+# copied sources changed.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=debuginfo
-RUN cargo build --release --locked --bin hookwarden \
- && mkdir -p /out/usr/local/bin /out/etc /out/etc/hookwarden /out/var/lib/hookwarden \
+RUN touch src/lib.rs src/main.rs \
+ && cargo build --release --locked --bin hookwarden \
+ && mkdir -p /out/usr/local/bin /out/etc/hookwarden /out/var/lib/hookwarden \
  && cp target/release/hookwarden /out/usr/local/bin/hookwarden \
  && cp /bin/busybox /out/usr/local/bin/busybox \
  && printf 'root:x:0:0:root:/root:/sbin/nologin\nhookwarden:x:10001:10001:hookwarden:/var/lib/hookwarden:/sbin/nologin\n' > /out/etc/passwd \
- && printf 'root:x:0:\nhookwarden:x:10001:\n' > /out/etc/group \
- && chown 10001:10001 /out/var/lib/hookwarden \
- && chmod 0750 /out/var/lib/hookwarden
+ && printf 'root:x:0:\nhookwarden:x:10001:\n' > /out/etc/group
 
 FROM ${RUNTIME_IMAGE}
 # The async-nats client trusts the system's CA certificates for tls:// servers (reqwest,
@@ -47,8 +54,9 @@ FROM ${RUNTIME_IMAGE}
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/etc/passwd /out/etc/group /etc/
 COPY --from=build /out/usr/local/bin/ /usr/local/bin/
-COPY --from=build --chown=10001:10001 /out/etc/hookwarden/ /etc/hookwarden/
-COPY --from=build --chown=10001:10001 /out/var/lib/hookwarden/ /var/lib/hookwarden/
+# The config folder stays root's (10001 only reads it); the data folder is 10001's.
+COPY --from=build /out/etc/hookwarden /etc/hookwarden
+COPY --from=build --chown=10001:10001 /out/var/lib/hookwarden /var/lib/hookwarden
 USER 10001:10001
 WORKDIR /var/lib/hookwarden
 # Config (hookwarden.toml, TLS certificate and key; read-only) and data (the embedded
