@@ -103,12 +103,14 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
             let _ = t.await;
         }
         let n = acked.lock().expect("lock").len() - before;
-        assert!(
-            n > 20,
-            "round {round}: too little load to prove anything ({n} acked)"
-        );
+        assert!(n > 0, "round {round}: killed before any load ({n} acked)");
     }
 
+    let total = acked.lock().expect("lock").len();
+    assert!(
+        total > 200,
+        "too little load to prove anything ({total} acked)"
+    );
     // Restart and let it drain.
     let (port, admin) = (free_port(), free_port());
     let mut child = spawn(&config, port, admin);

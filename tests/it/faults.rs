@@ -258,11 +258,15 @@ async fn a_sink_down_under_sustained_load_loses_nothing_and_memory_stays_bounded
     const LONGEST: Duration = Duration::from_secs(60);
     let dir = tempfile::tempdir().expect("tmp");
     let mut receiver = Receiver::start().await;
+    // A generous sink timeout: an answer that comes after the timeout is a failed attempt
+    // that the receiver nevertheless took, and its retry a duplicate (at-least-once; the
+    // Idempotency-Key header is there for that). On a loaded CI machine a 1 s timeout
+    // produced a few such duplicates; this test is about the outage, not slow receivers.
     let config = binary_config(
         dir.path(),
         &dir.path().join("data"),
         &format!(
-            r#"{{ name = "downstream", type = "http", url = "http://127.0.0.1:{}/", timeout = "1s" }}"#,
+            r#"{{ name = "downstream", type = "http", url = "http://127.0.0.1:{}/", timeout = "10s" }}"#,
             receiver.port
         ),
         "concurrency = 16\nmax_attempts = 1000000\nbackoff_initial = \"50ms\"\nbackoff_max = \"500ms\"\npoll_interval = \"100ms\"",
@@ -549,7 +553,15 @@ async fn postgres_restarted_mid_load_loses_no_acknowledged_event() {
     let jsonl = sinks.path().join("events.jsonl");
     let load = Arc::new(Load::default());
     let senders = load.run(s.client.clone(), s.url("/hooks/okta/events"), 6, 3);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Under load: wait until deliveries are flowing (a loaded machine needs a moment).
+    let warm = Instant::now();
+    while load.acked().len() < 30 {
+        assert!(
+            warm.elapsed() < Duration::from_secs(20),
+            "no load before the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = load.acked().len();
     pg.stop("fast").expect("stop postgres");
     tokio::time::sleep(Duration::from_secs(2)).await;
