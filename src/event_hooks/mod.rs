@@ -356,4 +356,32 @@ mod tests {
         assert!(!is_json(&h));
         assert!(!is_json(&HeaderMap::new()));
     }
+
+    #[test]
+    fn any_content_encoding_but_identity_counts_as_encoded() {
+        let with = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::CONTENT_ENCODING, v.parse().expect("valid"));
+            }
+            is_encoded(&h)
+        };
+        assert!(!with(&[]));
+        assert!(!with(&["identity"]));
+        assert!(!with(&["Identity", " identity "]));
+        assert!(with(&["gzip"]));
+        assert!(with(&["identity, gzip"]));
+        assert!(with(&["identity", "br"]));
+        assert!(with(&["x-unknown"]));
+    }
+
+    #[test]
+    fn numbers_beyond_an_f64_are_refused() {
+        assert!(numbers_in_range(r#"{"n": 1.5e300, "i": 18446744073709551615}"#).is_ok());
+        assert!(numbers_in_range(r#"{"n": 123456789012345678901234567890}"#).is_ok());
+        for bad in ["1e400", "-1e400", &"9".repeat(10_000)] {
+            let e = numbers_in_range(&format!(r#"{{"n": {bad}}}"#)).expect_err(bad);
+            assert!(e.to_string().contains("out of range"), "{e}");
+        }
+    }
 }
