@@ -68,7 +68,7 @@ fi
 # One private storage for every podman call, apart from any other podman use. overlay when
 # the kernel lets us mount it (a layer costs only its changes); vfs otherwise, e.g. inside
 # an unprivileged CI container: it works everywhere but copies the whole builder (~900 MB)
-# for every build step, which adds about two minutes to each build.
+# for every build step.
 driver=${STORAGE_DRIVER:-}
 if [ -z "$driver" ]; then
   probe=$(mktemp -d)
