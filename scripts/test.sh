@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: formatting, lints, unit and integration tests.
-# Needs only a Rust toolchain (cargo, with rustfmt and clippy).
+# The whole test suite, on a fresh machine: formatting, lints, dependency checks, unit and
+# integration tests, bounded fuzzing, and the container image built, run and checked.
+# Needs a Rust toolchain (cargo with rustfmt and clippy; a nightly for cargo-fuzz) and
+# root (PostgreSQL via runuser, a tmpfs for the disk-full test, podman); installs the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
@@ -26,12 +28,29 @@ fi
 command -v kubernetes-validate >/dev/null ||
   pip3 install -q --disable-pip-version-check kubernetes-validate 2>/dev/null ||
   pip3 install -q --disable-pip-version-check --break-system-packages kubernetes-validate
-command -v cargo-deny >/dev/null || cargo install --locked cargo-deny; if cargo deny fetch db >/dev/null 2>&1; then cargo deny --log-level error check advisories bans sources; else echo "WARNING: the RustSec advisory database (deny.toml, SECURITY.md) cannot be fetched: advisories NOT checked, bans and sources only"; cargo deny --log-level error check bans sources; fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+
+# Dependencies (deny.toml, SECURITY.md): RustSec advisories, bans, sources. The advisory
+# database comes from GitHub; where it cannot be fetched, say so loudly and check the rest.
+command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+if cargo deny fetch db >/dev/null 2>&1; then
+  cargo deny --log-level error check advisories bans sources
+else
+  echo "WARNING: the RustSec advisory database cannot be fetched: advisories NOT checked, bans and sources only"
+  cargo deny --log-level error check bans sources
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --lib --tests 2>&1 | tee "$log"
+
+# Every fuzz target for a bounded time (fuzz/, docs/fuzzing.md); any crash fails the run.
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
+
+# The container image: built from locally made base images, run, and checked end to end.
+scripts/container.sh
+
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
