@@ -44,13 +44,15 @@ struct Load {
 }
 
 impl Load {
-    /// `senders` tasks, each posting deliveries of `per` fresh events until stopped.
+    /// `senders` tasks, each posting deliveries of `per` fresh events until stopped,
+    /// waiting `pace` after each answer (zero: as fast as the service answers).
     fn run(
         self: &Arc<Self>,
         client: reqwest::Client,
         url: String,
         senders: usize,
         per: usize,
+        pace: Duration,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         (0..senders)
             .map(|_| {
@@ -85,6 +87,9 @@ impl Load {
                             .or_default() += 1;
                         if status != 200 {
                             tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        if !pace.is_zero() {
+                            tokio::time::sleep(pace).await;
                         }
                     }
                 })
@@ -249,13 +254,11 @@ fn server_pem(dir: &Path) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_down_under_sustained_load_loses_nothing_and_memory_stays_bounded() {
-    // The outage lasts until the backlog holds 12,000 events (about 20 s here; at most
-    // 60 s) rather than minutes: what matters for loss, memory and draining is the size
-    // of the backlog and that the workers keep failing against it (retrying every
-    // ≤ 500 ms). Minutes at CI speed would build the same backlog more slowly, not a
-    // different one.
-    const TARGET: f64 = 12_000.0;
-    const LONGEST: Duration = Duration::from_secs(60);
+    // The sink is down for two minutes under a steady load (4 senders of 20-event
+    // deliveries, each pausing 400 ms: about 150 events/s here), which builds a backlog
+    // of many thousands while the workers keep failing against it (retrying every
+    // ≤ 500 ms). The pace keeps the backlog, and so the drain afterwards, bounded.
+    const OUTAGE: Duration = Duration::from_secs(120);
     let dir = tempfile::tempdir().expect("tmp");
     let mut receiver = Receiver::start().await;
     // A generous sink timeout: an answer that comes after the timeout is a failed attempt
@@ -291,18 +294,14 @@ async fn a_sink_down_under_sustained_load_loses_nothing_and_memory_stays_bounded
     };
 
     let load = Arc::new(Load::default());
-    let senders = load.run(client, url, 8, 20);
+    let senders = load.run(client, url, 4, 20, Duration::from_millis(400));
     tokio::time::sleep(Duration::from_secs(1)).await;
     receiver.down().await;
     let down_at = Instant::now();
     let rss_start = rss_kib(pid);
     let mut samples = Vec::new(); // (seconds into the outage, RSS KiB, backlog)
-    while down_at.elapsed() < LONGEST
-        && samples
-            .last()
-            .is_none_or(|s: &(f64, u64, f64)| s.2 < TARGET)
-    {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+    while down_at.elapsed() < OUTAGE {
+        tokio::time::sleep(Duration::from_millis(2000)).await;
         samples.push((
             down_at.elapsed().as_secs_f64(),
             rss_kib(pid),
@@ -439,7 +438,7 @@ async fn a_full_disk_answers_503_never_acks_unstored_data_and_recovers() {
     );
     let url = format!("https://localhost:{port}/hooks/okta/events");
     let load = Arc::new(Load::default());
-    let senders = load.run(client, url, 4, 3);
+    let senders = load.run(client, url, 4, 3, Duration::ZERO);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before_full = load.acked().len();
     assert!(
@@ -545,7 +544,13 @@ async fn postgres_restarted_mid_load_loses_no_acknowledged_event() {
     .await;
     let jsonl = sinks.path().join("events.jsonl");
     let load = Arc::new(Load::default());
-    let senders = load.run(s.client.clone(), s.url("/hooks/okta/events"), 6, 3);
+    let senders = load.run(
+        s.client.clone(),
+        s.url("/hooks/okta/events"),
+        6,
+        3,
+        Duration::ZERO,
+    );
     // Under load: wait until deliveries are flowing (a loaded machine needs a moment).
     let warm = Instant::now();
     while load.acked().len() < 30 {
