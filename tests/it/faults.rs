@@ -118,6 +118,15 @@ impl Load {
     }
 }
 
+/// How many times each uuid is in a JSONL sink file.
+fn times_in_jsonl(path: &Path) -> HashMap<String, usize> {
+    let mut m: HashMap<String, usize> = HashMap::new();
+    for u in uuids(&read_jsonl(path)) {
+        *m.entry(u).or_default() += 1;
+    }
+    m
+}
+
 /// Waits until every acknowledged uuid is in `delivered` (uuid -> times delivered), then
 /// checks that none came twice.
 async fn all_delivered_once(
@@ -493,18 +502,8 @@ async fn a_full_disk_answers_503_never_acks_unstored_data_and_recovers() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     load.finish(senders).await;
     let acked = load.acked();
-    let drained = all_delivered_once(
-        &acked,
-        || {
-            let mut m: HashMap<String, usize> = HashMap::new();
-            for u in uuids(&read_jsonl(&jsonl)) {
-                *m.entry(u).or_default() += 1;
-            }
-            m
-        },
-        Duration::from_secs(60),
-    )
-    .await;
+    let drained =
+        all_delivered_once(&acked, || times_in_jsonl(&jsonl), Duration::from_secs(60)).await;
     let statuses = load.statuses.lock().expect("lock").clone();
     eprintln!(
         "disk full: filler of {} MiB, first 503 after {seen_503:?}, {refused_while_full} refused while full, \
@@ -581,18 +580,8 @@ async fn postgres_restarted_mid_load_loses_no_acknowledged_event() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     load.finish(senders).await;
     let acked = load.acked();
-    let drained = all_delivered_once(
-        &acked,
-        || {
-            let mut m: HashMap<String, usize> = HashMap::new();
-            for u in uuids(&read_jsonl(&jsonl)) {
-                *m.entry(u).or_default() += 1;
-            }
-            m
-        },
-        Duration::from_secs(60),
-    )
-    .await;
+    let drained =
+        all_delivered_once(&acked, || times_in_jsonl(&jsonl), Duration::from_secs(60)).await;
     let statuses = load.statuses.lock().expect("lock").clone();
     eprintln!(
         "postgres restart: {before} acknowledged before the stop, {} while down, accepting {recovered:?} after the restart, \
