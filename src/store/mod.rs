@@ -13,6 +13,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod wal;
 
 use async_trait::async_trait;
 use serde::Serialize;

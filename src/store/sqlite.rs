@@ -8,9 +8,11 @@
 //! sleeps) and each would pay its own fsync. Instead every write (ingest, claim,
 //! finish, replay, prune, the readiness probe) is a [`Cmd`] sent to one thread that
 //! owns the write connection. That thread blocks for one command, takes whatever
-//! else is already queued (up to `store.group_commit_max`), runs the lot in ONE
-//! transaction and commits once: under load, an acknowledgement costs a share of
-//! one fsync instead of a whole one, and our own writers never contend.
+//! else is already queued, runs it in ONE transaction and commits once: under load,
+//! an acknowledgement costs a share of one fsync instead of a whole one, and our own
+//! writers never contend. The transaction commits when nothing more is queued and the
+//! previous commit has been synced (or at `store.group_commit_max` commands): commands
+//! that arrive while the disk syncs join the next commit.
 //!
 //! Each command runs inside its own `SAVEPOINT`, so a command that fails (bad input,
 //! capacity, a constraint) rolls back only itself; the others of the batch still
@@ -19,11 +21,13 @@
 //!
 //! # Durability
 //!
-//! `journal_mode=WAL` with `synchronous=FULL`: in WAL mode `NORMAL` does not sync the
-//! WAL at commit, so a power loss could lose transactions that were already
-//! acknowledged to Okta. `FULL` syncs the WAL on every commit; group commit is what
-//! keeps that affordable.
-//!
+//! `journal_mode=WAL`, and no answer leaves before the WAL holding its commit is synced
+//! to disk: a power loss cannot lose what Okta was told is stored. The service commits
+//! with `synchronous=NORMAL` (which does not sync) and a thread of its own syncs the WAL
+//! and then answers, while the writer runs the next commands; checkpoints run on
+//! another thread. Both keep disk waits off the writer, the one serial stage of every
+//! acknowledgement: see [`super::wal`]. The CLI's connection keeps `synchronous=FULL`.
+
 //! # Readers
 //!
 //! `list`, `get` and `stats` run on a small pool of read-only (`query_only`)
@@ -37,6 +41,7 @@
 //! the service's back; the writer notices through `PRAGMA data_version` (which moves
 //! only when *another* connection commits) and recounts.
 
+use super::wal::{self, Checkpointer, Responder, WalPolicy, WalSync};
 use super::*;
 use crate::config::StoreConfig;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
@@ -65,8 +70,11 @@ const DEFAULT_LIST_LIMIT: usize = 50;
 const IDLE_READERS: usize = 4;
 
 /// After a checkpoint, the WAL file is truncated to at most this size, so one burst
-/// does not leave a huge WAL behind forever.
-const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// does not leave a huge WAL behind forever. Above the size at which the WAL starts
+/// over under load ([`WalPolicy::restart_pages`], 256 MB), so that a restart never
+/// truncates (and the next commits grow the file again) in the middle of a burst; the
+/// service truncates it to nothing at close.
+const WAL_SIZE_LIMIT: i64 = 320 * 1024 * 1024;
 
 /// The schema. `(uuid, hook)` rather than `(hook, uuid)` is the key order so that the
 /// key's own index also serves lookups by uuid alone (`get`, `replay <uuid>`), which
@@ -159,12 +167,15 @@ pub enum OpenMode {
 /// The embedded SQLite store. See the module docs for the design.
 pub struct SqliteStore {
     /// Commands to the writer thread; `None` once [`Store::close`] has begun.
-    tx: Mutex<Option<mpsc::Sender<Cmd>>>,
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
     /// The writer thread, joined by `close`. An async mutex so that a second `close`
     /// waits for the first one to finish instead of returning early.
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Readers>,
     commits: Arc<AtomicU64>,
+    /// Makes the WAL syncer's next sync fail (the service only).
+    #[cfg(test)]
+    fail_sync: Option<Arc<AtomicBool>>,
 }
 
 impl SqliteStore {
@@ -183,6 +194,15 @@ impl SqliteStore {
         path: &Path,
         config: &StoreConfig,
         mode: OpenMode,
+    ) -> Result<SqliteStore, StoreError> {
+        Self::open_with_policy(path, config, mode, WalPolicy::DEFAULT)
+    }
+
+    fn open_with_policy(
+        path: &Path,
+        config: &StoreConfig,
+        mode: OpenMode,
+        wal_policy: WalPolicy,
     ) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -205,6 +225,33 @@ impl SqliteStore {
         }
         let pending = count_pending(&conn).map_err(at)?;
         let data_version = data_version(&conn).map_err(at)?;
+        // The service keeps its disk waits off the writer thread (see `wal`); the CLI
+        // writes a few rows and keeps SQLite's own syncs and checkpoints.
+        let (tx, rx) = mpsc::channel();
+        let (sync, checkpointer) = match mode {
+            OpenMode::Service => {
+                let synced = tx.clone();
+                let helpers = || {
+                    let sync = WalSync::start(path, move |n| {
+                        // Fails only once the writer has stopped, when nobody waits.
+                        let _ = synced.send(Msg::Synced(n));
+                    })?;
+                    let checkpointer = Checkpointer::start(path, BUSY_TIMEOUT)?;
+                    Ok::<_, std::io::Error>((sync, checkpointer))
+                };
+                let (sync, checkpointer) = helpers().map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot start the store's sync threads for {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                conn.pragma_update(None, "synchronous", "NORMAL")
+                    .map_err(at)?;
+                conn.wal_hook(Some(wal::on_commit));
+                (Some(sync), Some(checkpointer))
+            }
+            OpenMode::Cli => (None, None),
+        };
 
         let readers = Arc::new(Readers {
             path: path.to_path_buf(),
@@ -215,6 +262,8 @@ impl SqliteStore {
         readers.run(|_| Ok(()))?;
 
         let commits = Arc::new(AtomicU64::new(0));
+        #[cfg(test)]
+        let fail_sync = sync.as_ref().map(WalSync::fail_switch);
         let writer = Writer {
             conn,
             mode,
@@ -223,8 +272,11 @@ impl SqliteStore {
             pending,
             data_version,
             commits: commits.clone(),
+            sync,
+            checkpointer,
+            nudged_at: 0,
+            wal_policy,
         };
-        let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("hookwarden-store".into())
             .spawn(move || writer.run(rx))
@@ -234,6 +286,8 @@ impl SqliteStore {
             writer: tokio::sync::Mutex::new(Some(handle)),
             readers,
             commits,
+            #[cfg(test)]
+            fail_sync,
         })
     }
 
@@ -250,7 +304,7 @@ impl SqliteStore {
             let Some(tx) = tx.as_ref() else {
                 return Err(StoreError::Closed);
             };
-            tx.send(make(reply)).map_err(|_| {
+            tx.send(Msg::Cmd(make(reply))).map_err(|_| {
                 StoreError::Unavailable("the store writer thread has stopped".into())
             })?;
         }
@@ -424,7 +478,10 @@ impl Store for SqliteStore {
         self.readers.close();
         // Dropping the only sender lets the writer drain what is queued, commit it,
         // checkpoint and return.
-        drop(lock(&self.tx).take());
+        if let Some(tx) = lock(&self.tx).take() {
+            // The syncer holds a sender too, so the channel would not close by itself.
+            let _ = tx.send(Msg::Shutdown);
+        }
         let mut writer = self.writer.lock().await;
         if let Some(handle) = writer.take() {
             match tokio::task::spawn_blocking(move || handle.join()).await {
@@ -432,6 +489,16 @@ impl Store for SqliteStore {
                 Ok(Err(_)) => tracing::error!("the store writer thread panicked"),
                 Err(e) => tracing::error!(error = %e, "could not wait for the store writer thread"),
             }
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    /// A store dropped without `close` still commits what it was sent and stops its
+    /// threads (detached: nobody waits for them here).
+    fn drop(&mut self) {
+        if let Some(tx) = lock(&self.tx).take() {
+            let _ = tx.send(Msg::Shutdown);
         }
     }
 }
@@ -480,6 +547,8 @@ fn configure_writer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(at)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(at)?;
+    // Every statement the writer runs stays prepared (the default keeps 16).
+    conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
         .map_err(at)?;
     Ok(())
@@ -816,6 +885,15 @@ enum Cmd {
     Sleep(Duration, Reply<()>),
 }
 
+/// What the writer thread receives.
+enum Msg {
+    Cmd(Cmd),
+    /// From the syncer: this many commits handed to it are durable now.
+    Synced(usize),
+    /// From [`Store::close`] (or a drop): commit what came before, then stop.
+    Shutdown,
+}
+
 impl Cmd {
     /// Answers without running: the transaction could not even start.
     fn reject(self, msg: &str) {
@@ -836,11 +914,6 @@ impl Cmd {
         }
     }
 }
-
-/// Sends a command's answer once the fate of its transaction is known: given `None`
-/// (committed) it sends the command's own result; given `Some(reason)` (the
-/// transaction was lost) a success becomes `Unavailable(reason)`.
-type Responder = Box<dyn FnOnce(Option<&str>)>;
 
 fn responder<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Responder {
     Box::new(move |lost: Option<&str>| {
@@ -864,6 +937,17 @@ fn split<T: Send + 'static>(reply: Reply<T>, applied: Applied<T>) -> (Responder,
     }
 }
 
+/// The open transaction's commands, answered at its commit.
+#[derive(Default)]
+struct Open {
+    /// Answers of the commands run so far (failed ones included, with their errors).
+    done: Vec<Responder>,
+    /// Change to the number of pending jobs if this transaction commits.
+    delta: i64,
+    /// Whether a transaction is open (`done` may hold only failed commands otherwise).
+    in_txn: bool,
+}
+
 /// The writer thread's state: it alone owns the write connection.
 struct Writer {
     conn: Connection,
@@ -876,28 +960,68 @@ struct Writer {
     /// Last `PRAGMA data_version` seen: it changes only when another connection commits.
     data_version: i64,
     commits: Arc<AtomicU64>,
+    /// The service's WAL syncer: commits are answered from there once durable. `None`
+    /// for the CLI, whose connection syncs at each commit (`synchronous = FULL`).
+    sync: Option<WalSync>,
+    /// The service's background checkpoints (`None`: SQLite's automatic ones).
+    checkpointer: Option<Checkpointer>,
+    /// WAL pages when a checkpoint was last asked for (see [`Writer::after_commit`]).
+    nudged_at: i32,
+    wal_policy: WalPolicy,
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
-        // `recv` fails once every sender is gone (close, or the store dropped) and the
-        // queue is empty: what was queued before is still committed.
-        while let Ok(first) = rx.recv() {
-            let mut batch = Vec::with_capacity(self.max_batch.min(64));
-            batch.push(first);
-            while batch.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(cmd) => batch.push(cmd),
+    /// The writer's loop. Commands run as they arrive, each in its own savepoint of one
+    /// open transaction; the transaction commits when no command is waiting and no
+    /// earlier commit is still being synced (or when `max_batch` commands are in it).
+    /// While the syncer works, arriving commands thus join the next commit instead of
+    /// each making a small one of their own: one commit per sync, and the pages every
+    /// commit rewrites (the ends of the indexes) are written once per sync, not once
+    /// per command. No command waits longer for it: its answer waits for a sync anyway.
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut open = Open::default();
+        // Commits handed to the syncer and not yet reported synced.
+        let mut syncing = 0usize;
+        loop {
+            let msg = if open.done.is_empty() || syncing > 0 {
+                match rx.recv() {
+                    Ok(msg) => msg,
                     Err(_) => break,
                 }
+            } else {
+                match rx.try_recv() {
+                    Ok(msg) => msg,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        syncing += self.commit(&mut open);
+                        continue;
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                }
+            };
+            match msg {
+                Msg::Synced(n) => syncing = syncing.saturating_sub(n),
+                Msg::Shutdown => break,
+                Msg::Cmd(cmd) => {
+                    self.execute(cmd, &mut open);
+                    if open.done.len() >= self.max_batch {
+                        syncing += self.commit(&mut open);
+                    }
+                }
             }
-            self.run_batch(batch);
         }
+        // What was sent before the shutdown is in: commit it; `shutdown` waits for the sync.
+        self.commit(&mut open);
         self.shutdown();
     }
 
+    /// Transaction control runs for every command of every batch: from the statement
+    /// cache, it is not parsed again each time (`execute_batch` would).
+    fn exec_cached(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
+    }
+
     fn begin(&mut self) -> rusqlite::Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.exec_cached("BEGIN IMMEDIATE")?;
         // Under the write lock now: nobody can change the count while we look at it.
         let version = data_version(&self.conn)?;
         if version != self.data_version {
@@ -907,52 +1031,60 @@ impl Writer {
         Ok(())
     }
 
-    /// Runs a group of commands in one transaction, one savepoint each, then answers them all.
-    fn run_batch(&mut self, batch: Vec<Cmd>) {
-        let mut done: Vec<Responder> = Vec::with_capacity(batch.len());
-        let mut delta: i64 = 0;
-        let mut in_txn = false;
-        let mut cmds = batch.into_iter();
-        while let Some(cmd) = cmds.next() {
-            if !in_txn {
-                if let Err(e) = self.begin() {
-                    let msg = format!("cannot start a transaction: {e}");
-                    self.rollback();
-                    cmd.reject(&msg);
-                    cmds.for_each(|c| c.reject(&msg));
-                    break;
-                }
-                in_txn = true;
+    /// Runs one command in its own savepoint of the open transaction (opening it if
+    /// needed). Its answer waits in `open` for the commit (and the sync).
+    fn execute(&mut self, cmd: Cmd, open: &mut Open) {
+        if self.sync.as_ref().is_some_and(WalSync::failed) {
+            cmd.reject("the store could not sync its WAL to disk and takes no more writes: restart the service once the disk is fixed");
+            return;
+        }
+        if !open.in_txn {
+            if let Err(e) = self.begin() {
+                self.rollback();
+                cmd.reject(&format!("cannot start a transaction: {e}"));
+                return;
             }
-            if let Err(e) = self.conn.execute_batch("SAVEPOINT cmd") {
-                cmd.reject(&e.to_string());
-                in_txn = self.after_failure(&mut done, &mut delta);
-                continue;
+            open.in_txn = true;
+        }
+        if let Err(e) = self.exec_cached("SAVEPOINT cmd") {
+            cmd.reject(&e.to_string());
+            self.after_failure(open);
+            return;
+        }
+        let pending_now =
+            u64::try_from(i64::try_from(self.pending).unwrap_or(i64::MAX) + open.delta)
+                .unwrap_or(0);
+        let (respond, ok) = self.apply(cmd, pending_now);
+        match ok.map(|d| (d, self.exec_cached("RELEASE cmd"))) {
+            Some((d, Ok(()))) => {
+                open.delta += d;
+                open.done.push(respond);
             }
-            let pending_now =
-                u64::try_from(i64::try_from(self.pending).unwrap_or(i64::MAX) + delta).unwrap_or(0);
-            let (respond, ok) = self.apply(cmd, pending_now);
-            match ok.map(|d| (d, self.conn.execute_batch("RELEASE cmd"))) {
-                Some((d, Ok(()))) => {
-                    delta += d;
-                    done.push(respond);
-                }
-                Some((_, Err(e))) => {
-                    respond(Some(&e.to_string()));
-                    in_txn = self.after_failure(&mut done, &mut delta);
-                }
-                None => {
-                    done.push(respond);
-                    in_txn = self.after_failure(&mut done, &mut delta);
-                }
+            Some((_, Err(e))) => {
+                respond(Some(&e.to_string()));
+                self.after_failure(open);
+            }
+            None => {
+                open.done.push(respond);
+                self.after_failure(open);
             }
         }
+    }
+
+    /// Commits the open transaction and hands its answers to the syncer (the service)
+    /// or sends them (the CLI). Returns the number of commits handed to the syncer (0 or 1).
+    fn commit(&mut self, open: &mut Open) -> usize {
+        let Open {
+            done,
+            delta,
+            in_txn,
+        } = std::mem::take(open);
         if !in_txn {
             // Only failed commands can be left: they answer with their own errors.
             done.into_iter().for_each(|r| r(None));
-            return;
+            return 0;
         }
-        match self.conn.execute_batch("COMMIT") {
+        match self.exec_cached("COMMIT") {
             Ok(()) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.pending = u64::try_from(
@@ -961,39 +1093,78 @@ impl Writer {
                         .saturating_add(delta),
                 )
                 .unwrap_or(0);
-                done.into_iter().for_each(|r| r(None));
+                let handed = match &self.sync {
+                    Some(sync) => usize::from(sync.submit(done)),
+                    None => {
+                        done.into_iter().for_each(|r| r(None));
+                        0
+                    }
+                };
+                self.after_commit();
+                handed
             }
             Err(e) => {
                 tracing::error!(error = %e, commands = done.len(), "store commit failed; the whole batch is answered as not stored");
                 self.rollback();
                 let msg = format!("commit failed: {e}");
                 done.into_iter().for_each(|r| r(Some(&msg)));
+                0
             }
         }
     }
 
-    /// After a command failed: undoes its savepoint; returns whether the transaction is
-    /// still open. SQLite may roll back the whole transaction by itself on some errors
+    /// Keeps the WAL from growing without end (service only; see `wal`): each time it
+    /// has grown by `checkpoint_pages` the checkpointer is asked to copy it back. Past
+    /// `restart_pages`, which only a load that never pauses reaches, the checkpointer is
+    /// kept busy until it is `restart_slack` pages behind; then the writer copies that
+    /// little rest itself, and the next commit starts the WAL over.
+    fn after_commit(&mut self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        let policy = self.wal_policy;
+        let pages = wal::pages_after_commit();
+        if pages < self.nudged_at {
+            self.nudged_at = 0; // the WAL started over
+            checkpointer.restarted();
+        }
+        if pages < policy.restart_pages {
+            if pages - self.nudged_at >= policy.checkpoint_pages {
+                self.nudged_at = pages;
+                checkpointer.nudge();
+            }
+        } else if pages - checkpointer.backfilled() > policy.restart_slack {
+            self.nudged_at = pages;
+            checkpointer.nudge();
+        } else if wal::checkpoint(&self.conn, "PASSIVE").is_some() {
+            // Done: the next transaction starts the WAL over (unless a reader still
+            // holds an old snapshot; then this is tried again after the next commit).
+            checkpointer.restarted();
+        }
+    }
+
+    /// After a command failed: undoes its savepoint; `open.in_txn` says whether the
+    /// transaction is still open. SQLite may roll back the whole transaction by itself on some errors
     /// (IO error, disk full); then every earlier command of the batch is lost too and
     /// is answered so, and the next command starts a new transaction.
-    fn after_failure(&mut self, done: &mut Vec<Responder>, delta: &mut i64) -> bool {
+    fn after_failure(&mut self, open: &mut Open) {
         if self.conn.is_autocommit() {
             let msg = "the transaction was rolled back by SQLite after an error in the same batch";
             tracing::error!("{msg}");
-            done.drain(..).for_each(|r| r(Some(msg)));
-            *delta = 0;
-            return false;
+            open.done.drain(..).for_each(|r| r(Some(msg)));
+            open.delta = 0;
+            open.in_txn = false;
+            return;
         }
         if let Err(e) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
             // Cannot isolate the failure: give the whole transaction up.
             let msg = format!("cannot roll back a failed command: {e}");
             tracing::error!("{msg}");
             self.rollback();
-            done.drain(..).for_each(|r| r(Some(&msg)));
-            *delta = 0;
-            return false;
+            open.done.drain(..).for_each(|r| r(Some(&msg)));
+            open.delta = 0;
+            open.in_txn = false;
         }
-        true
     }
 
     fn rollback(&mut self) {
@@ -1088,6 +1259,14 @@ impl Writer {
 
     fn shutdown(mut self) {
         self.rollback();
+        // Answer what is still waiting for its sync, and close the checkpoint
+        // connection so that the writer's is the last one (it may then delete the WAL).
+        if let Some(mut sync) = self.sync.take() {
+            sync.stop();
+        }
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
         if self.mode == OpenMode::Service {
             match self
                 .conn
@@ -1357,6 +1536,11 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(60);
 
+    /// Sends a command straight to the writer, as `write` does, without waiting.
+    fn send(tx: &mpsc::Sender<Msg>, cmd: Cmd) {
+        tx.send(Msg::Cmd(cmd)).expect("send");
+    }
+
     #[tokio::test]
     async fn ingest_counts_stored_and_duplicates() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1493,23 +1677,22 @@ mod tests {
         {
             let tx = lock(&store.tx);
             let tx = tx.as_ref().expect("open");
-            // The sleep holds the writer so the next three arrive as one batch.
+            // The sleep holds the writer so the next three join its transaction.
             let (rs, _as) = oneshot::channel();
-            tx.send(Cmd::Sleep(Duration::from_millis(100), rs))
-                .expect("send");
+            send(tx, Cmd::Sleep(Duration::from_millis(100), rs));
             std::thread::sleep(Duration::from_millis(20));
-            tx.send(Cmd::Ingest(
-                delivery("okta", vec![event("a", "t", &["s"])]),
-                r1,
-            ))
-            .expect("send");
-            tx.send(Cmd::Exec("INSERT INTO no_such_table VALUES (1)".into(), r2))
-                .expect("send");
-            tx.send(Cmd::Ingest(
-                delivery("okta", vec![event("b", "t", &["s"])]),
-                r3,
-            ))
-            .expect("send");
+            send(
+                tx,
+                Cmd::Ingest(delivery("okta", vec![event("a", "t", &["s"])]), r1),
+            );
+            send(
+                tx,
+                Cmd::Exec("INSERT INTO no_such_table VALUES (1)".into(), r2),
+            );
+            send(
+                tx,
+                Cmd::Ingest(delivery("okta", vec![event("b", "t", &["s"])]), r3),
+            );
         }
         assert_eq!(a1.await.expect("answer").expect("a").stored, 1);
         assert!(matches!(
@@ -1519,8 +1702,8 @@ mod tests {
         assert_eq!(a3.await.expect("answer").expect("b").stored, 1);
         assert_eq!(
             store.group_commits() - before,
-            2,
-            "one transaction for the sleep, one for the three"
+            1,
+            "the three arrived while the sleep's transaction was open: one commit for all four"
         );
         assert_eq!(store.stats().await.expect("stats").events, 2);
         store.close().await;
@@ -1537,23 +1720,23 @@ mod tests {
             let tx = lock(&store.tx);
             let tx = tx.as_ref().expect("open");
             let (rs, _as) = oneshot::channel();
-            tx.send(Cmd::Sleep(Duration::from_millis(100), rs))
-                .expect("send");
+            send(tx, Cmd::Sleep(Duration::from_millis(100), rs));
             std::thread::sleep(Duration::from_millis(20));
-            tx.send(Cmd::Ingest(
-                delivery("okta", vec![event("a", "t", &["s"])]),
-                r1,
-            ))
-            .expect("send");
+            send(
+                tx,
+                Cmd::Ingest(delivery("okta", vec![event("a", "t", &["s"])]), r1),
+            );
             // A deferred foreign key violation passes the statement and fails the COMMIT.
-            tx.send(Cmd::Exec(
-                "PRAGMA defer_foreign_keys = ON;
+            send(
+                tx,
+                Cmd::Exec(
+                    "PRAGMA defer_foreign_keys = ON;
                  INSERT INTO jobs (uuid, hook, sink, state, next_attempt_at, updated_at)
                  VALUES ('orphan', 'okta', 's', 'pending', 0, 0);"
-                    .into(),
-                r2,
-            ))
-            .expect("send");
+                        .into(),
+                    r2,
+                ),
+            );
         }
         assert!(matches!(
             a1.await.expect("answer"),
@@ -2160,6 +2343,94 @@ mod tests {
         assert_eq!(out.stored, 1);
         store.check_writable().await.expect("writable");
         assert_eq!(store.stats().await.expect("stats").backlog, 2);
+        store.close().await;
+    }
+
+    /// A failed fsync may have dropped what was written: the batch it covered is not
+    /// acknowledged, and the store takes no more writes (readiness fails) until reopened.
+    #[tokio::test]
+    async fn a_failed_wal_sync_answers_unavailable_and_stops_writes_until_reopened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_at(&dir, 1000);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        let switch = store.fail_sync.clone().expect("the service syncs the WAL");
+        switch.store(true, Ordering::Release);
+        let err = store
+            .ingest(delivery("okta", vec![event("b", "t", &["s"])]))
+            .await
+            .expect_err("the sync failed");
+        assert!(err.to_string().contains("could not sync"), "{err}");
+        for _ in 0..2 {
+            let err = store
+                .ingest(delivery("okta", vec![event("c", "t", &["s"])]))
+                .await
+                .expect_err("no more writes");
+            assert!(err.to_string().contains("restart the service"), "{err}");
+            store.check_writable().await.expect_err("not writable");
+        }
+        store.close().await;
+        // Reopened, it works again; the failed delivery may or may not be there (the
+        // kernel may or may not have written it), which is why it was not acknowledged.
+        let store = open_at(&dir, 1000);
+        assert_eq!(store.get("a").await.expect("get").len(), 1);
+        assert!(store.get("c").await.expect("get").is_empty());
+        store
+            .ingest(delivery("okta", vec![event("d", "t", &["s"])]))
+            .await
+            .expect("writes again");
+        store.close().await;
+    }
+
+    /// Under a load that never lets the writer pause, passive checkpoints never catch up
+    /// with the WAL's end; the writer still makes it start over, so it stays bounded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_a_load_that_never_pauses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hookwarden.db");
+        let policy = WalPolicy {
+            checkpoint_pages: 50,
+            restart_pages: 400,
+            restart_slack: 32,
+        };
+        let store = Arc::new(
+            SqliteStore::open_with_policy(&path, &config(1_000_000), OpenMode::Service, policy)
+                .expect("open"),
+        );
+        let wal_file = wal::wal_path(&path);
+        let max_wal = Arc::new(AtomicU64::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..8 {
+            let (store, wal_file, max_wal) = (store.clone(), wal_file.clone(), max_wal.clone());
+            tasks.spawn(async move {
+                for i in 0..250 {
+                    let mut e = event(&format!("{t}-{i}"), "t", &["s"]);
+                    e.payload = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3000));
+                    store
+                        .ingest(delivery("okta", vec![e]))
+                        .await
+                        .expect("ingest");
+                    let len = std::fs::metadata(&wal_file).map_or(0, |m| m.len());
+                    max_wal.fetch_max(len, Ordering::Relaxed);
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task");
+        }
+        let stats = store.stats().await.expect("stats");
+        assert_eq!(stats.backlog, 2000);
+        // 2,000 events of 3 kB wrote several thousand pages; without restarts the WAL
+        // would hold them all. Allow the restart threshold plus what one round of
+        // catching up adds, at 4 kB pages, twice over.
+        let bound = 2 * (400 + 400) * 4096;
+        let max = max_wal.load(Ordering::Relaxed);
+        assert!(
+            max > 0 && max <= bound,
+            "WAL grew to {max} bytes (bound {bound})"
+        );
         store.close().await;
     }
 
