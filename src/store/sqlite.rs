@@ -66,6 +66,9 @@ const PRUNE_CHUNK: u64 = 500;
 /// `EventQuery::limit` of 0 means this many.
 const DEFAULT_LIST_LIMIT: usize = 50;
 
+/// Page cache of each read connection, in KiB (SQLite's `cache_size`, negative for KiB).
+const READER_CACHE_KIB: i64 = -512;
+
 /// Idle read connections kept open; more are opened when needed and closed afterwards.
 const IDLE_READERS: usize = 4;
 
@@ -628,6 +631,9 @@ impl Readers {
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "query_only", true)?;
+        // Readers list and count; the kernel's page cache serves their pages as well,
+        // and each connection's own cache would otherwise grow to 2 MB of heap.
+        conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
         Ok(conn)
     }
 
