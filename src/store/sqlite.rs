@@ -27,7 +27,7 @@
 //! and then answers, while the writer runs the next commands; checkpoints run on
 //! another thread. Both keep disk waits off the writer, the one serial stage of every
 //! acknowledgement: see [`super::wal`]. The CLI's connection keeps `synchronous=FULL`.
-
+//!
 //! # Readers
 //!
 //! `list`, `get` and `stats` run on a small pool of read-only (`query_only`)
@@ -316,6 +316,15 @@ impl SqliteStore {
         })?
     }
 
+    /// Tells the writer to stop once it has committed what was sent before, and refuses
+    /// further writes. A message rather than dropping the sender: the syncer holds a
+    /// sender too, so the channel would not close by itself.
+    fn stop_writer(&self) {
+        if let Some(tx) = lock(&self.tx).take() {
+            let _ = tx.send(Msg::Shutdown);
+        }
+    }
+
     /// Runs a read on a pooled read connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -479,12 +488,8 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.readers.close();
-        // Dropping the only sender lets the writer drain what is queued, commit it,
-        // checkpoint and return.
-        if let Some(tx) = lock(&self.tx).take() {
-            // The syncer holds a sender too, so the channel would not close by itself.
-            let _ = tx.send(Msg::Shutdown);
-        }
+        // The writer commits what is queued, waits for its sync, checkpoints and returns.
+        self.stop_writer();
         let mut writer = self.writer.lock().await;
         if let Some(handle) = writer.take() {
             match tokio::task::spawn_blocking(move || handle.join()).await {
@@ -500,9 +505,7 @@ impl Drop for SqliteStore {
     /// A store dropped without `close` still commits what it was sent and stops its
     /// threads (detached: nobody waits for them here).
     fn drop(&mut self) {
-        if let Some(tx) = lock(&self.tx).take() {
-            let _ = tx.send(Msg::Shutdown);
-        }
+        self.stop_writer();
     }
 }
 
@@ -954,6 +957,15 @@ struct Open {
     in_txn: bool,
 }
 
+impl Open {
+    /// The transaction is gone (rolled back): every answer so far says so with `msg`.
+    fn lose(&mut self, msg: &str) {
+        self.done.drain(..).for_each(|r| r(Some(msg)));
+        self.delta = 0;
+        self.in_txn = false;
+    }
+}
+
 /// The writer thread's state: it alone owns the write connection.
 struct Writer {
     conn: Connection,
@@ -1150,16 +1162,14 @@ impl Writer {
     }
 
     /// After a command failed: undoes its savepoint; `open.in_txn` says whether the
-    /// transaction is still open. SQLite may roll back the whole transaction by itself on some errors
-    /// (IO error, disk full); then every earlier command of the batch is lost too and
-    /// is answered so, and the next command starts a new transaction.
+    /// transaction is still open. SQLite may roll back the whole transaction by itself on
+    /// some errors (IO error, disk full); then every earlier command of the batch is lost
+    /// too and is answered so, and the next command starts a new transaction.
     fn after_failure(&mut self, open: &mut Open) {
         if self.conn.is_autocommit() {
             let msg = "the transaction was rolled back by SQLite after an error in the same batch";
             tracing::error!("{msg}");
-            open.done.drain(..).for_each(|r| r(Some(msg)));
-            open.delta = 0;
-            open.in_txn = false;
+            open.lose(msg);
             return;
         }
         if let Err(e) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
@@ -1167,9 +1177,7 @@ impl Writer {
             let msg = format!("cannot roll back a failed command: {e}");
             tracing::error!("{msg}");
             self.rollback();
-            open.done.drain(..).for_each(|r| r(Some(&msg)));
-            open.delta = 0;
-            open.in_txn = false;
+            open.lose(&msg);
         }
     }
 
