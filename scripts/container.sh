@@ -81,7 +81,10 @@ if [ -z "$driver" ]; then
   fi
   rm -rf "$probe"
 fi
-PODMAN=(podman --root "$STATE/storage-$driver" --runroot "$STATE/runroot-$driver" --storage-driver "$driver"
+# podman refuses a runroot longer than 50 characters, which a state folder under a deep
+# checkout easily is: its runtime state goes under /run, named after the state folder.
+runroot=/run/hookwarden-podman-$(printf '%s' "$STATE-$driver" | md5sum | cut -c1-8)
+PODMAN=(podman --root "$STATE/storage-$driver" --runroot "$runroot" --storage-driver "$driver"
   --runtime runc --cgroup-manager cgroupfs --events-backend file)
 
 # --- base images ------------------------------------------------------------------------
