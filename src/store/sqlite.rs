@@ -53,7 +53,7 @@ use tokio::sync::oneshot;
 
 /// Version of the schema below, kept in `PRAGMA user_version`. Bump it with a migration
 /// step in [`migrate`] whenever the schema changes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for a lock held by another process (the CLI next to the
 /// service, or the service next to the CLI) before giving up with `SQLITE_BUSY`.
@@ -141,6 +141,66 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;
 ";
 
+/// Version 3: jobs name their event by its row id instead of by `(uuid, hook)`.
+///
+/// Why: uuids are random, row ids only grow. Keyed by `(uuid, hook, sink)`, every new
+/// job landed at a random place of its key index, so a commit of N events rewrote about
+/// N pages of it (and, in a large store, first read them from disk); keyed by
+/// `(event, sink)` the new jobs of a commit share the index's last pages. Only the
+/// events' own `(uuid, hook)` key, which is what dedupes Okta's retries, stays random.
+/// The `(state, hook)` index goes too: pending jobs are counted on `jobs_due`, dead
+/// ones on `jobs_dead`, and delivered jobs, nearly all of them, sit in no index but
+/// their key. Tables are rebuilt (SQLite cannot change a key in place), keeping every
+/// row and row id.
+const SCHEMA_V3: &str = "
+DROP INDEX IF EXISTS jobs_due;
+DROP INDEX IF EXISTS jobs_state;
+DROP INDEX IF EXISTS events_received;
+ALTER TABLE jobs RENAME TO jobs_v2;
+ALTER TABLE events RENAME TO events_v2;
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY,
+    uuid        TEXT NOT NULL,
+    hook        TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    event_type  TEXT NOT NULL,
+    published   TEXT,
+    received_at INTEGER NOT NULL,
+    payload     TEXT NOT NULL,
+    recovered   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (uuid, hook)
+);
+CREATE INDEX events_received ON events (received_at);
+CREATE TABLE jobs (
+    id              INTEGER PRIMARY KEY,
+    event           INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    sink            TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    claims          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER,
+    lease_token     INTEGER,
+    last_error      TEXT,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (event, sink)
+);
+-- claim: due pending jobs, oldest due first; also counts the backlog.
+CREATE INDEX jobs_due ON jobs (next_attempt_at) WHERE state = 'pending';
+-- dead letters: counted (stats) and replayed.
+CREATE INDEX jobs_dead ON jobs (event) WHERE state = 'dead';
+INSERT INTO events (id, uuid, hook, event_id, event_type, published, received_at, payload, recovered)
+    SELECT rowid, uuid, hook, event_id, event_type, published, received_at, payload, recovered
+    FROM events_v2 ORDER BY rowid;
+INSERT INTO jobs (id, event, sink, state, attempts, claims, next_attempt_at, lease_until,
+                  lease_token, last_error, updated_at)
+    SELECT j.id, e.rowid, j.sink, j.state, j.attempts, j.claims, j.next_attempt_at,
+           j.lease_until, j.lease_token, j.last_error, j.updated_at
+    FROM jobs_v2 j JOIN events_v2 e ON e.uuid = j.uuid AND e.hook = j.hook ORDER BY j.id;
+DROP TABLE jobs_v2;
+DROP TABLE events_v2;
+";
+
 /// An event's state derived from its jobs, as SQL over the event row `e`
 /// (see [`EventState`]: any dead → dead; else any pending → pending; else delivered;
 /// no jobs → ignored).
@@ -149,7 +209,7 @@ const EVENT_STATE_SQL: &str = "(SELECT CASE
         WHEN SUM(j.state = 'dead') > 0 THEN 'dead'
         WHEN SUM(j.state = 'pending') > 0 THEN 'pending'
         ELSE 'delivered' END
-    FROM jobs j WHERE j.uuid = e.uuid AND j.hook = e.hook)";
+    FROM jobs j WHERE j.event = e.id)";
 
 /// Who opens the database; decides what `open` and `close` may do to shared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -595,6 +655,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         if version < 2 {
             tx.execute_batch(SCHEMA_V2)?;
         }
+        if version < 3 {
+            tx.execute_batch(SCHEMA_V3)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
     };
@@ -733,7 +796,8 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
 fn sinks_of(conn: &Connection, uuid: &str, hook: &str) -> rusqlite::Result<Vec<SinkStatus>> {
     let mut stmt = conn.prepare_cached(
         "SELECT sink, state, attempts, last_error, next_attempt_at
-         FROM jobs WHERE uuid = ?1 AND hook = ?2 ORDER BY sink",
+         FROM jobs WHERE event = (SELECT id FROM events WHERE uuid = ?1 AND hook = ?2)
+         ORDER BY sink",
     )?;
     let rows = stmt.query_map(params![uuid, hook], |r| {
         let state = parse_job_state(&r.get::<_, String>(1)?)?;
@@ -781,8 +845,8 @@ fn list_events(conn: &Connection, q: &EventQuery) -> Result<Vec<EventSummary>, S
         sql.push_str(&format!(" AND {EVENT_STATE_SQL} = ?"));
         args.push(Value::Text(state.as_str().to_owned()));
     }
-    // rowid breaks ties between events of one delivery (same received_at) in arrival order.
-    sql.push_str(" ORDER BY e.received_at DESC, e.rowid DESC LIMIT ?");
+    // The id breaks ties between events of one delivery (same received_at) in arrival order.
+    sql.push_str(" ORDER BY e.received_at DESC, e.id DESC LIMIT ?");
     let limit = if q.limit == 0 {
         DEFAULT_LIST_LIMIT
     } else {
@@ -1315,8 +1379,8 @@ fn ingest(
         .db()?;
     let mut job = conn
         .prepare_cached(
-            "INSERT INTO jobs (uuid, hook, sink, state, attempts, claims, next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, 'pending', 0, 0, ?4, ?4) ON CONFLICT DO NOTHING",
+            "INSERT INTO jobs (event, sink, state, attempts, claims, next_attempt_at, updated_at)
+             VALUES (?1, ?2, 'pending', 0, 0, ?3, ?3) ON CONFLICT DO NOTHING",
         )
         .db()?;
     let mut outcome = IngestOutcome::default();
@@ -1339,9 +1403,10 @@ fn ingest(
             continue;
         }
         outcome.stored += 1;
+        let id = conn.last_insert_rowid();
         for sink in &e.sinks {
             // DO NOTHING: a sink listed twice gets one job.
-            added += job.execute(params![e.uuid, d.hook, sink, now]).db()? as i64;
+            added += job.execute(params![id, sink, now]).db()? as i64;
         }
     }
     // Checked after the inserts, so that a delivery of events already stored (Okta's
@@ -1355,12 +1420,14 @@ fn ingest(
     Ok((outcome, added))
 }
 
-/// `INDEXED BY`: without statistics the planner prefers `jobs_state` (an equality on
-/// `state`) and then sorts every pending job; `jobs_due` gives the due ones in order.
+/// `INDEXED BY jobs_due`: it gives the due jobs in order, so a claim reads only the jobs
+/// it takes. Schema version 2 had an index on `(state, hook)` that the planner, without
+/// statistics, preferred (then sorted every pending job); pinning the index keeps a
+/// future index from doing the same, and fails loudly if `jobs_due` were ever lost.
 const CLAIM_SQL: &str = "
-    SELECT j.id, j.hook, j.sink, j.uuid, j.attempts, j.claims,
+    SELECT j.id, e.hook, j.sink, e.uuid, j.attempts, j.claims,
            e.event_id, e.event_type, e.received_at, e.payload, e.recovered
-    FROM jobs j INDEXED BY jobs_due JOIN events e ON e.uuid = j.uuid AND e.hook = j.hook
+    FROM jobs j INDEXED BY jobs_due JOIN events e ON e.id = j.event
     WHERE j.state = 'pending' AND j.next_attempt_at <= ?1
       AND (j.lease_until IS NULL OR j.lease_until < ?1)
     ORDER BY j.next_attempt_at, j.id
@@ -1455,14 +1522,18 @@ fn replay(conn: &Connection, target: &ReplayTarget) -> Applied<u64> {
             let revived: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM jobs
-                     WHERE uuid = ?1 AND (?2 IS NULL OR hook = ?2) AND state <> 'pending'",
+                     WHERE event IN (SELECT id FROM events WHERE uuid = ?1 AND (?2 IS NULL OR hook = ?2))
+                       AND state <> 'pending'",
                     params![uuid, hook],
                     |r| r.get(0),
                 )
                 .db()?;
             let n = conn
                 .execute(
-                    &format!("{SET} WHERE uuid = ?2 AND (?3 IS NULL OR hook = ?3)"),
+                    &format!(
+                        "{SET} WHERE event IN
+                           (SELECT id FROM events WHERE uuid = ?2 AND (?3 IS NULL OR hook = ?3))"
+                    ),
                     params![now, uuid, hook],
                 )
                 .db()?;
@@ -1471,7 +1542,10 @@ fn replay(conn: &Connection, target: &ReplayTarget) -> Applied<u64> {
         ReplayTarget::AllDead { hook } => {
             let n = match hook {
                 Some(hook) => conn.execute(
-                    &format!("{SET} WHERE state = 'dead' AND hook = ?2"),
+                    &format!(
+                        "{SET} WHERE state = 'dead'
+                           AND (SELECT hook FROM events WHERE id = jobs.event) = ?2"
+                    ),
                     params![now, hook],
                 ),
                 None => conn.execute(&format!("{SET} WHERE state = 'dead'"), params![now]),
@@ -1487,11 +1561,11 @@ fn prune_chunk(conn: &Connection, before: Millis, chunk: u64) -> Applied<u64> {
     // every job delivered, or no job at all.
     let n = conn
         .execute(
-            "DELETE FROM events WHERE rowid IN (
-                 SELECT e.rowid FROM events e
+            "DELETE FROM events WHERE id IN (
+                 SELECT e.id FROM events e
                  WHERE e.received_at < ?1
                    AND NOT EXISTS (SELECT 1 FROM jobs j
-                                   WHERE j.uuid = e.uuid AND j.hook = e.hook AND j.state <> 'delivered')
+                                   WHERE j.event = e.id AND j.state <> 'delivered')
                  ORDER BY e.received_at
                  LIMIT ?2)",
             params![before, i64::try_from(chunk).unwrap_or(i64::MAX)],
@@ -1745,8 +1819,8 @@ mod tests {
                 tx,
                 Cmd::Exec(
                     "PRAGMA defer_foreign_keys = ON;
-                 INSERT INTO jobs (uuid, hook, sink, state, next_attempt_at, updated_at)
-                 VALUES ('orphan', 'okta', 's', 'pending', 0, 0);"
+                 INSERT INTO jobs (event, sink, state, next_attempt_at, updated_at)
+                 VALUES (999999, 's', 'pending', 0, 0);"
                         .into(),
                     r2,
                 ),
@@ -2212,11 +2286,16 @@ mod tests {
         assert!(claim.contains("jobs_due"), "{claim}");
         assert!(!claim.contains("TEMP B-TREE"), "{claim}");
         let list = plan(format!(
-            "SELECT {SUMMARY_COLUMNS}, {EVENT_STATE_SQL} FROM events e WHERE 1 = 1 ORDER BY e.received_at DESC, e.rowid DESC LIMIT 50"
+            "SELECT {SUMMARY_COLUMNS}, {EVENT_STATE_SQL} FROM events e WHERE 1 = 1 ORDER BY e.received_at DESC, e.id DESC LIMIT 50"
         ))
         .await;
         assert!(list.contains("events_received"), "{list}");
         assert!(!list.contains("TEMP B-TREE"), "{list}");
+        // The counts of `stats` and of the backlog read the partial indexes, not the table.
+        let pending = plan("SELECT COUNT(*) FROM jobs WHERE state = 'pending'".into()).await;
+        assert!(pending.contains("jobs_due"), "{pending}");
+        let dead = plan("SELECT COUNT(*) FROM jobs WHERE state = 'dead'".into()).await;
+        assert!(dead.contains("jobs_dead"), "{dead}");
         store.close().await;
     }
 
@@ -2576,17 +2655,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_version_1_file_is_migrated_and_keeps_its_events() {
+    async fn a_version_1_file_is_migrated_and_keeps_its_events_and_jobs() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("sub/hookwarden.db");
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         {
             let conn = Connection::open(&path).expect("open");
             conn.execute_batch(SCHEMA).expect("v1 schema");
-            conn.execute(
+            conn.execute_batch(
                 "INSERT INTO events (uuid, hook, event_id, event_type, published, received_at, payload)
-                 VALUES ('old', 'okta', 'e', 't', NULL, 1, '{}')",
-                [],
+                 VALUES ('other', 'okta', 'e0', 't', NULL, 1, '{}'),
+                        ('old', 'okta', 'e', 't', NULL, 2, '{\"a\":1}'),
+                        ('old', 'second', 'e', 't', NULL, 2, '{}');
+                 INSERT INTO jobs (uuid, hook, sink, state, attempts, next_attempt_at, last_error, updated_at)
+                 VALUES ('old', 'okta', 'archive', 'pending', 1, 0, 'was down', 0),
+                        ('old', 'okta', 'siem', 'dead', 5, 0, 'refused', 0),
+                        ('old', 'second', 'archive', 'delivered', 1, 0, NULL, 0),
+                        ('other', 'okta', 'archive', 'delivered', 1, 0, NULL, 0);",
             )
             .expect("insert");
             conn.pragma_update(None, "user_version", 1)
@@ -2594,9 +2679,66 @@ mod tests {
         }
         let store = SqliteStore::open(&path, &config(100)).expect("open v1 file");
         let listed = store.list(&EventQuery::default()).await.expect("list");
-        assert_eq!(listed.len(), 1);
+        assert_eq!(listed.len(), 3);
         assert!(!listed[0].recovered);
         store.set_cursor("k", 1).await.expect("cursor table exists");
+        // Every job still belongs to its event (v3 keys jobs by the event's row id).
+        let shown = store.get("old").await.expect("get");
+        let sinks: Vec<_> = shown
+            .iter()
+            .map(|d| {
+                let s: Vec<_> = d
+                    .summary
+                    .sinks
+                    .iter()
+                    .map(|s| (s.sink.as_str(), s.state))
+                    .collect();
+                (d.summary.hook.as_str(), d.summary.state, s)
+            })
+            .collect();
+        assert_eq!(
+            sinks,
+            vec![
+                (
+                    "okta",
+                    EventState::Dead,
+                    vec![("archive", JobState::Pending), ("siem", JobState::Dead)]
+                ),
+                (
+                    "second",
+                    EventState::Delivered,
+                    vec![("archive", JobState::Delivered)]
+                ),
+            ]
+        );
+        assert_eq!(shown[0].event.get(), r#"{"a":1}"#);
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.events, stats.backlog, stats.dead), (3, 1, 1));
+        let jobs = store
+            .claim(10, Duration::from_secs(60))
+            .await
+            .expect("claim");
+        let claimed: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.uuid.as_str(),
+                    j.hook.as_str(),
+                    j.sink.as_str(),
+                    j.attempts,
+                )
+            })
+            .collect();
+        assert_eq!(claimed, vec![("old", "okta", "archive", 1)]);
+        assert_eq!(
+            store
+                .replay(&ReplayTarget::AllDead {
+                    hook: Some("okta".into())
+                })
+                .await
+                .expect("replay"),
+            1
+        );
         store.close().await;
         let conn = Connection::open(&path).expect("open");
         let v: i64 = conn
