@@ -640,6 +640,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
+    if version >= 1 {
+        // Version 3 rebuilds the events and jobs tables: minutes for millions of events,
+        // and the WAL holds a copy of them until the next checkpoint.
+        tracing::info!(
+            store = %path.display(),
+            from = version,
+            to = SCHEMA_VERSION,
+            "migrating the store's schema; a large store takes a while and needs free disk space about its own size"
+        );
+    }
     // Each step brings the file from the version before it; all in one transaction.
     let create = |conn: &mut Connection| -> rusqlite::Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1484,25 +1494,30 @@ fn finish(conn: &Connection, id: i64, token: i64, outcome: JobOutcome) -> Applie
     let now = now_millis();
     // `lease_token = ?2`: a worker whose lease expired and was taken over (or whose job
     // was replayed) changes nothing. Every outcome adds one attempt (see `claim`).
+    // Cached: a finish comes with every delivered event, so preparing it each time was
+    // a visible share of the writer's CPU (SQLite's parser) under load.
     let changed = match &outcome {
-        JobOutcome::Delivered => conn.execute(
-            "UPDATE jobs SET state = 'delivered', attempts = attempts + 1,
-                 lease_until = NULL, lease_token = NULL, updated_at = ?3
-             WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
-            params![id, token, now],
-        ),
-        JobOutcome::Retry { at, error } => conn.execute(
-            "UPDATE jobs SET attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4,
-                 lease_until = NULL, lease_token = NULL, updated_at = ?5
-             WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
-            params![id, token, at, error, now],
-        ),
-        JobOutcome::Dead { error } => conn.execute(
-            "UPDATE jobs SET state = 'dead', attempts = attempts + 1, last_error = ?3,
-                 lease_until = NULL, lease_token = NULL, updated_at = ?4
-             WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
-            params![id, token, error, now],
-        ),
+        JobOutcome::Delivered => conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 'delivered', attempts = attempts + 1,
+                     lease_until = NULL, lease_token = NULL, updated_at = ?3
+                 WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
+            )
+            .and_then(|mut s| s.execute(params![id, token, now])),
+        JobOutcome::Retry { at, error } => conn
+            .prepare_cached(
+                "UPDATE jobs SET attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4,
+                     lease_until = NULL, lease_token = NULL, updated_at = ?5
+                 WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
+            )
+            .and_then(|mut s| s.execute(params![id, token, at, error, now])),
+        JobOutcome::Dead { error } => conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 'dead', attempts = attempts + 1, last_error = ?3,
+                     lease_until = NULL, lease_token = NULL, updated_at = ?4
+                 WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'",
+            )
+            .and_then(|mut s| s.execute(params![id, token, error, now])),
     }
     .db()?;
     let delta = match outcome {
