@@ -365,6 +365,11 @@ class PeakRss(threading.Thread):
 
 def measure(proc, target, conns):
     """Warm-up, idle, then the measured load; memory read around it."""
+    # Nothing written by an earlier step (a stopped system's data folder, the prefill's
+    # gigabytes, the build) may still be on its way to the disk: hookwarden is the one
+    # system here that syncs, so that write-back would land in its figures alone (seen:
+    # a 3 GB write-back in the background took its p99 from 12 to 36 ms).
+    os.sync()
     m = {"ready_ms": proc.ready_ms, "rss_start": rss_mb(proc.pid)}
     if getattr(proc, "self_ready_ms", None) is not None:
         m["self_ready_ms"] = proc.self_ready_ms
@@ -457,6 +462,7 @@ def store_size(rnd):
 
 def inline(rnd):
     data = tempfile.mkdtemp(prefix="inline.", dir=WORK)
+    os.sync()  # as in measure()
     proc = start_hookwarden(True, data_dir=data, config=os.path.join(ROOT, "bench/inline.toml"),
                             name="hookwarden-inline")
     try:
