@@ -227,6 +227,10 @@ pub struct StoreConfig {
     pub retention: Duration,
     /// Most writes committed together in one transaction (group commit).
     pub group_commit_max: usize,
+    /// Page cache of the embedded store's write connection, in KiB: the largest part of
+    /// the service's own heap. Inserts touch the ends of the tables and the inner pages of
+    /// the uuid index; the kernel's page cache holds the rest of the file.
+    pub page_cache_kib: u32,
     /// PostgreSQL settings (backend = "postgres").
     #[serde(default)]
     pub postgres: Option<PostgresConfig>,
@@ -734,6 +738,15 @@ impl Config {
         if self.store.group_commit_max == 0 {
             p("store.group_commit_max".into(), "must be at least 1".into());
         }
+        if !(64..=1_048_576).contains(&self.store.page_cache_kib) {
+            p(
+                "store.page_cache_kib".into(),
+                format!(
+                    "must be between 64 (KiB) and 1048576 (1 GiB), not {}",
+                    self.store.page_cache_kib
+                ),
+            );
+        }
         let w = &self.worker;
         if w.concurrency == 0 {
             p("worker.concurrency".into(), "must be at least 1".into());
@@ -1218,6 +1231,8 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_key() {
         let bad = r#"
+            [store]
+            page_cache_kib = 16
             [worker]
             concurrency = 0
             [[event_hooks]]
@@ -1229,6 +1244,7 @@ mod tests {
         let err = Config::from_toml_str(bad).expect_err("invalid");
         let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
         for k in [
+            "store.page_cache_kib",
             "worker.concurrency",
             "event_hooks[0].name",
             "event_hooks[0].path",

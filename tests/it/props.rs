@@ -123,6 +123,7 @@ fn store_config() -> StoreConfig {
         max_backlog: 1_000_000,
         retention: Duration::from_secs(7 * 86_400),
         group_commit_max: 64,
+        page_cache_kib: 1024,
         postgres: None,
     }
 }
