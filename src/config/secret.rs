@@ -45,8 +45,7 @@ impl SecretSource {
             SecretSource::Literal(v) => v.clone(),
             SecretSource::Env { env } => std::env::var(env)
                 .map_err(|_| format!("environment variable {env} is not set (or is not UTF-8)"))?,
-            SecretSource::File { file } => std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read secret file {}: {e}", file.display()))?
+            SecretSource::File { file } => read_secret_file(file)?
                 .trim_end_matches(['\r', '\n'])
                 .to_owned(),
         };
@@ -60,6 +59,29 @@ impl SecretSource {
     pub fn is_literal(&self) -> bool {
         matches!(self, SecretSource::Literal(_))
     }
+}
+
+/// Largest secret file read. A secret is one value; a path that names a log, a device or
+/// `/dev/zero` by mistake must fail at start with a clear error, not read without end.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+fn read_secret_file(file: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read secret file {}: {e}", file.display());
+    let mut value = String::new();
+    std::fs::File::open(file)
+        .map_err(cannot)?
+        .take(MAX_SECRET_FILE + 1)
+        .read_to_string(&mut value)
+        .map_err(cannot)?;
+    if value.len() as u64 > MAX_SECRET_FILE {
+        return Err(format!(
+            "secret file {} is larger than {} KiB: it should hold the secret alone",
+            file.display(),
+            MAX_SECRET_FILE / 1024
+        ));
+    }
+    Ok(value)
 }
 
 /// Exposes a secret's bytes; kept in one place so that a grep finds every use.
@@ -87,6 +109,30 @@ mod tests {
         std::fs::write(&path, "abc\n").expect("write");
         let s = SecretSource::File { file: path };
         assert_eq!(expose(&s.resolve().expect("resolves")), "abc");
+    }
+
+    #[test]
+    fn a_file_too_large_to_be_a_secret_is_refused_without_reading_it_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big");
+        std::fs::write(&path, "x".repeat(64 * 1024 + 1)).expect("write");
+        let err = SecretSource::File { file: path.clone() }
+            .resolve()
+            .expect_err("too large");
+        assert!(err.contains("larger than 64 KiB"), "{err}");
+        assert!(!err.contains("xxx"), "{err}");
+        std::fs::write(&path, "x".repeat(64 * 1024)).expect("write");
+        let ok = SecretSource::File { file: path }
+            .resolve()
+            .expect("64 KiB is accepted");
+        assert_eq!(expose(&ok).len(), 64 * 1024);
+        // A device that never ends: the read stops at the limit.
+        let err = SecretSource::File {
+            file: "/dev/zero".into(),
+        }
+        .resolve()
+        .expect_err("/dev/zero");
+        assert!(err.contains("/dev/zero"), "{err}");
     }
 
     #[test]
