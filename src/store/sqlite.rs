@@ -406,6 +406,13 @@ impl SqliteStore {
         let sql = sql.to_owned();
         self.write(|reply| Cmd::Exec(sql, reply)).await
     }
+
+    /// The first column of the first row of `sql`, on the writer connection (tests).
+    #[cfg(test)]
+    async fn query_for_test(&self, sql: &str) -> Result<i64, StoreError> {
+        let sql = sql.to_owned();
+        self.write(|reply| Cmd::QueryI64(sql, reply)).await
+    }
 }
 
 #[async_trait]
@@ -969,6 +976,8 @@ enum Cmd {
     #[cfg(test)]
     Exec(String, Reply<()>),
     #[cfg(test)]
+    QueryI64(String, Reply<i64>),
+    #[cfg(test)]
     Sleep(Duration, Reply<()>),
 }
 
@@ -998,6 +1007,8 @@ impl Cmd {
             Cmd::TryLease { reply, .. } => drop(reply.send(Err(e()))),
             #[cfg(test)]
             Cmd::Exec(_, r) | Cmd::Sleep(_, r) => drop(r.send(Err(e()))),
+            #[cfg(test)]
+            Cmd::QueryI64(_, r) => drop(r.send(Err(e()))),
         }
     }
 }
@@ -1341,6 +1352,11 @@ impl Writer {
             ),
             #[cfg(test)]
             Cmd::Exec(sql, reply) => split(reply, conn.execute_batch(&sql).map(|_| ((), 0)).db()),
+            #[cfg(test)]
+            Cmd::QueryI64(sql, reply) => split(
+                reply,
+                conn.query_row(&sql, [], |r| r.get(0)).map(|v| (v, 0)).db(),
+            ),
             #[cfg(test)]
             Cmd::Sleep(d, reply) => {
                 std::thread::sleep(d);
@@ -1734,6 +1750,28 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].hook, "two");
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_writer_page_cache_is_the_configured_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for kib in [1024, 256] {
+            let store = SqliteStore::open(
+                &dir.path().join("hookwarden.db"),
+                &StoreConfig {
+                    page_cache_kib: kib,
+                    ..config(10)
+                },
+            )
+            .expect("open");
+            // Negative: KiB, as set; SQLite's own default would read -2000.
+            let size = store
+                .query_for_test("SELECT cache_size FROM pragma_cache_size()")
+                .await
+                .expect("cache_size");
+            assert_eq!(size, -i64::from(kib));
+            store.close().await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
