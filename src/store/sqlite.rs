@@ -278,9 +278,7 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot open the store {}: {e}", path.display()))
         };
         let mut conn = Connection::open(path).map_err(at)?;
-        configure_writer(&conn, path)?;
-        conn.pragma_update(None, "cache_size", -i64::from(config.page_cache_kib))
-            .map_err(at)?;
+        configure_writer(&conn, path, config.page_cache_kib)?;
         migrate(&mut conn, path)?;
         if mode == OpenMode::Service {
             conn.execute(
@@ -604,7 +602,7 @@ fn count(n: i64) -> u64 {
 }
 
 /// Settings of the write connection; see the module docs for why.
-fn configure_writer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+fn configure_writer(conn: &Connection, path: &Path, page_cache_kib: u32) -> Result<(), StoreError> {
     let at = |e: rusqlite::Error| {
         StoreError::Unavailable(format!(
             "cannot configure the store {}: {e}",
@@ -627,6 +625,9 @@ fn configure_writer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     // Every statement the writer runs stays prepared (the default keeps 16).
     conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(at)?;
+    // Negative: a size in KiB rather than in pages.
+    conn.pragma_update(None, "cache_size", -i64::from(page_cache_kib))
         .map_err(at)?;
     Ok(())
 }
