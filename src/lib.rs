@@ -14,6 +14,7 @@
 //! | [`store`] | the storage seam ([`store::Store`]) and the embedded SQLite store with group commit |
 //! | [`worker`] | deferred processing: claims stored jobs, delivers them to sinks, retries with backoff, dead-letters |
 //! | [`sinks`] | the sink seam ([`sinks::Sink`]) and the stdout, JSON Lines, HTTP and command sinks |
+//! | [`outbound`] | what every call to another service shares: the HTTP client policy (no redirects), error and URL texts without credentials |
 //! | [`metrics`] | Prometheus metrics, one registry per service |
 //! | [`telemetry`] | structured logs (JSON or human) |
 //! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments) |
@@ -37,6 +38,7 @@ pub mod http;
 pub mod inline_hooks;
 pub mod metrics;
 pub mod okta;
+pub mod outbound;
 pub mod reconcile;
 pub mod simulate;
 pub mod sinks;

@@ -610,13 +610,9 @@ struct Remote {
 
 impl Remote {
     fn new(url: reqwest::Url, config: &OAuthConfig) -> Result<Remote, String> {
-        let client = reqwest::Client::builder()
-            .timeout(JWKS_FETCH_TIMEOUT)
-            .connect_timeout(JWKS_FETCH_TIMEOUT)
-            // The configured URL is the one we trust; a redirect could lead anywhere,
-            // https to http included. Okta does not redirect its keys endpoint.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hookwarden/", env!("CARGO_PKG_VERSION")))
+        // No redirects (the shared policy): the configured URL is the one we trust, and
+        // Okta does not redirect its keys endpoint.
+        let client = crate::outbound::client(JWKS_FETCH_TIMEOUT)
             .build()
             .map_err(|e| format!("oauth: cannot build the JWKS HTTP client: {e}"))?;
         Ok(Remote {

@@ -10,6 +10,7 @@
 use super::{Handler, HandlerError, InlineCall};
 use crate::config::{expose, Secret};
 use crate::okta::inline::{InlineResponse, MAX_RESPONSE_BYTES};
+use crate::outbound::{self, shown_url};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
@@ -84,15 +85,10 @@ impl ForwardHandler {
             value.set_sensitive(true);
             headers.insert(header, value);
         }
-        let client = reqwest::Client::builder()
-            // Okta follows no redirect either; following one would also take the
-            // configured headers wherever `Location` points.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(budget + TIMEOUT_MARGIN)
+        let client = outbound::client(budget + TIMEOUT_MARGIN)
             .connect_timeout(budget)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("hookwarden/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("forward: cannot build the HTTP client: {e}"))?;
         Ok(ForwardHandler {
@@ -273,31 +269,7 @@ fn describe(e: reqwest::Error, budget: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within the budget of {} ms", budget.as_millis());
     }
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
-}
-
-/// The URL without password and query, for messages.
-fn shown_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("****"));
-    }
-    let had_query = shown.query().is_some();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    let mut shown = shown.to_string();
-    if had_query {
-        shown.push_str("?…");
-    }
-    shown
+    outbound::reqwest_error_text(e)
 }
 
 #[cfg(test)]

@@ -35,14 +35,11 @@ impl LogsClient {
     pub fn new(rc: &ReconcileConfig) -> Result<LogsClient, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let org = Url::parse(&rc.org()).map_err(|e| format!("reconcile.org_url: {e}"))?;
-        let mut builder = reqwest::Client::builder()
+        // No redirects (the shared policy): one would be a misconfigured org URL, and
+        // following it could send the token elsewhere. It surfaces as a 3xx error.
+        let mut builder = crate::outbound::client(rc.request_timeout)
             .use_rustls_tls()
-            .https_only(true)
-            // A redirect would be a misconfigured org URL; following it could send the
-            // token elsewhere. It surfaces as a 3xx error instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(rc.request_timeout)
-            .user_agent(concat!("hookwarden/", env!("CARGO_PKG_VERSION")));
+            .https_only(true);
         if let Some(ca) = &rc.ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| format!("reconcile.ca_file {}: {e}", ca.display()))?;

@@ -180,15 +180,5 @@ fn failure(e: reqwest::Error) -> Answer {
     if e.is_timeout() {
         return Answer::Timeout;
     }
-    // Without the URL (reqwest adds it; a URL may hold a token), with the causes, which
-    // is where "certificate not valid" or "connection refused" is said.
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    Answer::Failed(message)
+    Answer::Failed(crate::outbound::reqwest_error_text(e))
 }

@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::config::{expose, Secret};
+use crate::outbound::{self, reqwest_error_text, shown_url};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use std::collections::BTreeMap;
@@ -53,14 +54,7 @@ impl HttpSink {
             value.set_sensitive(true);
             map.insert(header, value);
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A redirect would take the configured headers (tokens) to wherever the
-            // Location points, and turn the POST into a GET on 301/302. A 3xx is
-            // reported instead, as a configuration mistake.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hookwarden/", env!("CARGO_PKG_VERSION")))
+        let client = outbound::client(timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(HttpSink {
@@ -73,40 +67,11 @@ impl HttpSink {
     }
 }
 
-/// The URL without password and query, for messages.
-fn shown_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("****"));
-    }
-    let had_query = shown.query().is_some();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    let mut shown = shown.to_string();
-    if had_query {
-        shown.push_str("?…");
-    }
-    shown
-}
-
 /// Whether a non-2xx status is worth another try.
 fn status_is_transient(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()
-}
-
-/// A reqwest error with its causes, without the URL reqwest would add (it may hold a token).
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 #[async_trait]
@@ -135,10 +100,18 @@ impl Sink for HttpSink {
                         humantime::format_duration(self.timeout)
                     ))
                 } else if e.is_builder() {
-                    SinkError::permanent(format!("POST {}: {}", self.shown_url, describe(e)))
+                    SinkError::permanent(format!(
+                        "POST {}: {}",
+                        self.shown_url,
+                        reqwest_error_text(e)
+                    ))
                 } else {
                     // Connection refused, DNS, TLS, reset: the network, not the request.
-                    SinkError::transient(format!("POST {}: {}", self.shown_url, describe(e)))
+                    SinkError::transient(format!(
+                        "POST {}: {}",
+                        self.shown_url,
+                        reqwest_error_text(e)
+                    ))
                 }
             })?;
         let status = response.status();
@@ -327,15 +300,6 @@ mod tests {
         .await
         .expect_err("must be refused");
         assert!(!err.permanent, "{err}");
-    }
-
-    #[test]
-    fn shown_urls_hide_passwords_and_queries() {
-        let url = Url::parse("https://user:pw@example.com/in?token=abc").expect("url");
-        let shown = shown_url(&url);
-        assert!(!shown.contains("pw"), "{shown}");
-        assert!(!shown.contains("abc"), "{shown}");
-        assert!(shown.contains("example.com/in"), "{shown}");
     }
 
     #[test]

@@ -56,6 +56,7 @@
 
 use super::*;
 use crate::config::{expose, Secret};
+use crate::outbound::{error_text, shown_url};
 use async_nats::header::{HeaderMap, HeaderValue, NATS_MESSAGE_ID};
 use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::ErrorCode;
@@ -147,7 +148,7 @@ impl NatsSink {
                         SinkError::transient(format!(
                             "connect to {}: {}",
                             self.shown_url,
-                            describe(&e)
+                            error_text(&e)
                         ))
                     })?;
                 tracing::info!(url = %self.shown_url, "connected to NATS");
@@ -199,36 +200,13 @@ impl NatsSink {
                     .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
                     .is_some_and(|j| j.error_code() == ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM);
                 if too_big {
-                    SinkError::permanent(format!("{at}: {}", describe(&e)))
+                    SinkError::permanent(format!("{at}: {}", error_text(&e)))
                 } else {
-                    SinkError::transient(format!("{at}: {}", describe(&e)))
+                    SinkError::transient(format!("{at}: {}", error_text(&e)))
                 }
             }
         }
     }
-}
-
-/// The URL without user and password, for messages.
-fn shown_url(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.to_string()
-}
-
-/// An error with its causes, one after the other.
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    message
 }
 
 /// One value for the template, made safe as subject tokens: characters NATS does not
@@ -379,17 +357,6 @@ mod tests {
         assert!(
             NatsSink::new("nats://127.0.0.1:4222", "okta.{hook}.{event_type}", None, t).is_ok()
         );
-    }
-
-    #[test]
-    fn shown_urls_hide_credentials() {
-        let url = url::Url::parse("nats://user:pw-secret@nats.internal:4222").expect("url");
-        let shown = shown_url(&url);
-        assert!(
-            !shown.contains("pw-secret") && !shown.contains("user"),
-            "{shown}"
-        );
-        assert!(shown.contains("nats.internal:4222"), "{shown}");
     }
 
     #[tokio::test]
