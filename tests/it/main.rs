@@ -23,3 +23,4 @@ mod reconcile;
 mod replicas;
 mod security;
 mod simulate;
+mod store_contract;
