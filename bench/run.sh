@@ -4,9 +4,10 @@
 # bench/receivers/package-lock.json; oha with cargo), builds the release binaries, then
 # runs bench/run.py, which prints the table (also written to $OUT/results.md).
 #
-#   bash bench/run.sh                 # 3 rounds, 10 s per measurement (~15 min)
+#   bash bench/run.sh                 # 3 rounds, 10 s per measurement (~18 min)
 #   QUICK=1 bash bench/run.sh         # 1 round, 3 s per measurement, 100,000 stored events
 #   ROUNDS=5 DURATION=20 bash bench/run.sh
+#   PHASES=acks,paced bash bench/run.sh   # a subset: acks, paced, curve, store, inline
 #
 # Run as root on a machine of its own: it loads every core, and the first run writes a
 # million events (about 3 GB) to $PREFILL_DIR (default /tmp/hookwarden-bench-store-1000000),
