@@ -71,13 +71,9 @@ impl Transport {
         ca_pem: Option<&[u8]>,
     ) -> Result<Transport, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
+        // No redirects (the shared policy): Okta follows none, a 3xx is the answer.
+        let mut builder = crate::outbound::client(OKTA_TIMEOUT)
             .use_rustls_tls()
-            // Okta follows no redirect: a 3xx is the answer, and following it would
-            // carry the auth header wherever `Location` points.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(OKTA_TIMEOUT)
-            .connect_timeout(OKTA_TIMEOUT)
             .tcp_nodelay(true)
             .user_agent(concat!("hookwarden-simulate/", env!("CARGO_PKG_VERSION")));
         if insecure {
