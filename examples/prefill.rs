@@ -49,13 +49,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let existing = store.stats().await?.events;
     let missing = count.saturating_sub(existing);
     let started = Instant::now();
-    // A run tag keeps uuids distinct from an earlier, interrupted prefill of the same folder.
-    let run = uuid::Uuid::new_v4().simple().to_string();
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
-            let (store, next, template, run) =
-                (store.clone(), next.clone(), template.clone(), run.clone());
+            let (store, next, template) = (store.clone(), next.clone(), template.clone());
             tokio::spawn(async move {
                 loop {
                     let first = next.fetch_add(EVENTS_PER_DELIVERY, Ordering::Relaxed);
@@ -64,8 +61,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     let last = (first + EVENTS_PER_DELIVERY).min(missing);
                     let events = (first..last)
-                        .map(|i| {
-                            let uuid = format!("prefill-{run}-{i:010}");
+                        .map(|_| {
+                            // Random, like Okta's: each lands at a random place of the
+                            // uuid index, as in production.
+                            let uuid = uuid::Uuid::new_v4().to_string();
                             NewEvent {
                                 payload: template.replace("@@UUID@@", &uuid),
                                 uuid,
@@ -78,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     store
                         .ingest(Delivery {
                             hook: "okta".into(),
-                            event_id: format!("prefill-{run}-{first}"),
+                            event_id: uuid::Uuid::new_v4().to_string(),
                             received_at: now_millis(),
                             events,
                             recovered: false,
