@@ -38,6 +38,7 @@ pub enum Reason {
     bad_request,
     store_unavailable,
     store_full,
+    store_disk_low,
     timeout,
     not_found,
     method_not_allowed,

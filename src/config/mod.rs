@@ -231,6 +231,10 @@ pub struct StoreConfig {
     /// the service's own heap. Inserts touch the ends of the tables and the inner pages of
     /// the uuid index; the kernel's page cache holds the rest of the file.
     pub page_cache_kib: u32,
+    /// Free space, in MiB, that the embedded store keeps on its disk: below it, deliveries
+    /// of new events are answered 503 (Okta retries) while stored events are still
+    /// delivered, so that a full disk never stops the worker too. 0 turns it off.
+    pub disk_reserve_mib: u64,
     /// PostgreSQL settings (backend = "postgres").
     #[serde(default)]
     pub postgres: Option<PostgresConfig>,

@@ -322,6 +322,7 @@ async fn store_delivery(
             tracing::error!(hook = %s.name, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
             match e {
                 StoreError::Full(_) => ApiError::store_full(),
+                StoreError::DiskLow(_) => ApiError::store_disk_low(),
                 StoreError::Unavailable(_) | StoreError::Closed => ApiError::store_unavailable(),
             }
         })?;

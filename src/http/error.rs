@@ -111,6 +111,14 @@ impl ApiError {
             Reason::store_unavailable,
         )
     }
+    pub fn store_disk_low() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The event store's disk is almost full; retry later",
+            Reason::store_disk_low,
+        )
+    }
+
     pub fn store_full() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -232,6 +232,10 @@ pub enum StoreError {
     /// The configured capacity (`store.max_backlog`) is reached.
     #[error("the store is full: {0} events wait for a sink (store.max_backlog)")]
     Full(u64),
+    /// The store's disk has less free space than `store.disk_reserve_mib`: no new events
+    /// are taken, so that what is stored can still be delivered.
+    #[error("the store's disk is almost full: {} MiB left (store.disk_reserve_mib)", .0 / (1024 * 1024))]
+    DiskLow(u64),
     /// The disk or database refused the write (IO error, disk full, locked...).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

@@ -41,7 +41,7 @@
 //! the service's back; the writer notices through `PRAGMA data_version` (which moves
 //! only when *another* connection commits) and recounts.
 
-use super::wal::{self, Checkpointer, Responder, WalPolicy, WalSync};
+use super::wal::{self, Checkpointer, DiskSpace, Responder, WalPolicy, WalSync};
 use super::*;
 use crate::config::StoreConfig;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
@@ -313,7 +313,14 @@ impl SqliteStore {
                 conn.pragma_update(None, "synchronous", "NORMAL")
                     .map_err(at)?;
                 conn.wal_hook(Some(wal::on_commit));
-                (Some(sync), Some(checkpointer))
+                let reserve = config.disk_reserve_mib.saturating_mul(1024 * 1024);
+                let page_size: u64 = conn
+                    .pragma_query_value(None, "page_size", |r| r.get(0))
+                    .map_err(at)?;
+                (
+                    Some(sync),
+                    Some((checkpointer, DiskSpace::new(path, page_size, reserve))),
+                )
             }
             OpenMode::Cli => (None, None),
         };
@@ -1071,8 +1078,9 @@ struct Writer {
     /// The service's WAL syncer: commits are answered from there once durable. `None`
     /// for the CLI, whose connection syncs at each commit (`synchronous = FULL`).
     sync: Option<WalSync>,
-    /// The service's background checkpoints (`None`: SQLite's automatic ones).
-    checkpointer: Option<Checkpointer>,
+    /// The service's background checkpoints and the watch on the space the WAL may take
+    /// (`None`: SQLite's automatic checkpoints).
+    checkpointer: Option<(Checkpointer, DiskSpace)>,
     /// WAL pages when a checkpoint was last asked for (see [`Writer::after_commit`]).
     nudged_at: i32,
     wal_policy: WalPolicy,
@@ -1227,7 +1235,7 @@ impl Writer {
     /// kept busy until it is `restart_slack` pages behind; then the writer copies that
     /// little rest itself, and the next commit starts the WAL over.
     fn after_commit(&mut self) {
-        let Some(checkpointer) = &self.checkpointer else {
+        let Some((checkpointer, space)) = &mut self.checkpointer else {
             return;
         };
         let policy = self.wal_policy;
@@ -1236,7 +1244,14 @@ impl Writer {
             self.nudged_at = 0; // the WAL started over
             checkpointer.restarted();
         }
-        if pages < policy.restart_pages {
+        // Sooner when the disk is short of room (see `DiskSpace`).
+        let conn = &self.conn;
+        space.refresh(pages, || {
+            conn.pragma_query_value(None, "page_count", |r| r.get::<_, u64>(0))
+                .ok()
+        });
+        let restart_at = policy.restart_pages.min(space.wal_limit());
+        if pages < restart_at {
             if pages - self.nudged_at >= policy.checkpoint_pages {
                 self.nudged_at = pages;
                 checkpointer.nudge();
@@ -1244,10 +1259,16 @@ impl Writer {
         } else if pages - checkpointer.backfilled() > policy.restart_slack {
             self.nudged_at = pages;
             checkpointer.nudge();
-        } else if wal::checkpoint(&self.conn, "PASSIVE").is_some() {
-            // Done: the next transaction starts the WAL over (unless a reader still
-            // holds an old snapshot; then this is tried again after the next commit).
-            checkpointer.restarted();
+        } else {
+            match wal::checkpoint(&self.conn, "PASSIVE") {
+                // Done: the next transaction starts the WAL over (unless a reader still
+                // holds an old snapshot; then this is tried again after the next commit).
+                Ok(Some(_)) => checkpointer.restarted(),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "store checkpoint failed; the WAL keeps the data and it is tried again after the next commit")
+                }
+            }
         }
     }
 
@@ -1271,21 +1292,32 @@ impl Writer {
         }
     }
 
+    /// Gives the open transaction up after a failure, and asks for a checkpoint: the
+    /// usual failure is a full disk, from which only a completed checkpoint recovers
+    /// (see [`Checkpointer::nudge`]). Every retried write asks again, so recovery
+    /// follows the space coming back, not the next 1,000 pages of a WAL that cannot grow.
     fn rollback(&mut self) {
         if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::error!(error = %e, "store rollback failed");
             }
         }
+        if let Some((checkpointer, _)) = &self.checkpointer {
+            checkpointer.nudge();
+        }
     }
 
     fn apply(&mut self, cmd: Cmd, pending_now: u64) -> (Responder, Option<i64>) {
         let conn = &self.conn;
         match cmd {
-            Cmd::Ingest(delivery, reply) => split(
-                reply,
-                ingest(conn, &delivery, pending_now, self.max_backlog),
-            ),
+            Cmd::Ingest(delivery, reply) => {
+                let capacity = Capacity {
+                    pending_now,
+                    max_backlog: self.max_backlog,
+                    disk_low: self.checkpointer.as_ref().and_then(|(_, space)| space.low()),
+                };
+                split(reply, ingest(conn, &delivery, capacity))
+            }
             Cmd::Claim {
                 max,
                 lease_ms,
@@ -1373,7 +1405,7 @@ impl Writer {
         if let Some(mut sync) = self.sync.take() {
             sync.stop();
         }
-        if let Some(mut checkpointer) = self.checkpointer.take() {
+        if let Some((mut checkpointer, _)) = self.checkpointer.take() {
             checkpointer.stop();
         }
         if self.mode == OpenMode::Service {
@@ -1395,12 +1427,16 @@ impl Writer {
     }
 }
 
-fn ingest(
-    conn: &Connection,
-    d: &Delivery,
+/// What an ingest that adds work must fit in.
+struct Capacity {
+    /// Jobs waiting, with this batch's earlier commands.
     pending_now: u64,
     max_backlog: u64,
-) -> Applied<IngestOutcome> {
+    /// Free bytes on the store's disk, when under the reserve (see `wal::DiskSpace`).
+    disk_low: Option<u64>,
+}
+
+fn ingest(conn: &Connection, d: &Delivery, capacity: Capacity) -> Applied<IngestOutcome> {
     let now = now_millis();
     let mut event = conn
         .prepare_cached(
@@ -1445,8 +1481,13 @@ fn ingest(
     // add work, the error rolls this command's savepoint back and nothing of it stays.
     // One delivery may take the backlog somewhat past the limit, which is fine: the limit
     // protects the disk, it is not an exact quota.
-    if added > 0 && pending_now >= max_backlog {
-        return Err(StoreError::Full(pending_now));
+    if added > 0 {
+        if let Some(free) = capacity.disk_low {
+            return Err(StoreError::DiskLow(free));
+        }
+        if capacity.pending_now >= capacity.max_backlog {
+            return Err(StoreError::Full(capacity.pending_now));
+        }
     }
     Ok((outcome, added))
 }
@@ -1623,6 +1664,7 @@ mod tests {
             retention: Duration::from_secs(7 * 86_400),
             group_commit_max: 64,
             page_cache_kib: 1024,
+            disk_reserve_mib: 0,
             postgres: None,
         }
     }
@@ -1674,6 +1716,7 @@ mod tests {
                 &dir.path().join("hookwarden.db"),
                 &StoreConfig {
                     page_cache_kib: kib,
+                    disk_reserve_mib: 0,
                     ..config(10)
                 },
             )
@@ -1896,6 +1939,48 @@ mod tests {
             .await
             .expect_err("full");
         assert!(matches!(err, StoreError::Full(1)), "{err:?}");
+        store.close().await;
+    }
+
+    /// Below the reserve, new events are refused; duplicates are still acknowledged and
+    /// what is stored is still claimed and finished. (The disk really filling up is
+    /// `tests/it/faults.rs`, on a tmpfs.)
+    #[tokio::test]
+    async fn below_the_disk_reserve_only_new_events_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/hookwarden.db");
+        let store = open_at(&dir, 1000);
+        store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("ingest");
+        store.close().await;
+        // More than any disk has free.
+        let store = SqliteStore::open(
+            &path,
+            &StoreConfig {
+                disk_reserve_mib: u64::MAX,
+                ..config(1000)
+            },
+        )
+        .expect("reopen");
+        let err = store
+            .ingest(delivery("okta", vec![event("b", "t", &["s"])]))
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, StoreError::DiskLow(_)), "{err:?}");
+        assert!(err.to_string().contains("store.disk_reserve_mib"), "{err}");
+        let again = store
+            .ingest(delivery("okta", vec![event("a", "t", &["s"])]))
+            .await
+            .expect("a duplicate adds nothing: acknowledged");
+        assert_eq!((again.stored, again.duplicates), (0, 1));
+        let jobs = store.claim(10, LEASE).await.expect("claim");
+        assert_eq!(jobs.len(), 1);
+        store
+            .finish(&jobs[0], JobOutcome::Delivered)
+            .await
+            .expect("finish");
         store.close().await;
     }
 

@@ -265,9 +265,26 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("hookwarden-ckpt".into())
             .spawn(move || {
+                // A disk that stays full fails every retry: say so once, and again
+                // when checkpoints work again.
+                let mut failing = false;
                 for () in rx {
-                    if let Some(frames) = checkpoint(&conn, "PASSIVE") {
-                        done.store(frames, Ordering::Release);
+                    match checkpoint(&conn, "PASSIVE") {
+                        Ok(complete) => {
+                            if std::mem::take(&mut failing) {
+                                tracing::info!("store checkpoints work again");
+                            }
+                            if let Some(frames) = complete {
+                                done.store(frames, Ordering::Release);
+                            }
+                        }
+                        Err(e) if failing => {
+                            tracing::debug!(error = %e, "store checkpoint failed again");
+                        }
+                        Err(e) => {
+                            failing = true;
+                            tracing::warn!(error = %e, "store checkpoint failed; the WAL keeps the data and it is tried again after the next commit or failed write");
+                        }
                     }
                 }
                 if let Err((_, e)) = conn.close() {
@@ -291,7 +308,11 @@ impl Checkpointer {
         self.backfilled.store(0, Ordering::Release);
     }
 
-    /// Asks for a checkpoint soon; never blocks.
+    /// Asks for a checkpoint soon; never blocks. The writer asks each time the WAL has
+    /// grown by [`WalPolicy::checkpoint_pages`], and after every write that failed: on a
+    /// full disk, the WAL can only start over (and commits succeed again without growing
+    /// it) once a checkpoint has completed, and a WAL that no longer grows would never
+    /// ask again.
     pub fn nudge(&self) {
         if let Some(tx) = &self.tx {
             let _ = tx.try_send(());
@@ -315,27 +336,150 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Runs `PRAGMA wal_checkpoint(mode)`; returns the WAL frames copied back when every
-/// one of them was. Failures are logged, not fatal: the WAL keeps the data, and a later
-/// checkpoint retries.
-pub fn checkpoint(conn: &rusqlite::Connection, mode: &str) -> Option<i32> {
+/// How much WAL growth between two checks of the free space, in frames (1 MB at 4 kB
+/// pages)...
+const SPACE_CHECK_FRAMES: i32 = 256;
+/// ...and how long at most: the database file grows too, and a WAL that started over
+/// does not. Each check is a `statvfs` and a `stat`, a few microseconds.
+const SPACE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Keeps the store from taking the last of its disk, which it could not come back from.
+///
+/// A commit needs the WAL to grow unless the WAL has started over, which needs a
+/// completed checkpoint, which needs the database file to grow by the pages the WAL
+/// added. Once the disk is full, none of them can happen: the store answers 503 and
+/// the worker cannot even record a delivery, until an operator frees more than the
+/// WAL would take again. (The tmpfs test in `tests/it/faults.rs` found this: after the
+/// space came back, the WAL took 16 MB of it in a second and everything stalled for
+/// good.) Two limits keep the disk from getting there:
+///
+/// - The space that counts is what is free on the filesystem less what the database
+///   file still owes: the pages the WAL added past the file's end, which the next
+///   checkpoint writes there.
+/// - Under a load that never pauses, the WAL only starts over at
+///   [`WalPolicy::restart_pages`] (256 MB), every commit appending the pages it changed,
+///   many times the size of the rows it adds. Here the WAL may grow past the size of
+///   its file by at most half the space that counts: past that the writer starts it
+///   over (reusing the file), which leaves the rest for the database file.
+/// - Below `store.disk_reserve_mib` of space that counts, deliveries that add events
+///   are refused ([`super::StoreError::DiskLow`], a 503 that Okta retries) while the
+///   worker goes on delivering what is stored: the reserve is what its writes and the
+///   checkpoints need.
+pub struct DiskSpace {
+    db: PathBuf,
+    wal: PathBuf,
+    dir: PathBuf,
+    page_bytes: u64,
+    frame_bytes: u64,
+    reserve: u64,
+    /// When, and at how many WAL frames, the space was last measured.
+    checked: Option<(std::time::Instant, i32)>,
+    wal_limit: i32,
+    low: Option<u64>,
+}
+
+impl DiskSpace {
+    /// For the database at `db`, whose pages are `page_size` bytes, keeping
+    /// `reserve_bytes` free. Measures once now.
+    pub fn new(db: &Path, page_size: u64, reserve_bytes: u64) -> DiskSpace {
+        let mut space = DiskSpace {
+            db: db.to_path_buf(),
+            wal: wal_path(db),
+            dir: db
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            // Each frame is a 24-byte header and a page.
+            page_bytes: page_size,
+            frame_bytes: page_size + 24,
+            reserve: reserve_bytes,
+            checked: None,
+            wal_limit: i32::MAX,
+            low: None,
+        };
+        space.refresh(0, || None);
+        space
+    }
+
+    /// Called after each commit with the WAL's length in frames; measures again when
+    /// [`SPACE_CHECK_FRAMES`] or [`SPACE_CHECK_EVERY`] have passed, then asking
+    /// `pages` for the database's length in pages (with what the WAL added).
+    pub fn refresh(&mut self, frames: i32, pages: impl FnOnce() -> Option<u64>) {
+        let now = std::time::Instant::now();
+        let due = self.checked.is_none_or(|(at, at_frames)| {
+            frames < at_frames
+                || frames - at_frames >= SPACE_CHECK_FRAMES
+                || now.duration_since(at) >= SPACE_CHECK_EVERY
+        });
+        if !due {
+            return;
+        }
+        self.checked = Some((now, frames));
+        let (in_file, free) = match self.measure(pages()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot measure the space left on the store's disk");
+                return;
+            }
+        };
+        self.wal_limit =
+            i32::try_from(in_file.saturating_add(free / 2 / self.frame_bytes)).unwrap_or(i32::MAX);
+        let low = (free < self.reserve).then_some(free);
+        match (self.low, low) {
+            (None, Some(free)) => tracing::warn!(
+                free_mib = free / (1024 * 1024),
+                reserve_mib = self.reserve / (1024 * 1024),
+                dir = %self.dir.display(),
+                "the store's disk is almost full (less free than store.disk_reserve_mib): \
+                 deliveries of new events are answered 503 until space is freed; stored events are still delivered"
+            ),
+            (Some(_), None) => tracing::info!(
+                free_mib = free / (1024 * 1024),
+                "the store's disk has room again: deliveries are accepted"
+            ),
+            _ => {}
+        }
+        self.low = low;
+    }
+
+    /// The number of frames past which the WAL should start over to leave the disk room.
+    pub fn wal_limit(&self) -> i32 {
+        self.wal_limit
+    }
+
+    /// The free bytes, when fewer than the reserve.
+    pub fn low(&self) -> Option<u64> {
+        self.low
+    }
+
+    /// Frames the WAL file has room for, and the bytes free on the filesystem less what
+    /// the database file (`pages` long with the WAL's pages) still has to grow by.
+    fn measure(&self, pages: Option<u64>) -> std::io::Result<(u64, u64)> {
+        // The file's own 32-byte header, then frames.
+        let in_file = std::fs::metadata(&self.wal)?.len().saturating_sub(32) / self.frame_bytes;
+        let owed = pages.map_or(0, |p| {
+            let file = std::fs::metadata(&self.db).map_or(0, |m| m.len());
+            p.saturating_mul(self.page_bytes).saturating_sub(file)
+        });
+        let fs = rustix::fs::statvfs(&self.dir)?;
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        Ok((in_file, free.saturating_sub(owed)))
+    }
+}
+
+/// Runs `PRAGMA wal_checkpoint(mode)`: `Some(frames)` when every frame of the WAL was
+/// copied back, `None` when a reader kept some back. A failure is not fatal (the WAL
+/// keeps the data) but must be tried again: see [`Checkpointer::nudge`].
+pub fn checkpoint(conn: &rusqlite::Connection, mode: &str) -> rusqlite::Result<Option<i32>> {
     let sql = format!("PRAGMA wal_checkpoint({mode})");
     let started = std::time::Instant::now();
-    match conn.query_row(&sql, [], |r| {
+    let (busy, log, done) = conn.query_row(&sql, [], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i32>(1)?,
             r.get::<_, i32>(2)?,
         ))
-    }) {
-        Ok((busy, log, done)) => {
-            let ms = started.elapsed().as_secs_f64() * 1e3;
-            tracing::debug!(mode, busy, log, done, ms, "store checkpoint");
-            (busy == 0).then_some(done)
-        }
-        Err(e) => {
-            tracing::warn!(mode, error = %e, "store checkpoint failed; the WAL keeps the data and a later one retries");
-            None
-        }
-    }
+    })?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(mode, busy, log, done, ms, "store checkpoint");
+    Ok((busy == 0).then_some(done))
 }

@@ -228,7 +228,8 @@ impl Drop for Receiver {
 }
 
 /// The real binary with one event hook whose only sink is `sink` (a TOML inline table).
-fn binary_config(dir: &Path, data_dir: &Path, sink: &str, worker: &str) -> std::path::PathBuf {
+/// A config for the binary; `sections` are more TOML tables (`[worker]`, `[store]`).
+fn binary_config(dir: &Path, data_dir: &Path, sink: &str, sections: &str) -> std::path::PathBuf {
     let (cert, key, _) = write_cert(dir, "server");
     let text = format!(
         r#"
@@ -240,8 +241,7 @@ cert = "{cert}"
 key = "{key}"
 [admin]
 listen = "127.0.0.1:2"
-[worker]
-{worker}
+{sections}
 [[event_hooks]]
 name = "okta"
 path = "/hooks/okta/events"
@@ -281,7 +281,7 @@ async fn a_sink_down_under_sustained_load_loses_nothing_and_memory_stays_bounded
             r#"{{ name = "downstream", type = "http", url = "http://127.0.0.1:{}/", timeout = "10s" }}"#,
             receiver.port
         ),
-        "concurrency = 16\nmax_attempts = 1000000\nbackoff_initial = \"50ms\"\nbackoff_max = \"500ms\"\npoll_interval = \"100ms\"",
+        "[worker]\nconcurrency = 16\nmax_attempts = 1000000\nbackoff_initial = \"50ms\"\nbackoff_max = \"500ms\"\npoll_interval = \"100ms\"",
     );
     let (port, admin) = (free_port(), free_port());
     let child = Running(spawn(&config, port, admin));
@@ -424,11 +424,14 @@ fn fill(file: &Path) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_503_never_acks_unstored_data_and_recovers() {
     let dir = tempfile::tempdir().expect("tmp");
-    // The store on a 32 MiB tmpfs of its own; the JSONL sink on the ordinary disk.
+    // The store on a 64 MiB tmpfs of its own; the JSONL sink on the ordinary disk. The
+    // store's own footprint after the first second of load (its WAL may take up to half
+    // the free space, see `store::wal::DiskSpace`) is 15 to 30 MB: on a 32 MiB disk the
+    // filler sometimes got only 2 MB, too little for "space comes back" to mean anything.
     // Mounting needs root (CAP_SYS_ADMIN), as the PostgreSQL tests do (runuser): the
     // suite runs as root. Fail rather than skip: a skipped test would hide that the
     // disk-full path was never tried.
-    let mnt = Tmpfs::mount(&dir.path().join("mnt"), "32m").unwrap_or_else(|e| {
+    let mnt = Tmpfs::mount(&dir.path().join("mnt"), "64m").unwrap_or_else(|e| {
         panic!("cannot mount a tmpfs for the disk-full test ({e}); run the suite as root")
     });
     let jsonl = dir.path().join("events.jsonl");
@@ -436,7 +439,8 @@ async fn a_full_disk_answers_503_never_acks_unstored_data_and_recovers() {
         dir.path(),
         &mnt.0.join("data"),
         &format!(r#"{{ name = "archive", type = "jsonl", path = "{}" }}"#, jsonl.display()),
-        "poll_interval = \"100ms\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\nmax_attempts = 1000",
+        // The reserve scaled to the 64 MiB disk (64 MiB by default).
+        "[store]\ndisk_reserve_mib = 4\n[worker]\npoll_interval = \"100ms\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\nmax_attempts = 1000",
     );
     let (port, admin) = (free_port(), free_port());
     let child = Running(spawn(&config, port, admin));

@@ -294,6 +294,7 @@ pub fn store_config(url: &str, max_backlog: u64) -> StoreConfig {
         retention: Duration::from_secs(7 * 86_400),
         group_commit_max: 64,
         page_cache_kib: 1024,
+        disk_reserve_mib: 0,
         postgres: Some(pg_config(url)),
     }
 }

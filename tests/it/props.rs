@@ -124,6 +124,7 @@ fn store_config() -> StoreConfig {
         retention: Duration::from_secs(7 * 86_400),
         group_commit_max: 64,
         page_cache_kib: 1024,
+        disk_reserve_mib: 0,
         postgres: None,
     }
 }

@@ -41,6 +41,7 @@ impl Backend {
                     retention: Duration::from_secs(7 * 86_400),
                     group_commit_max: 64,
                     page_cache_kib: 1024,
+                    disk_reserve_mib: 0,
                     postgres: None,
                 };
                 Box::new(
