@@ -368,9 +368,7 @@ const SPACE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(
 pub struct DiskSpace {
     db: PathBuf,
     wal: PathBuf,
-    dir: PathBuf,
     page_bytes: u64,
-    frame_bytes: u64,
     reserve: u64,
     /// When, and at how many WAL frames, the space was last measured.
     checked: Option<(std::time::Instant, i32)>,
@@ -385,12 +383,7 @@ impl DiskSpace {
         let mut space = DiskSpace {
             db: db.to_path_buf(),
             wal: wal_path(db),
-            dir: db
-                .parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-            // Each frame is a 24-byte header and a page.
             page_bytes: page_size,
-            frame_bytes: page_size + 24,
             reserve: reserve_bytes,
             checked: None,
             wal_limit: i32::MAX,
@@ -421,14 +414,14 @@ impl DiskSpace {
                 return;
             }
         };
-        self.wal_limit =
-            i32::try_from(in_file.saturating_add(free / 2 / self.frame_bytes)).unwrap_or(i32::MAX);
+        self.wal_limit = i32::try_from(in_file.saturating_add(free / 2 / self.frame_bytes()))
+            .unwrap_or(i32::MAX);
         let low = (free < self.reserve).then_some(free);
         match (self.low, low) {
             (None, Some(free)) => tracing::warn!(
                 free_mib = free / (1024 * 1024),
                 reserve_mib = self.reserve / (1024 * 1024),
-                dir = %self.dir.display(),
+                db = %self.db.display(),
                 "the store's disk is almost full (less free than store.disk_reserve_mib): \
                  deliveries of new events are answered 503 until space is freed; stored events are still delivered"
             ),
@@ -439,6 +432,11 @@ impl DiskSpace {
             _ => {}
         }
         self.low = low;
+    }
+
+    /// Each WAL frame is a 24-byte header and a page.
+    fn frame_bytes(&self) -> u64 {
+        self.page_bytes + 24
     }
 
     /// The number of frames past which the WAL should start over to leave the disk room.
@@ -455,12 +453,13 @@ impl DiskSpace {
     /// the database file (`pages` long with the WAL's pages) still has to grow by.
     fn measure(&self, pages: Option<u64>) -> std::io::Result<(u64, u64)> {
         // The file's own 32-byte header, then frames.
-        let in_file = std::fs::metadata(&self.wal)?.len().saturating_sub(32) / self.frame_bytes;
+        let in_file = std::fs::metadata(&self.wal)?.len().saturating_sub(32) / self.frame_bytes();
         let owed = pages.map_or(0, |p| {
             let file = std::fs::metadata(&self.db).map_or(0, |m| m.len());
             p.saturating_mul(self.page_bytes).saturating_sub(file)
         });
-        let fs = rustix::fs::statvfs(&self.dir)?;
+        // Any path on the filesystem will do: the database file's own.
+        let fs = rustix::fs::statvfs(&self.db)?;
         let free = fs.f_bavail.saturating_mul(fs.f_frsize);
         Ok((in_file, free.saturating_sub(owed)))
     }
