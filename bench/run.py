@@ -51,7 +51,7 @@ RATE_DURATION = int(os.environ.get("RATE_DURATION", "3" if QUICK else "30"))
 WARMUP = 1 if QUICK else 2
 IDLE = 1 if QUICK else 2
 PREFILL = int(os.environ.get("PREFILL", "100000" if QUICK else "1000000"))
-PREFILL_DIR = os.environ.get("PREFILL_DIR", f"/tmp/hookwarden-bench-store-{PREFILL}-v4")
+PREFILL_DIR = os.environ.get("PREFILL_DIR", f"/tmp/hookwarden-bench-store-{PREFILL}-v5")
 OUT = os.environ.get("OUT", "/tmp/hookwarden-bench-results")
 # Parts to run (all by default): acks, paced, curve, store, inline.
 PHASES = os.environ.get("PHASES", "acks,paced,curve,store,inline").split(",")

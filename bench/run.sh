@@ -10,7 +10,7 @@
 #   PHASES=acks,paced bash bench/run.sh   # a subset: acks, paced, curve, store, inline
 #
 # Run as root on a machine of its own: it loads every core, and the first run writes a
-# million events (about 3 GB) to $PREFILL_DIR (default /tmp/hookwarden-bench-store-1000000-v4),
+# million events (about 3 GB) to $PREFILL_DIR (default /tmp/hookwarden-bench-store-1000000-v5),
 # which later runs reuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."

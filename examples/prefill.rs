@@ -7,7 +7,9 @@
 //! `server.data_dir = DATA_DIR` finds it. Each event is Okta's real delivery sample's event
 //! (`tests/fixtures/okta/event-hook-delivery.json`) under a uuid of its own, for the hook
 //! `okta` and the sink `archive` of `config/hookwarden.toml`, written through
-//! [`SqliteStore::ingest`] so that rows and indexes are exactly the service's.
+//! [`SqliteStore::ingest`] so that rows and indexes are exactly the service's. Their
+//! `published` times are spread evenly over the week before now (the default
+//! `store.retention`): what a store that has run for a week holds.
 //!
 //! Why the events end up *delivered*: a store with a million pending jobs would make the
 //! service spend the measurement draining them (and hit `store.max_backlog`). Marking the
@@ -20,12 +22,14 @@ use hookwarden::store::sqlite::SqliteStore;
 use hookwarden::store::{now_millis, Delivery, NewEvent, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Events per delivery: Okta batches events that are close in time into one POST.
 const EVENTS_PER_DELIVERY: u64 = 100;
 /// Deliveries in flight at once, so that the store's group commit batches them.
 const TASKS: u64 = 64;
+/// The events' `published` times cover this much time before now (the default retention).
+const SPAN: Duration = Duration::from_secs(7 * 86_400);
 
 const SAMPLE: &str = include_str!("../tests/fixtures/okta/event-hook-delivery.json");
 
@@ -49,6 +53,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let existing = store.stats().await?.events;
     let missing = count.saturating_sub(existing);
     let started = Instant::now();
+    // Event number n (counting those already stored) was published at start + n * step.
+    let start = SystemTime::now() - SPAN;
+    let step = SPAN / u32::try_from(count.max(1)).unwrap_or(u32::MAX);
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
@@ -61,15 +68,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     let last = (first + EVENTS_PER_DELIVERY).min(missing);
                     let events = (first..last)
-                        .map(|_| {
-                            // Random, like Okta's: each lands at a random place of the
-                            // uuid index, as in production.
+                        .map(|n| {
+                            let at = start + step * u32::try_from(existing + n).unwrap_or(u32::MAX);
+                            let published = humantime::format_rfc3339_millis(at).to_string();
+                            // Random, like Okta's: each lands at a random place of
+                            // its hour in the uuid key, as in production.
                             let uuid = uuid::Uuid::new_v4().to_string();
                             NewEvent {
-                                payload: template.replace("@@UUID@@", &uuid),
+                                payload: template
+                                    .replace("@@UUID@@", &uuid)
+                                    .replace("@@PUBLISHED@@", &published),
                                 uuid,
                                 event_type: "user.session.start".into(),
-                                published: Some("2023-03-26T21:05:32.159Z".into()),
+                                published: Some(published),
                                 sinks: vec!["archive".into()],
                             }
                         })
@@ -115,7 +126,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The sample's one event, compact, with `@@UUID@@` where its uuid goes.
+/// The sample's one event, compact, with `@@UUID@@` and `@@PUBLISHED@@` where its uuid
+/// and its time go.
 fn event_template() -> Result<String, Box<dyn std::error::Error>> {
     let sample: serde_json::Value = serde_json::from_str(SAMPLE)?;
     let mut event = sample
@@ -123,5 +135,6 @@ fn event_template() -> Result<String, Box<dyn std::error::Error>> {
         .cloned()
         .ok_or("the delivery sample has no data.events[0]")?;
     event["uuid"] = serde_json::Value::String("@@UUID@@".into());
+    event["published"] = serde_json::Value::String("@@PUBLISHED@@".into());
     Ok(serde_json::to_string(&event)?)
 }

@@ -226,11 +226,10 @@ impl Reconciler {
                 });
             }
             if dry_run {
-                let uuids: Vec<String> = events.iter().map(|e| e.uuid.clone()).collect();
-                let known = self.store.stored_uuids(hook, &uuids).await?;
+                let known = self.store.stored_uuids(hook, &events).await?;
                 let mut seen = std::collections::HashSet::new();
-                for u in &uuids {
-                    if known.contains(u) || !seen.insert(u) {
+                for e in &events {
+                    if known.contains(&e.uuid) || !seen.insert(&e.uuid) {
                         report.already_stored += 1;
                     } else {
                         report.recovered += 1;

@@ -216,7 +216,18 @@ pub enum ReplayTarget {
     AllDead { hook: Option<String> },
 }
 
-/// Counts for metrics and readiness.
+/// The jobs' counts that the gauges show every second: both come from an index, so
+/// they cost the same with a million events stored as with none.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct JobCounts {
+    /// Jobs waiting for a sink (pending).
+    pub backlog: u64,
+    /// Jobs dead-lettered.
+    pub dead: u64,
+}
+
+/// Counts for the admin page: [`JobCounts`] and the events held, which is a scan of
+/// every event (tens of ms at a million), so only a person's request asks for it.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StoreStats {
     /// Jobs waiting for a sink (pending).
@@ -267,6 +278,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 
+    /// The backlog and the dead letters only (the metrics' gauges): see [`JobCounts`].
+    async fn job_counts(&self) -> Result<JobCounts, StoreError>;
+
     /// Proves that a write can be committed now (readiness).
     async fn check_writable(&self) -> Result<(), StoreError>;
 
@@ -281,11 +295,13 @@ pub trait Store: Send + Sync + 'static {
     // Default bodies refuse, so that a store written for tests needs none of these; both
     // real stores implement them all.
 
-    /// The uuids among `uuids` that `hook` already holds (a dry run's "already stored").
+    /// The uuids of those of `events` that `hook` already holds (a dry run's "already
+    /// stored"). Events, not uuids: the embedded store finds an event by its uuid and
+    /// its `published` time together.
     async fn stored_uuids(
         &self,
         _hook: &str,
-        _uuids: &[String],
+        _events: &[NewEvent],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         Err(unsupported("stored_uuids"))
     }

@@ -1248,6 +1248,22 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        let client = self.client().await?;
+        let r = client
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
+                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
+                &[],
+            )
+            .await
+            .db()?;
+        Ok(JobCounts {
+            backlog: count(r.try_get(0).db()?),
+            dead: count(r.try_get(1).db()?),
+        })
+    }
+
     async fn check_writable(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         // A write that is rolled back still proves the connection, the permissions and
@@ -1318,8 +1334,9 @@ impl Store for PostgresStore {
     async fn stored_uuids(
         &self,
         hook: &str,
-        uuids: &[String],
+        events: &[NewEvent],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let uuids: Vec<&str> = events.iter().map(|e| e.uuid.as_str()).collect();
         let client = self.client().await?;
         let rows = client
             .query(

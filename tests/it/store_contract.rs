@@ -308,6 +308,12 @@ async fn claim_finish_retry_dead_replay_lifecycle(backend: Backend) {
     }
     let stats = store.stats().await.expect("stats");
     assert_eq!((stats.backlog, stats.dead), (0, 2));
+    let counts = store.job_counts().await.expect("job counts");
+    assert_eq!(
+        (counts.backlog, counts.dead),
+        (0, 2),
+        "the gauges' counts agree"
+    );
     let d = &store.get("a").await.expect("get")[0];
     assert_eq!(d.summary.state, EventState::Dead);
     assert!(d
@@ -333,6 +339,12 @@ async fn claim_finish_retry_dead_replay_lifecycle(backend: Backend) {
     assert_eq!(n, 2);
     let stats = store.stats().await.expect("stats");
     assert_eq!((stats.backlog, stats.dead), (2, 0));
+    let counts = store.job_counts().await.expect("job counts");
+    assert_eq!(
+        (counts.backlog, counts.dead),
+        (2, 0),
+        "the gauges' counts agree"
+    );
     let jobs = store.claim(1, LEASE).await.expect("claim");
     assert_eq!(jobs.len(), 1, "max is respected");
     assert!(!jobs[0].interrupted);
@@ -678,13 +690,20 @@ async fn recovered_events_are_marked_listed_and_claimed_as_such(backend: Backend
     assert!(flags.contains(&("found", true)), "{flags:?}");
     assert!(flags.contains(&("hooked", false)), "{flags:?}");
     let known = store
-        .stored_uuids("okta", &["found".into(), "missing".into(), "hooked".into()])
+        .stored_uuids(
+            "okta",
+            &[
+                event("found", "t", &[]),
+                event("missing", "t", &[]),
+                event("hooked", "t", &[]),
+            ],
+        )
         .await
         .expect("stored_uuids");
     assert_eq!(known.len(), 2);
     assert!(!known.contains("missing"));
     assert!(store
-        .stored_uuids("other", &["found".into()])
+        .stored_uuids("other", &[event("found", "t", &[])])
         .await
         .expect("stored_uuids")
         .is_empty());
