@@ -340,6 +340,15 @@ impl Metrics {
     }
 
     /// The text exposition format (OpenMetrics), for `/metrics`.
+    /// The store's gauges (the worker refreshes them each second, `/metrics` before it
+    /// renders).
+    pub fn set_job_counts(&self, counts: crate::store::JobCounts) {
+        self.backlog
+            .set(i64::try_from(counts.backlog).unwrap_or(i64::MAX));
+        self.dead_in_store
+            .set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

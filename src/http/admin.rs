@@ -62,12 +62,7 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
     if let Ok(counts) = s.store.job_counts().await {
-        s.metrics
-            .backlog
-            .set(i64::try_from(counts.backlog).unwrap_or(i64::MAX));
-        s.metrics
-            .dead_in_store
-            .set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
+        s.metrics.set_job_counts(counts);
     }
     (
         [(

@@ -214,14 +214,7 @@ fn report_panic(done: Result<(), JoinError>) {
 
 async fn refresh_gauges(ctx: &Ctx) {
     match ctx.store.job_counts().await {
-        Ok(stats) => {
-            ctx.metrics
-                .backlog
-                .set(i64::try_from(stats.backlog).unwrap_or(i64::MAX));
-            ctx.metrics
-                .dead_in_store
-                .set(i64::try_from(stats.dead).unwrap_or(i64::MAX));
-        }
+        Ok(counts) => ctx.metrics.set_job_counts(counts),
         Err(e) => tracing::debug!(error = %e, "cannot read store stats for the gauges"),
     }
 }
