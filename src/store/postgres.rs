@@ -1231,20 +1231,16 @@ impl Store for PostgresStore {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let jobs = self.job_counts().await?;
         let client = self.client().await?;
         let r = client
-            .query_one(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead'),
-                        (SELECT COUNT(*) FROM events)",
-                &[],
-            )
+            .query_one("SELECT COUNT(*) FROM events", &[])
             .await
             .db()?;
         Ok(StoreStats {
-            backlog: count(r.try_get(0).db()?),
-            dead: count(r.try_get(1).db()?),
-            events: count(r.try_get(2).db()?),
+            backlog: jobs.backlog,
+            dead: jobs.dead,
+            events: count(r.try_get(0).db()?),
         })
     }
 

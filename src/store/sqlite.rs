@@ -217,8 +217,9 @@ DROP TABLE events_v2;
 /// computed by SQLite's own parser of ISO 8601 times (Okta's `2023-03-26T21:05:32.159Z`,
 /// with or without fractions or an offset) here, in `ingest` and in `stored_uuids`, so
 /// that an event, its retry and the System Log's copy of it always agree; an event
-/// without a time SQLite can read goes to bucket 0. A lookup by uuid alone (`get`, `replay <uuid>`) seeks each bucket
-/// ([`BUCKETS_CTE`]): one seek per hour held, about 170 with the default retention.
+/// without a time SQLite can read goes to bucket 0. A lookup by uuid alone (`get`,
+/// `replay <uuid>`) seeks each bucket ([`BUCKETS_CTE`]): one seek per hour held, about
+/// 170 with the default retention.
 /// Tables are rebuilt as in version 3, keeping every row and row id.
 const SCHEMA_V4: &str = "
 DROP INDEX IF EXISTS jobs_due;
@@ -601,23 +602,19 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead'),
-                        (SELECT COUNT(*) FROM events)",
-                [],
-                |r| {
-                    Ok(StoreStats {
-                        backlog: count(r.get(0)?),
-                        dead: count(r.get(1)?),
-                        events: count(r.get(2)?),
-                    })
-                },
-            )
-            .db()
+        let jobs = self.job_counts().await?;
+        let events = self
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+                    .map(count)
+                    .db()
+            })
+            .await?;
+        Ok(StoreStats {
+            backlog: jobs.backlog,
+            dead: jobs.dead,
+            events,
         })
-        .await
     }
 
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
