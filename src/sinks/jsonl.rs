@@ -3,11 +3,13 @@
 //! An event counts as delivered only once its line is on disk (`sync_data`), so a
 //! crash after the acknowledgement of [`Sink::deliver`] cannot lose it.
 //!
-//! Group sync: concurrent deliveries append their lines one after the other, then
-//! share syncs. Whoever finds its line not yet synced syncs everything appended so far;
-//! the lines of the others waiting meanwhile are covered by that one `sync_data`. With
-//! `worker.concurrency` deliveries in flight this turns one sync per event into about
-//! one per batch. A failed sync fails every line it covered (they are delivered again,
+//! Batches: the worker hands this sink every job of it that one claim brought
+//! ([`Sink::deliver_batch`]); their lines go out in one write and share one sync.
+//!
+//! Group sync: concurrent deliveries (single lines or batches) append one after the
+//! other, then share syncs. Whoever finds its append not yet synced syncs everything
+//! appended so far; the appends of the others waiting meanwhile are covered by that one
+//! `sync_data`. A failed sync fails every line it covered (they are delivered again,
 //! possibly twice, never lost): after a failed `fsync`, Linux may have dropped the
 //! dirty pages, and a later successful sync would not bring them back.
 //!
@@ -43,16 +45,16 @@ struct Writer {
     /// A write failed: the last line may lack its newline. Checked (and repaired)
     /// before the next write so that the next record starts on a line of its own.
     maybe_torn: bool,
-    /// Lines appended since open (the sequence number of the last one).
+    /// Appends (a line, or a batch of lines) since open: the sequence number of the last one.
     appended: u64,
 }
 
 /// How far the file is known to be on disk, in appended lines.
 #[derive(Default)]
 struct SyncState {
-    /// Every line up to this one is synced.
+    /// Every append up to this one is synced.
     synced: u64,
-    /// A sync covering lines up to this one failed: they count as not delivered.
+    /// A sync covering appends up to this one failed: they count as not delivered.
     failed: u64,
 }
 
@@ -61,7 +63,7 @@ struct SyncState {
 pub struct JsonlSink {
     path: PathBuf,
     writer: Arc<Mutex<Writer>>,
-    /// The last line whose `write_all` has returned (read by the syncer).
+    /// The last append whose `write_all` has returned (read by the syncer).
     appended: Arc<std::sync::atomic::AtomicU64>,
     /// Held by the one delivery syncing on behalf of the others (see the module docs).
     sync: Arc<Mutex<SyncState>>,
@@ -121,14 +123,16 @@ fn end_with_newline(mut file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Appends one line (record and newline in one buffer, one `write_all`), not synced
-/// yet; returns its sequence number.
-fn append(writer: &mut Writer, line: &[u8]) -> std::io::Result<u64> {
+/// Appends one line or a batch of lines (each with its newline, in one buffer, one
+/// `write_all`), not synced yet; returns the append's sequence number. A kill in the
+/// middle of it leaves the lines before the cut whole and one torn line (see the
+/// module docs), as a single line's write does.
+fn append(writer: &mut Writer, lines: &[u8]) -> std::io::Result<u64> {
     if writer.maybe_torn {
         end_with_newline(&writer.file)?;
         writer.maybe_torn = false;
     }
-    match writer.file.write_all(line) {
+    match writer.file.write_all(lines) {
         Ok(()) => {
             writer.appended += 1;
             Ok(writer.appended)
@@ -183,7 +187,7 @@ fn scan_tail(mut file: &File, hook: &str, uuid: &str, max_bytes: u64) -> std::io
 }
 
 impl JsonlSink {
-    /// Returns once line `seq` is on disk: covered by a sync that started after it was
+    /// Returns once append `seq` is on disk: covered by a sync that started after it was
     /// appended, this caller's own or another's.
     async fn sync_through(&self, seq: u64) -> Result<(), SinkError> {
         let mut state = self.sync.clone().lock_owned().await;
@@ -223,17 +227,16 @@ impl JsonlSink {
     }
 }
 
-#[async_trait]
-impl Sink for JsonlSink {
-    async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
-        let mut line = record.to_json();
-        line.push(b'\n');
+impl JsonlSink {
+    /// Appends `lines` (whole lines, each with its newline; see [`append`]) and
+    /// returns once they are on disk.
+    async fn append_synced(&self, lines: Vec<u8>) -> Result<(), SinkError> {
         // The guard moves into the blocking task: if this future is dropped mid-write,
         // the write still finishes under the lock and the next writer starts after it.
         let mut guard = self.writer.clone().lock_owned().await;
         let appended = self.appended.clone();
         let seq = tokio::task::spawn_blocking(move || {
-            let seq = append(&mut guard, &line)?;
+            let seq = append(&mut guard, &lines)?;
             appended.store(seq, std::sync::atomic::Ordering::Release);
             Ok::<u64, std::io::Error>(seq)
         })
@@ -243,6 +246,25 @@ impl Sink for JsonlSink {
             SinkError::transient(format!("cannot append to {}: {e}", self.path.display()))
         })?;
         self.sync_through(seq).await
+    }
+}
+
+#[async_trait]
+impl Sink for JsonlSink {
+    async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
+        self.append_synced(json_lines(std::slice::from_ref(record)))
+            .await
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// One buffer, one write, one sync for the whole batch. A failed write may
+    /// leave some of its lines in the file (delivered again on retry: duplicates,
+    /// never losses) and a torn last line, ended before the next write.
+    async fn deliver_batch(&self, records: &[SinkRecord<'_>]) -> Result<(), SinkError> {
+        self.append_synced(json_lines(records)).await
     }
 
     /// Scans the last [`CONTAINS_SCAN_BYTES`] of the file for a line of this hook
@@ -382,6 +404,42 @@ mod tests {
         assert_eq!(lines(&path).len(), 64);
         let syncs = sink.syncs.load(std::sync::atomic::Ordering::Relaxed);
         assert!(syncs < 64, "{syncs} syncs for 64 concurrent deliveries");
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_write_and_one_sync_after_a_torn_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = JsonlSink::open(&path).expect("open");
+        deliver(&sink, "okta", "u-0").await;
+        // A crash tore the next line; the batch must start on a line of its own.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{\"hook\":\"ok"))
+            .expect("tear");
+        sink.writer.lock().await.maybe_torn = true;
+        let syncs_before = sink.syncs.load(std::sync::atomic::Ordering::Relaxed);
+        let jobs: Vec<Job> = (1..=5).map(|i| job("okta", &format!("u-{i}"))).collect();
+        let records: Vec<SinkRecord> = jobs
+            .iter()
+            .map(|j| SinkRecord::from_job(j).expect("record"))
+            .collect();
+        sink.deliver_batch(&records).await.expect("delivered");
+        let syncs = sink.syncs.load(std::sync::atomic::Ordering::Relaxed) - syncs_before;
+        assert_eq!(syncs, 1, "one sync for the batch");
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 7, "{lines:?}");
+        assert_eq!(lines[1], "{\"hook\":\"ok");
+        let uuids: Vec<String> = lines[2..]
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("whole line");
+                v["uuid"].as_str().expect("uuid").to_owned()
+            })
+            .collect();
+        assert_eq!(uuids, ["u-1", "u-2", "u-3", "u-4", "u-5"]);
+        assert!(sink.contains("okta", "u-5").await);
     }
 
     #[tokio::test]

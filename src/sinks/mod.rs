@@ -84,8 +84,19 @@ impl<'a> SinkRecord<'a> {
     }
 }
 
+/// The records as JSON lines (see [`SinkRecord::to_json`]), each ending with `\n`, in
+/// one buffer: what the line-oriented sinks write in one call.
+pub fn json_lines(records: &[SinkRecord<'_>]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for record in records {
+        lines.extend_from_slice(&record.to_json());
+        lines.push(b'\n');
+    }
+    lines
+}
+
 /// Why a delivery failed. `permanent` failures are dead-lettered at once instead of retried.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
     pub message: String,
@@ -112,6 +123,23 @@ impl SinkError {
 pub trait Sink: Send + Sync + 'static {
     /// Delivers one record. Returns only once the sink has it (synced, acknowledged, exited 0).
     async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError>;
+
+    /// True for sinks that deliver a group of records faster than one by one (a file:
+    /// one write and one sync for the lot). The worker then hands them every claimed
+    /// job of theirs at once through [`Sink::deliver_batch`].
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Delivers several records, all or none: an error counts for every record of the
+    /// batch, which is then retried whole (at least once, as always). The default
+    /// delivers them one by one; sinks that answer `true` to [`Sink::batches`] do better.
+    async fn deliver_batch(&self, records: &[SinkRecord<'_>]) -> Result<(), SinkError> {
+        for record in records {
+            self.deliver(record).await?;
+        }
+        Ok(())
+    }
 
     /// After an interrupted attempt: does the sink already hold this event of this hook?
     /// Sinks that cannot tell answer `false`, and the event is sent again (at least once).

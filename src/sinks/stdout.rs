@@ -24,7 +24,8 @@ impl Default for StdoutSink {
     }
 }
 
-/// Writes `line` (which ends with its newline) in one call and flushes.
+/// Writes `line` (which ends with its newline; or several whole lines) in one call
+/// and flushes.
 ///
 /// One `write_all` of one buffer under one lock: another thread cannot slip
 /// bytes between the record and its newline, so lines never interleave.
@@ -33,21 +34,32 @@ fn write_line(out: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Writes `lines` (whole lines) to standard output off the async threads: a slow
+/// reader on the other end of a pipe blocks the write.
+async fn write_stdout(lines: Vec<u8>) -> Result<(), SinkError> {
+    tokio::task::spawn_blocking(move || {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        write_line(&mut lock, &lines)
+    })
+    .await
+    .map_err(|e| SinkError::transient(format!("stdout writer task failed: {e}")))?
+    .map_err(|e| SinkError::transient(format!("cannot write to standard output: {e}")))
+}
+
 #[async_trait]
 impl Sink for StdoutSink {
     async fn deliver(&self, record: &SinkRecord<'_>) -> Result<(), SinkError> {
-        let mut line = record.to_json();
-        line.push(b'\n');
-        // A slow reader on the other end of a pipe blocks the write; keep that off the
-        // async worker threads.
-        tokio::task::spawn_blocking(move || {
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            write_line(&mut lock, &line)
-        })
-        .await
-        .map_err(|e| SinkError::transient(format!("stdout writer task failed: {e}")))?
-        .map_err(|e| SinkError::transient(format!("cannot write to standard output: {e}")))
+        write_stdout(json_lines(std::slice::from_ref(record))).await
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// Every line of the batch in one buffer: one write, one flush.
+    async fn deliver_batch(&self, records: &[SinkRecord<'_>]) -> Result<(), SinkError> {
+        write_stdout(json_lines(records)).await
     }
 }
 

@@ -45,6 +45,37 @@ pub(crate) async fn wait_ready(admin: u16) {
     }
 }
 
+/// The sink's records after SIGKILLs. A kill in the middle of an append can tear the
+/// line being written, and the sink ends such a line with a newline when it opens the
+/// file again, so that it stays alone (src/sinks/jsonl.rs; readers skip it). The line
+/// was never synced, so its job was never finished and is delivered again. Such a line
+/// is the start of a record, cut (serde_json reads to its end and wants more), and
+/// there is at most one per kill; every other line must be a whole record.
+fn read_after_kills(path: &Path, kills: usize) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // A last line without its newline is an append under way: left for the next read.
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    let mut records = Vec::new();
+    let mut torn = 0;
+    for line in complete.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(record) => records.push(record),
+            Err(e) => {
+                assert!(
+                    e.is_eof() && line.starts_with("{\"hook\":\"okta\""),
+                    "bad JSONL line, not a torn record {line}: {e}"
+                );
+                torn += 1;
+            }
+        }
+    }
+    assert!(torn <= kills, "{torn} torn lines after {kills} kills");
+    if torn > 0 {
+        eprintln!("crash test: {torn} torn line(s) after {kills} kills, each alone on its line");
+    }
+    records
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -119,7 +150,7 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let counts = loop {
         let mut counts: HashMap<String, usize> = HashMap::new();
-        for u in uuids(&read_jsonl(&jsonl)) {
+        for u in uuids(&read_after_kills(&jsonl, ROUNDS)) {
             *counts.entry(u).or_default() += 1;
         }
         if acked.iter().all(|u| counts.contains_key(u)) {
@@ -136,7 +167,7 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    let final_counts = uuids(&read_jsonl(&jsonl));
+    let final_counts = uuids(&read_after_kills(&jsonl, ROUNDS));
     let distinct: HashSet<_> = final_counts.iter().collect();
     assert_eq!(
         final_counts.len(),
