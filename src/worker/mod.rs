@@ -461,6 +461,15 @@ mod tests {
     }
 
     impl MemStore {
+        /// A store holding `n` pending jobs `u-0` .. `u-{n-1}` for the sink "out".
+        fn with_jobs(n: usize) -> Arc<Self> {
+            let store = Arc::new(Self::default());
+            for i in 0..n {
+                store.add("okta", "out", &format!("u-{i}"), false);
+            }
+            store
+        }
+
         fn add(&self, hook: &str, sink: &str, uuid: &str, interrupted: bool) {
             let mut rows = self.rows.lock().expect("lock");
             let id = rows.len() as i64 + 1;
@@ -787,10 +796,7 @@ mod tests {
 
     #[tokio::test]
     async fn deliveries_in_flight_never_exceed_concurrency() {
-        let store = Arc::new(MemStore::default());
-        for i in 0..24 {
-            store.add("okta", "out", &format!("u-{i}"), false);
-        }
+        let store = MemStore::with_jobs(24);
         let sink = Arc::new(TestSink {
             delay: Duration::from_millis(30),
             ..Default::default()
@@ -876,10 +882,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batching_sink_gets_a_claim_in_one_call() {
-        let store = Arc::new(MemStore::default());
-        for i in 0..10 {
-            store.add("okta", "out", &format!("u-{i}"), false);
-        }
+        let store = MemStore::with_jobs(10);
         let sink = Arc::new(batching());
         let w = start(store.clone(), sink.clone(), config(16, 5, FAST));
         wait_for("delivery", || store.count(JobState::Delivered) == 10).await;
@@ -891,10 +894,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_hold_one_slot_per_job() {
-        let store = Arc::new(MemStore::default());
-        for i in 0..10 {
-            store.add("okta", "out", &format!("u-{i}"), false);
-        }
+        let store = MemStore::with_jobs(10);
         let sink = Arc::new(TestSink {
             delay: Duration::from_millis(20),
             ..batching()
@@ -910,10 +910,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_retries_every_job_of_it() {
-        let store = Arc::new(MemStore::default());
-        for i in 0..5 {
-            store.add("okta", "out", &format!("u-{i}"), false);
-        }
+        let store = MemStore::with_jobs(5);
         let sink = Arc::new(TestSink {
             fail_first: 1,
             ..batching()
