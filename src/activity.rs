@@ -11,7 +11,7 @@
 //! "registration denied") attaches a [`Note`] to its response as an extension.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Requests kept per hook.
@@ -81,7 +81,8 @@ pub const TYPES_PER_ENTRY: usize = 20;
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub at: SystemTime,
-    pub hook: String,
+    /// The route's own name, shared: recording a request copies no string.
+    pub hook: Arc<str>,
     pub kind: Kind,
     pub status: u16,
     pub latency: Duration,
@@ -92,7 +93,7 @@ pub struct Entry {
 /// The last [`PER_HOOK`] requests of every hook, newest last.
 #[derive(Debug, Default)]
 pub struct Activity {
-    hooks: Mutex<HashMap<String, VecDeque<Entry>>>,
+    hooks: Mutex<HashMap<Arc<str>, VecDeque<Entry>>>,
 }
 
 impl Activity {
@@ -102,7 +103,9 @@ impl Activity {
 
     pub fn record(&self, entry: Entry) {
         let mut hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner());
-        let ring = hooks.entry(entry.hook.clone()).or_default();
+        let ring = hooks
+            .entry(Arc::clone(&entry.hook))
+            .or_insert_with(|| VecDeque::with_capacity(PER_HOOK));
         if ring.len() == PER_HOOK {
             ring.pop_front();
         }
@@ -126,7 +129,7 @@ mod tests {
     fn entry(hook: &str, status: u16) -> Entry {
         Entry {
             at: SystemTime::now(),
-            hook: hook.to_owned(),
+            hook: hook.into(),
             kind: Kind::Delivery,
             status,
             latency: Duration::from_millis(1),

@@ -94,7 +94,7 @@ pub struct Tracked {
 pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let at = std::time::SystemTime::now();
-    let res = match tokio::time::timeout(t.request_timeout, next.run(req)).await {
+    let mut res = match tokio::time::timeout(t.request_timeout, next.run(req)).await {
         Ok(res) => res,
         Err(_) => {
             tracing::info!(hook = %t.hook, "request timed out");
@@ -102,8 +102,10 @@ pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Respon
         }
     };
     count(&t.metrics, &t.hook, &res);
-    let (kind, outcome, event_types) = match res.extensions().get::<crate::activity::Note>() {
-        Some(n) => (n.kind, n.outcome.clone(), n.event_types.clone()),
+    // The note is for the recorder only: taken out, not copied.
+    let (kind, outcome, event_types) = match res.extensions_mut().remove::<crate::activity::Note>()
+    {
+        Some(n) => (n.kind, n.outcome, n.event_types),
         None => (
             crate::activity::Kind::Refused,
             res.extensions()
@@ -115,7 +117,7 @@ pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Respon
     };
     t.activity.record(crate::activity::Entry {
         at,
-        hook: t.hook.to_string(),
+        hook: Arc::clone(&t.hook),
         kind,
         status: res.status().as_u16(),
         latency: started.elapsed(),
