@@ -225,9 +225,7 @@ impl JsonlSink {
             }
         }
     }
-}
 
-impl JsonlSink {
     /// Appends `lines` (whole lines, each with its newline; see [`append`]) and
     /// returns once they are on disk.
     async fn append_synced(&self, lines: Vec<u8>) -> Result<(), SinkError> {

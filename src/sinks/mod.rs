@@ -73,14 +73,24 @@ impl<'a> SinkRecord<'a> {
     /// can only be whitespace between tokens, since inside strings they must be escaped:
     /// turning them into spaces changes no value and makes every sink's record one line.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serialising borrowed strings and a RawValue cannot fail.
-        let mut json = serde_json::to_vec(self).unwrap_or_default();
-        for b in &mut json {
+        let mut json = Vec::new();
+        self.append_json(&mut json);
+        json
+    }
+
+    /// [`SinkRecord::to_json`] written at the end of `out`, without a buffer of its own.
+    fn append_json(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        // Serialising borrowed strings and a RawValue into a Vec cannot fail; should it
+        // ever, the partial record is taken back out.
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.truncate(start);
+        }
+        for b in &mut out[start..] {
             if *b == b'\n' || *b == b'\r' {
                 *b = b' ';
             }
         }
-        json
     }
 }
 
@@ -89,7 +99,7 @@ impl<'a> SinkRecord<'a> {
 pub fn json_lines(records: &[SinkRecord<'_>]) -> Vec<u8> {
     let mut lines = Vec::new();
     for record in records {
-        lines.extend_from_slice(&record.to_json());
+        record.append_json(&mut lines);
         lines.push(b'\n');
     }
     lines

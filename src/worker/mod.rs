@@ -238,15 +238,17 @@ enum Attempt {
 fn by_sink(sinks: &SinkSet, jobs: Vec<Job>) -> Vec<Vec<Job>> {
     let mut groups: Vec<Vec<Job>> = Vec::new();
     for job in jobs {
-        let batches = sinks.get(&job.hook, &job.sink).is_some_and(|s| s.batches());
-        let same_sink = |g: &&mut Vec<Job>| {
-            g.first()
-                .is_some_and(|f| f.hook == job.hook && f.sink == job.sink)
-        };
-        match groups.iter_mut().find(same_sink) {
-            Some(group) if batches => group.push(job),
-            _ => groups.push(vec![job]),
+        if sinks.get(&job.hook, &job.sink).is_some_and(|s| s.batches()) {
+            let same_sink = groups.iter_mut().find(|g| {
+                g.first()
+                    .is_some_and(|f| f.hook == job.hook && f.sink == job.sink)
+            });
+            if let Some(group) = same_sink {
+                group.push(job);
+                continue;
+            }
         }
+        groups.push(vec![job]);
     }
     groups
 }
