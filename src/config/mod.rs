@@ -6,10 +6,14 @@
 //! can print them all at once. Unknown keys are problems too (a typo in a key
 //! would otherwise silently fall back to a default).
 
+mod handler;
 pub mod reconcile;
+pub mod rules;
 mod secret;
 
+pub use handler::{ForwardConfig, HandlerConfig, ScriptConfig};
 pub use reconcile::ReconcileConfig;
+pub use rules::RulesConfig;
 pub use secret::{expose, SecretSource};
 
 use ipnet::IpNet;
@@ -411,18 +415,6 @@ impl InlineHookConfig {
             _ => Fallback::Open,
         })
     }
-}
-
-/// How an inline hook's answer is made.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum HandlerConfig {
-    /// Declarative rules in this file.
-    Rules(crate::inline_hooks::rules::RulesConfig),
-    /// A sandboxed Rhai script.
-    Script(crate::inline_hooks::script::ScriptConfig),
-    /// POST to your own service, answer checked and passed on.
-    Forward(crate::inline_hooks::forward::ForwardConfig),
 }
 
 #[derive(Debug, Clone, Deserialize)]

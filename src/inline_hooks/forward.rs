@@ -8,15 +8,13 @@
 //! for Okta's default action.
 
 use super::{Handler, HandlerError, InlineCall};
-use crate::config::{expose, Secret};
+use crate::config::{expose, ForwardConfig};
 use crate::okta::inline::{InlineResponse, MAX_RESPONSE_BYTES};
 use crate::outbound::{self, shown_url};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
-use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Characters of a body quoted in an error: enough to tell an HTML error page or a proxy
@@ -29,17 +27,6 @@ const BODY_PREFIX_CHARS: usize = 48;
 /// call would read as a handler error. The client's own timeout is a backstop for use
 /// outside the runtime.
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(50);
-
-/// The `[inline_hooks.handler]` table of `kind = "forward"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForwardConfig {
-    /// `https://` (or `http://` to a service on the same host or private network).
-    pub url: String,
-    /// Sent with every request: secrets (`{ env = "..." }`), never logged.
-    #[serde(default)]
-    pub headers: BTreeMap<String, Secret>,
-}
 
 /// POSTs each call to one URL through one pooled client: every millisecond of a new
 /// TLS handshake is a person waiting at a sign-in page.
@@ -275,12 +262,14 @@ fn describe(e: reqwest::Error, budget: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
     use crate::okta::inline::HookType;
     use axum::http::HeaderMap as AxumHeaders;
     use axum::response::IntoResponse;
     use axum::routing::post;
     use axum::Router;
     use serde_json::json;
+    use std::collections::BTreeMap;
     use std::path::Path;
     use std::sync::{Arc, Mutex};
 

@@ -16,76 +16,15 @@
 
 use super::rules::{country_of, phone_digits, pointer_escape, StoredHash};
 use super::{Handler, HandlerError, InlineCall};
+use crate::config::ScriptConfig;
 use crate::okta::inline::InlineResponse;
 use async_trait::async_trait;
 use rhai::{
     Array, CallFnOptions, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope, AST,
 };
-use serde::Deserialize;
 use std::cell::Cell;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The `[inline_hooks.handler]` table of `kind = "script"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScriptConfig {
-    /// The script file (compiled once at start).
-    pub file: PathBuf,
-    /// Rhai operations per call (a loop turn is a few).
-    #[serde(default = "default_max_operations")]
-    pub max_operations: u64,
-    /// Nested function calls.
-    #[serde(default = "default_max_call_depth")]
-    pub max_call_depth: usize,
-    /// Nesting of expressions (and of expressions inside functions).
-    #[serde(default = "default_max_expr_depth")]
-    pub max_expr_depth: usize,
-    /// Characters in one string.
-    #[serde(default = "default_max_string_size")]
-    pub max_string_size: usize,
-    /// Elements in one array.
-    #[serde(default = "default_max_array_size")]
-    pub max_array_size: usize,
-    /// Entries in one object map.
-    #[serde(default = "default_max_map_size")]
-    pub max_map_size: usize,
-}
-
-fn default_max_operations() -> u64 {
-    100_000
-}
-fn default_max_call_depth() -> usize {
-    32
-}
-fn default_max_expr_depth() -> usize {
-    64
-}
-fn default_max_string_size() -> usize {
-    64 * 1024
-}
-fn default_max_array_size() -> usize {
-    10_000
-}
-fn default_max_map_size() -> usize {
-    10_000
-}
-
-impl ScriptConfig {
-    /// A script with the default limits (for code that builds configs, and tests).
-    pub fn new(file: impl Into<PathBuf>) -> Self {
-        ScriptConfig {
-            file: file.into(),
-            max_operations: default_max_operations(),
-            max_call_depth: default_max_call_depth(),
-            max_expr_depth: default_max_expr_depth(),
-            max_string_size: default_max_string_size(),
-            max_array_size: default_max_array_size(),
-            max_map_size: default_max_map_size(),
-        }
-    }
-}
 
 thread_local! {
     /// The deadline of the script running on this thread. One `Engine` serves every call
@@ -581,7 +520,7 @@ mod tests {
     use super::*;
     use crate::okta::inline::HookType;
     use serde_json::{json, Value};
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     fn fixture(name: &str) -> Value {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
