@@ -3,6 +3,8 @@
 pub mod cache;
 pub mod check;
 pub mod forward;
+pub mod password_hash;
+pub mod phone;
 pub mod rules;
 pub mod script;
 

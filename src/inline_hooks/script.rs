@@ -14,7 +14,9 @@
 //! own deadline, shortly before the runtime's budget runs out, and its blocking thread is
 //! freed (the runtime dropping the future would not stop a thread that is running).
 
-use super::rules::{country_of, phone_digits, pointer_escape, StoredHash};
+use super::password_hash::StoredHash;
+use super::phone::{country_of, phone_digits};
+use super::rules::pointer_escape;
 use super::{Handler, HandlerError, InlineCall};
 use crate::config::ScriptConfig;
 use crate::okta::inline::InlineResponse;
