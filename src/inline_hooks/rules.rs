@@ -24,7 +24,7 @@ use crate::config::rules::{
     ProfileTarget, RegistrationRules, RulesConfig, SamlOp, SamlRules, SetRule, TelephonyRules,
     TokenChoice, TokenRules,
 };
-use crate::okta::inline::{ErrorCause, HookType, InlineResponse};
+use crate::okta::inline::{pointer_segment, ErrorCause, HookType, InlineResponse};
 use crate::store::glob_match;
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -37,12 +37,6 @@ use std::time::Duration;
 // ------------------------------------------------------------------------------------------
 // Shared compiled pieces
 // ------------------------------------------------------------------------------------------
-
-/// Escapes one JSON Pointer segment (RFC 6901): `~` → `~0`, `/` → `~1`. Okta's patch paths
-/// need it for claim names that are URIs.
-pub fn pointer_escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
-}
 
 /// A place in the request, held as a JSON Pointer.
 #[derive(Debug, Clone)]
@@ -70,7 +64,7 @@ impl Field {
                 return Err(format!("'{text}' is not a field: write a JSON Pointer such as /data/context/matches/0/id or a dotted path such as data.context.matches[0].id"));
             }
             pointer.push('/');
-            pointer.push_str(&pointer_escape(name));
+            pointer.push_str(&pointer_segment(name));
             while !rest.is_empty() {
                 let index = rest
                     .strip_prefix('[')
@@ -906,7 +900,7 @@ impl TokenCompiled {
                 Ok(ClaimCompiled {
                     id,
                     access,
-                    path: format!("/claims/{}", pointer_escape(name)),
+                    path: format!("/claims/{}", pointer_segment(name)),
                     op: c.op,
                     value,
                     guard: Guard::compile(HookType::Token, &c.when, &c.unless)
@@ -1035,7 +1029,7 @@ impl SamlCompiled {
                     }
                 }
                 Ok(SamlAttributeCompiled {
-                    path: format!("/claims/{}", pointer_escape(&a.name)),
+                    path: format!("/claims/{}", pointer_segment(&a.name)),
                     op: a.op,
                     value: ValueSource::compile(&a.value, &a.from)
                         .map_err(|e| format!("{at}: {e}"))?,

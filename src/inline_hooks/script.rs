@@ -16,10 +16,9 @@
 
 use super::password_hash::StoredHash;
 use super::phone::{country_of, phone_digits};
-use super::rules::pointer_escape;
 use super::{Handler, HandlerError, InlineCall};
 use crate::config::ScriptConfig;
-use crate::okta::inline::InlineResponse;
+use crate::okta::inline::{pointer_segment, InlineResponse};
 use async_trait::async_trait;
 use rhai::{
     Array, CallFnOptions, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope, AST,
@@ -303,7 +302,7 @@ fn claim_patch(
     value: Option<Dynamic>,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let kind = token_command(token)?;
-    let path = text(format!("/claims/{}", pointer_escape(name)));
+    let path = text(format!("/claims/{}", pointer_segment(name)));
     let op = match value {
         Some(v) => map([("op", text(op)), ("path", path), ("value", v)]),
         None => map([("op", text(op)), ("path", path)]),
@@ -436,7 +435,7 @@ fn register_helpers(engine: &mut Engine) {
         };
         let op = map([
             ("op", text("add")),
-            ("path", text(format!("/claims/{}", pointer_escape(name)))),
+            ("path", text(format!("/claims/{}", pointer_segment(name)))),
             (
                 "value",
                 map([
@@ -492,7 +491,7 @@ fn register_helpers(engine: &mut Engine) {
     });
 
     // Utilities.
-    engine.register_fn("pointer_escape", |name: &str| pointer_escape(name));
+    engine.register_fn("pointer_escape", |name: &str| pointer_segment(name));
     engine.register_fn("email_domain", |address: &str| {
         address
             .trim()
