@@ -56,8 +56,9 @@ pub struct RejectionLabel {
 pub enum InlineOutcome {
     /// The handler's answer carried commands.
     commands,
-    /// The handler's answer carried an `error`.
-    error,
+    /// The handler refused, in its type's terms (an `error`; DENY; UNVERIFIED; FAILED),
+    /// and its answer went as written.
+    refusal,
     /// The handler answered `{}` (Okta's default action).
     empty,
     /// The same answer as before, repeated to Okta's retry of one `eventId`.
@@ -68,6 +69,12 @@ pub enum InlineOutcome {
     fallback_handler_error,
     /// The fallback was sent: the handler's answer broke the contract.
     fallback_invalid,
+    /// The handler refused, in an answer that broke the contract: its refusal was sent
+    /// rebuilt in the type's refusal form (texts cut, what Okta would reject left out).
+    refusal_repaired,
+    /// The handler refused, in an answer that could not be rebuilt: the closed fallback
+    /// was sent, whatever the hook's `fallback` says.
+    fallback_refusal,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -9,7 +9,7 @@
 
 #![no_main]
 
-use hookwarden::inline_hooks::check::check;
+use hookwarden::okta::inline::check::check;
 use hookwarden::okta::inline::{HookType, InlineResponse, MAX_RESPONSE_BYTES};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

@@ -7,7 +7,7 @@
 //! unchanged: POST of the request JSON, answer `200` with the answer JSON, or `204`/empty
 //! for Okta's default action.
 
-use super::{Handler, HandlerError, InlineCall};
+use super::{Handler, HandlerError, InlineCall, Reply};
 use crate::config::{expose, ForwardConfig};
 use crate::okta::inline::{InlineResponse, MAX_RESPONSE_BYTES};
 use crate::outbound::{self, shown_url};
@@ -94,7 +94,7 @@ impl ForwardHandler {
 
 #[async_trait]
 impl Handler for ForwardHandler {
-    async fn handle(&self, call: &InlineCall) -> Result<InlineResponse, HandlerError> {
+    async fn handle(&self, call: &InlineCall) -> Result<Reply, HandlerError> {
         let started = Instant::now();
         let body = serde_json::to_vec(&call.body).map_err(|e| self.error(e))?;
         let response = self
@@ -113,7 +113,7 @@ impl Handler for ForwardHandler {
             "forward answered"
         );
         if status == StatusCode::NO_CONTENT {
-            return Ok(InlineResponse::empty());
+            return Ok(Reply::Typed(InlineResponse::empty()));
         }
         if status.is_redirection() {
             return Err(self.error(format!(
@@ -128,7 +128,7 @@ impl Handler for ForwardHandler {
             .await
             .map_err(|e| self.error(e))?;
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(InlineResponse::empty());
+            return Ok(Reply::Typed(InlineResponse::empty()));
         }
         let value: Value = serde_json::from_slice(&body).map_err(|_| {
             self.error(format!(
@@ -136,81 +136,36 @@ impl Handler for ForwardHandler {
                 quoted_prefix(&body)
             ))
         })?;
-        parse_answer(value).map_err(|e| self.error(format!("HTTP 200 with {e}")))
+        // Read by the runtime as Okta reads it: keys Okta ignores are dropped with a
+        // warning, never a reason to replace the service's decision with the fallback.
+        Ok(Reply::Json(value))
     }
 }
 
-/// Reads an answer as Okta would, but strictly: an object whose keys are only `commands`,
-/// `error` and `debugContext`. A misspelt `command` would otherwise pass as an empty answer
-/// (Okta's default action) without anyone noticing. Errors quote no values.
-pub(crate) fn parse_answer(value: Value) -> Result<InlineResponse, String> {
-    let map = match value {
-        Value::Object(map) => map,
-        other => {
-            return Err(format!(
-                "an answer that is a JSON {} instead of an object",
-                json_type(&other)
-            ))
-        }
-    };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !matches!(k.as_str(), "commands" | "error" | "debugContext"))
-    {
-        let key: String = key.chars().take(40).collect();
-        return Err(format!(
-            "an unknown key `{key}` in the answer (an answer has commands, error and debugContext)"
-        ));
-    }
-    serde_json::from_value(Value::Object(map)).map_err(|e| {
-        format!(
-            "an answer of the wrong shape: {}",
-            redact_quoted(&e.to_string())
-        )
-    })
-}
+/// How much of a service's answer is read: four times Okta's 256 KB limit. An answer
+/// over Okta's limit is still read whole up to here and judged, so that a refusal in it
+/// (with a huge `debugContext`, say) is sent as a refusal, and anything else as the
+/// fallback; past this, it is not read at all (the memory a caller can make us hold).
+const READ_LIMIT: usize = 4 * MAX_RESPONSE_BYTES;
 
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// serde quotes the offending value (`invalid type: string "…"`); the type is the useful
-/// part, the value may be request data echoed back.
-fn redact_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '"' {
-            if inside {
-                out.push('…');
-            }
-            inside = !inside;
-            out.push(c);
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The body, refused past Okta's 256 KB answer limit (checked as it streams in, so a
-/// huge body is not read to the end first).
+/// The body, refused past [`READ_LIMIT`] (checked as it streams in, so a huge body is not
+/// read to the end first).
 async fn read_limited(
     mut response: reqwest::Response,
     budget: Duration,
 ) -> Result<Vec<u8>, String> {
+    let too_big = || {
+        format!(
+            "HTTP 200 with a body over {} KB (Okta takes less than {} KB)",
+            READ_LIMIT / 1024,
+            MAX_RESPONSE_BYTES / 1024
+        )
+    };
     if response
         .content_length()
-        .is_some_and(|n| n >= MAX_RESPONSE_BYTES as u64)
+        .is_some_and(|n| n > READ_LIMIT as u64)
     {
-        return Err("HTTP 200 with a body over Okta's 256 KB answer limit".into());
+        return Err(too_big());
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
@@ -219,8 +174,8 @@ async fn read_limited(
         .map_err(|e| format!("reading the answer: {}", describe(e, budget)))?
     {
         body.extend_from_slice(&chunk);
-        if body.len() >= MAX_RESPONSE_BYTES {
-            return Err("HTTP 200 with a body over Okta's 256 KB answer limit".into());
+        if body.len() > READ_LIMIT {
+            return Err(too_big());
         }
     }
     Ok(body)
@@ -343,7 +298,13 @@ mod tests {
             hook_type,
             event_id: body["eventId"].as_str().map(str::to_owned),
             body,
+            deadline: std::time::Instant::now() + Duration::from_secs(2),
         }
+    }
+
+    /// What the runtime would send for this reply (an error for any other outcome).
+    fn settled(reply: Result<Reply, HandlerError>, c: &InlineCall) -> Result<Value, String> {
+        crate::inline_hooks::settled_for_tests(c.hook_type, reply.map_err(|e| e.0)?, &c.body)
     }
 
     #[tokio::test]
@@ -354,11 +315,8 @@ mod tests {
         .await;
         let h = forward(&url, 2000);
         let c = call("token-hook-request.json", HookType::Token);
-        let answer = h.handle(&c).await.expect("answer");
-        assert_eq!(
-            serde_json::to_value(answer).expect("json"),
-            fixture("token-hook-response.json")
-        );
+        let answer = settled(h.handle(&c).await, &c).expect("answer");
+        assert_eq!(answer, fixture("token-hook-response.json"));
         // One client, reused: a second call works on the pooled connection.
         h.handle(&c).await.expect("second answer");
         let seen = seen.lock().expect("lock");
@@ -388,18 +346,18 @@ mod tests {
         let (url, _) = service(|_req| async { StatusCode::NO_CONTENT.into_response() }).await;
         let c = call("import-hook-request.json", HookType::Import);
         assert_eq!(
-            forward(&url, 2000).handle(&c).await.expect("204"),
-            InlineResponse::empty()
+            settled(forward(&url, 2000).handle(&c).await, &c),
+            Ok(json!({}))
         );
         let (url, _) = service(|_req| async { (StatusCode::OK, "  \n").into_response() }).await;
         assert_eq!(
-            forward(&url, 2000).handle(&c).await.expect("empty 200"),
-            InlineResponse::empty()
+            settled(forward(&url, 2000).handle(&c).await, &c),
+            Ok(json!({}))
         );
         let (url, _) = service(|_req| async { axum::Json(json!({})).into_response() }).await;
         assert_eq!(
-            forward(&url, 2000).handle(&c).await.expect("{}"),
-            InlineResponse::empty()
+            settled(forward(&url, 2000).handle(&c).await, &c),
+            Ok(json!({}))
         );
     }
 
@@ -439,21 +397,36 @@ mod tests {
             axum::Json(json!({"commands": password})).into_response()
         })
         .await;
-        let e = forward(&url, 2000)
-            .handle(&c)
-            .await
-            .expect_err("wrong shape");
-        assert!(e.0.contains("wrong shape") && !e.0.contains("Okta"), "{e}");
+        let e = settled(forward(&url, 2000).handle(&c).await, &c).expect_err("wrong shape");
+        assert!(
+            e.contains("commands is a string") && !e.contains("Okta"),
+            "{e}"
+        );
 
         let (url, _) = service(|_req| async {
             axum::Json(json!({"command": [{"type": "com.okta.action.update"}]})).into_response()
         })
         .await;
-        let e = forward(&url, 2000)
-            .handle(&c)
-            .await
-            .expect_err("misspelt key");
-        assert!(e.0.contains("unknown key `command`"), "{e}");
+        let e = settled(forward(&url, 2000).handle(&c).await, &c).expect_err("misspelt key");
+        assert!(e.contains("`command` is not a key of an answer"), "{e}");
+
+        // An extra key beside a decision is dropped, and the decision goes (a registration
+        // ALLOW with one extra key must not become the fallback's DENY).
+        let (url, _) = service(|_req| async {
+            axum::Json(json!({
+                "commands": [{"type": "com.okta.action.update",
+                              "value": {"registration": "ALLOW", "why": "known"}}],
+                "traceId": "t-1",
+            }))
+            .into_response()
+        })
+        .await;
+        let c = call("registration-hook-request-ssr.json", HookType::Registration);
+        assert_eq!(
+            settled(forward(&url, 2000).handle(&c).await, &c),
+            Ok(json!({"commands": [{"type": "com.okta.action.update",
+                                    "value": {"registration": "ALLOW"}}]}))
+        );
     }
 
     #[tokio::test]
@@ -478,16 +451,26 @@ mod tests {
 
     #[tokio::test]
     async fn answers_over_256_kb_are_refused() {
+        // Over Okta's limit: read, and refused by the checker.
         let (url, _) = service(|_req| async {
             let big = "x".repeat(MAX_RESPONSE_BYTES);
             axum::Json(json!({"debugContext": {"big": big}})).into_response()
         })
         .await;
+        let c = call("token-hook-request.json", HookType::Token);
+        let e = settled(forward(&url, 2000).handle(&c).await, &c).expect_err("too big");
+        assert!(e.contains("Okta takes less than 262144"), "{e}");
+        // Over what hookwarden reads: not read to the end.
+        let (url, _) = service(|_req| async {
+            let big = "x".repeat(READ_LIMIT);
+            axum::Json(json!({"debugContext": {"big": big}})).into_response()
+        })
+        .await;
         let e = forward(&url, 2000)
-            .handle(&call("token-hook-request.json", HookType::Token))
+            .handle(&c)
             .await
-            .expect_err("too big");
-        assert!(e.0.contains("256 KB"), "{e}");
+            .expect_err("far too big");
+        assert!(e.0.contains("over 1024 KB"), "{e}");
     }
 
     /// Alone (without the runtime's deadline), the client stops just after the budget.
@@ -543,19 +526,5 @@ mod tests {
         assert!(e.is_some_and(|e| e.contains("forward.headers.Content-Type")));
         let e = build("https://example.com/", "X-A", "bad\nvalue-secret").err();
         assert!(e.is_some_and(|e| e.contains("forward.headers.X-A") && !e.contains("secret")));
-    }
-
-    #[test]
-    fn parse_answer_is_strict_about_keys_and_quiet_about_values() {
-        assert!(parse_answer(fixture("saml-hook-response.json")).is_ok());
-        assert!(parse_answer(json!([]))
-            .expect_err("array")
-            .contains("JSON array"));
-        let e = parse_answer(json!({"commands": "hunter2"})).expect_err("string");
-        assert!(!e.contains("hunter2"), "{e}");
-        assert_eq!(
-            redact_quoted(r#"invalid type: string "abc", expected x"#),
-            r#"invalid type: string "…", expected x"#
-        );
     }
 }

@@ -1,16 +1,34 @@
 //! Inline hooks at run time: one handler per configured hook, answered inside its budget.
+//!
+//! What Okta's contract says about each hook type (its commands, its refusal, its
+//! fallbacks) lives in [`crate::okta::inline`]; this module runs the handler within the
+//! time left of the budget (counted from the request's arrival), reads its answer and
+//! lets [`crate::okta::inline::settle`] decide what leaves. A refusal stays a refusal.
 
 pub mod cache;
-pub mod check;
 pub mod forward;
 pub mod password_hash;
 pub mod phone;
 pub mod rules;
 pub mod script;
 
+use crate::config::{Config, Fallback, HandlerConfig, InlineHookConfig, Problem};
+use crate::event_hooks::read_json_body;
+use crate::http::error::ApiError;
+use crate::metrics::{HookLabel, InlineLabel, InlineOutcome, Metrics};
+use crate::okta::inline::answer;
+use crate::okta::inline::settle::{settle, Settled, Settlement};
 use crate::okta::inline::{HookType, InlineResponse};
+use crate::store::postgres::PostgresStore;
 use async_trait::async_trait;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
 use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// One call from Okta, parsed and checked to be a request of the hook's type.
 #[derive(Debug, Clone)]
@@ -20,6 +38,18 @@ pub struct InlineCall {
     pub event_id: Option<String>,
     /// The whole request as Okta sent it.
     pub body: Value,
+    /// When the budget runs out (the request's arrival plus the hook's budget). The
+    /// caller drops the handler's future then; a handler that holds a thread (a script)
+    /// stops itself before it.
+    pub deadline: Instant,
+}
+
+/// A handler's answer: built by hookwarden (rules), or JSON written by the user's script
+/// or service, which is read the way Okta reads it ([`crate::okta::inline::answer::read`]).
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Typed(InlineResponse),
+    Json(Value),
 }
 
 /// Why a handler gave no answer; the hook's fallback is sent instead.
@@ -30,23 +60,10 @@ pub struct HandlerError(pub String);
 /// What turns a request into an answer: rules, a script or a forward.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Produces the answer. The caller enforces the budget (it drops this future at the
-    /// deadline) and checks the answer before it leaves.
-    async fn handle(&self, call: &InlineCall) -> Result<InlineResponse, HandlerError>;
+    /// Produces the answer. The caller enforces the deadline (it drops this future then)
+    /// and settles the answer before it leaves.
+    async fn handle(&self, call: &InlineCall) -> Result<Reply, HandlerError>;
 }
-
-use crate::config::{Config, Fallback, HandlerConfig, InlineHookConfig, Problem};
-use crate::event_hooks::read_json_body;
-use crate::http::error::ApiError;
-use crate::metrics::{HookLabel, InlineLabel, InlineOutcome, Metrics};
-use crate::store::postgres::PostgresStore;
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Answers kept per hook for Okta's retries.
 const ANSWER_CACHE_ENTRIES: usize = 10_000;
@@ -55,9 +72,16 @@ const ANSWER_CACHE_ENTRIES: usize = 10_000;
 const DEFAULT_FALLBACK_MESSAGE: &str =
     "This request cannot be completed right now. Please try again later.";
 
-/// How long a shared answer lookup may take before the call is treated as new: the
-/// database must never eat the handler's budget.
+/// How long a shared answer lookup may take at most before the call is treated as new.
+/// It is bounded by what is left of the budget too ([`lookup_bound`]): the database must
+/// never eat the handler's time.
 const SHARED_LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The share of the time left that a shared answer lookup may take: the handler keeps
+/// three quarters of it, enough for its answer even when the database hangs.
+fn lookup_bound(left: Duration) -> Duration {
+    SHARED_LOOKUP_TIMEOUT.min(left / 4)
+}
 
 /// Answers kept for Okta's retries: in this process, or in PostgreSQL when replicas share
 /// it (Okta's retry may land on another replica).
@@ -70,16 +94,12 @@ enum Answers {
 }
 
 impl Answers {
-    async fn get(&self, hook: &str, event_id: &str) -> Option<bytes::Bytes> {
+    /// The answer given to this `eventId` before, looked up for at most `bound`.
+    async fn get(&self, hook: &str, event_id: &str, bound: Duration) -> Option<bytes::Bytes> {
         match self {
             Answers::Local(c) => c.get(event_id),
             Answers::Shared { store, ttl } => {
-                match tokio::time::timeout(
-                    SHARED_LOOKUP_TIMEOUT,
-                    store.get_answer(hook, event_id, *ttl),
-                )
-                .await
-                {
+                match tokio::time::timeout(bound, store.get_answer(hook, event_id, *ttl)).await {
                     Ok(Ok(found)) => found.map(bytes::Bytes::from),
                     Ok(Err(e)) => {
                         tracing::warn!(hook, error = %e, "shared answer lookup failed: answering afresh");
@@ -196,30 +216,26 @@ pub fn routes(path: &str, hook: Arc<InlineHook>) -> Router {
 }
 
 impl InlineHook {
-    /// What to answer when the handler cannot: Okta's default action (open), or a refusal
-    /// in the form this type understands (closed).
+    /// What to answer when the handler cannot: Okta's default action (open), or the
+    /// type's refusal (closed).
     fn fallback_answer(&self) -> InlineResponse {
-        match (self.fallback, self.hook_type) {
-            (Fallback::Open, _) => InlineResponse::empty(),
-            // The password hook documents no error object: UNVERIFIED is its refusal.
-            (Fallback::Closed, HookType::PasswordImport) => InlineResponse::empty().command(
-                "com.okta.action.update",
-                serde_json::json!({"credential": "UNVERIFIED"}),
-            ),
-            (Fallback::Closed, HookType::Registration) => InlineResponse::empty()
-                .command(
-                    "com.okta.action.update",
-                    serde_json::json!({"registration": "DENY"}),
-                )
-                .error(self.fallback_message.clone()),
-            (Fallback::Closed, _) => InlineResponse::empty().error(self.fallback_message.clone()),
+        match self.fallback {
+            Fallback::Open => self.hook_type.open_fallback(),
+            Fallback::Closed => self.closed_fallback(),
         }
     }
 
-    /// Runs the handler inside the budget and checks its answer; any failure becomes the fallback.
+    /// The type's refusal with the hook's fallback message.
+    fn closed_fallback(&self) -> InlineResponse {
+        self.hook_type.closed_fallback(&self.fallback_message)
+    }
+
+    /// Runs the handler until the call's deadline and settles its answer: what it says
+    /// when that is valid, its refusal kept a refusal when it is not, else the fallback.
     async fn answer(&self, call: &InlineCall) -> (InlineResponse, InlineOutcome) {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.budget, self.handler.handle(call)).await;
+        let left = call.deadline.saturating_duration_since(started);
+        let result = tokio::time::timeout(left, self.handler.handle(call)).await;
         let label = HookLabel {
             hook: self.name.clone(),
         };
@@ -228,33 +244,55 @@ impl InlineHook {
             .get_or_create(&label)
             .observe(started.elapsed().as_secs_f64());
         let event_id = call.event_id.as_deref().unwrap_or("-");
-        let cause = match result {
+        let read = match result {
             Err(_) => {
-                tracing::warn!(hook = %self.name, event_id, budget_ms = self.budget.as_millis() as u64, "handler missed its budget: sending the fallback");
-                InlineOutcome::fallback_deadline
+                tracing::warn!(hook = %self.name, event_id, budget_ms = self.budget.as_millis() as u64, left_ms = left.as_millis() as u64, "handler missed its budget: sending the fallback");
+                return (self.fallback_answer(), InlineOutcome::fallback_deadline);
             }
             Ok(Err(e)) => {
                 tracing::warn!(hook = %self.name, event_id, error = %e, "handler failed: sending the fallback");
-                InlineOutcome::fallback_handler_error
+                return (
+                    self.fallback_answer(),
+                    InlineOutcome::fallback_handler_error,
+                );
             }
-            Ok(Ok(resp)) => match check::check(self.hook_type, &resp, &call.body) {
-                Ok(()) => {
-                    let outcome = if resp.error.is_some() {
-                        InlineOutcome::error
-                    } else if resp.is_empty() {
-                        InlineOutcome::empty
-                    } else {
-                        InlineOutcome::commands
-                    };
-                    return (resp, outcome);
-                }
+            Ok(Ok(Reply::Typed(answer))) => answer::Read::from(answer),
+            Ok(Ok(Reply::Json(value))) => match answer::read(value) {
+                Ok(read) => read,
                 Err(e) => {
-                    tracing::warn!(hook = %self.name, event_id, error = %e, "handler's answer breaks the contract: sending the fallback");
-                    InlineOutcome::fallback_invalid
+                    tracing::warn!(hook = %self.name, event_id, error = %e, "handler's answer is not an answer: sending the fallback");
+                    return (self.fallback_answer(), InlineOutcome::fallback_invalid);
                 }
             },
         };
-        (self.fallback_answer(), cause)
+        let Settlement { settled, dropped } = settle(self.hook_type, read, &call.body);
+        if !dropped.is_empty() {
+            tracing::warn!(hook = %self.name, event_id, dropped = ?dropped, "keys Okta does not read were dropped from the handler's answer");
+        }
+        match settled {
+            Settled::Pass(answer) => {
+                let outcome = if self.hook_type.is_refusal(&answer) {
+                    InlineOutcome::refusal
+                } else if answer.is_empty() {
+                    InlineOutcome::empty
+                } else {
+                    InlineOutcome::commands
+                };
+                (answer, outcome)
+            }
+            Settled::Repaired { answer, why } => {
+                tracing::warn!(hook = %self.name, event_id, error = %why, "handler's refusal breaks the contract: sending it as a valid {} refusal", self.hook_type);
+                (answer, InlineOutcome::refusal_repaired)
+            }
+            Settled::Unsendable(why) => {
+                tracing::warn!(hook = %self.name, event_id, error = %why, "handler's refusal cannot be sent: sending the closed fallback");
+                (self.closed_fallback(), InlineOutcome::fallback_refusal)
+            }
+            Settled::Invalid(why) => {
+                tracing::warn!(hook = %self.name, event_id, error = %why, "handler's answer breaks the contract: sending the fallback");
+                (self.fallback_answer(), InlineOutcome::fallback_invalid)
+            }
+        }
     }
 }
 
@@ -303,25 +341,37 @@ fn describe(h: &InlineHook, answer: &InlineResponse, outcome: InlineOutcome) -> 
                 .collect();
             format!("commands: {}", commands.join(", "))
         }
-        InlineOutcome::error => format!(
-            "error: {}",
-            answer
-                .error
-                .as_ref()
-                .and_then(|e| e.error_summary.as_deref())
-                .unwrap_or("(no summary)")
-        ),
+        InlineOutcome::refusal => format!("refusal: {}", refusal_words(answer)),
         InlineOutcome::empty => "empty answer (Okta's default action)".to_owned(),
         InlineOutcome::repeated => "repeat answered from cache".to_owned(),
         InlineOutcome::fallback_deadline => fallback("budget exceeded"),
         InlineOutcome::fallback_handler_error => fallback("handler failed"),
         InlineOutcome::fallback_invalid => fallback("answer broke Okta's contract"),
+        InlineOutcome::refusal_repaired => format!(
+            "refusal (rebuilt: the handler's broke Okta's contract): {}",
+            refusal_words(answer)
+        ),
+        InlineOutcome::fallback_refusal => {
+            "fallback (closed): the handler's refusal could not be sent".to_owned()
+        }
     }
+}
+
+/// The summary of a refusal's `error`, for the admin page.
+fn refusal_words(answer: &InlineResponse) -> &str {
+    answer
+        .error
+        .as_ref()
+        .and_then(|e| e.error_summary.as_deref())
+        .unwrap_or("(no summary)")
 }
 
 /// An inline call: read and parse, repeat a cached answer, else run the handler in its budget.
 async fn answer_call(h: &InlineHook, req: Request) -> Result<(Response, String), ApiError> {
     let started = Instant::now();
+    // TODO(door): the arrival recorded by the route's outermost layer.
+    let arrival = started;
+    let deadline = arrival + h.budget;
     let body = read_json_body(req, h.max_body_bytes).await?;
     let request: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON: {e}")))?;
@@ -346,7 +396,8 @@ async fn answer_call(h: &InlineHook, req: Request) -> Result<(Response, String),
             .observe(started.elapsed().as_secs_f64());
     };
     if let (Some(answers), Some(id)) = (&h.answers, &event_id) {
-        if let Some(bytes) = answers.get(&h.name, id).await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(bytes) = answers.get(&h.name, id, lookup_bound(left)).await {
             tracing::info!(hook = %h.name, event_id = %id, "repeating the answer given to this eventId");
             record(InlineOutcome::repeated);
             let words = describe(h, &InlineResponse::empty(), InlineOutcome::repeated);
@@ -357,16 +408,11 @@ async fn answer_call(h: &InlineHook, req: Request) -> Result<(Response, String),
         hook_type: h.hook_type,
         event_id: event_id.clone(),
         body: request,
+        deadline,
     };
-    let (mut answer, mut outcome) = h.answer(&call).await;
-    let mut bytes = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec());
-    if bytes.len() >= crate::okta::inline::MAX_RESPONSE_BYTES {
-        tracing::warn!(hook = %h.name, size = bytes.len(), "answer over Okta's 256 KB limit: sending the fallback");
-        answer = h.fallback_answer();
-        outcome = InlineOutcome::fallback_invalid;
-        bytes = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec());
-    }
-    let bytes = bytes::Bytes::from(bytes);
+    // Settled answers are under Okta's size limit (the checker measures them).
+    let (answer, outcome) = h.answer(&call).await;
+    let bytes = bytes::Bytes::from(serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec()));
     if let (Some(answers), Some(id)) = (&h.answers, &event_id) {
         answers.put(&h.name, id, bytes.clone());
     }
@@ -416,6 +462,24 @@ pub fn validate_request(hook_type: HookType, request: &Value) -> Result<(), Stri
         HookType::Telephony => telephony::TelephonyRequest::deserialize(request).map(drop),
     };
     typed.map_err(|e| format!("not an Okta {hook_type} inline hook request: {e}"))
+}
+
+/// What the runtime would send for `reply` (its settled answer as JSON), or why it would
+/// send something else; for the handlers' tests.
+#[cfg(test)]
+pub(crate) fn settled_for_tests(
+    hook_type: HookType,
+    reply: Reply,
+    request: &Value,
+) -> Result<Value, String> {
+    let read = match reply {
+        Reply::Typed(answer) => answer::Read::from(answer),
+        Reply::Json(value) => answer::read(value)?,
+    };
+    match settle(hook_type, read, request).settled {
+        Settled::Pass(answer) => serde_json::to_value(answer).map_err(|e| e.to_string()),
+        other => Err(format!("{other:?}")),
+    }
 }
 
 #[cfg(test)]

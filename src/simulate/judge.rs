@@ -1,15 +1,15 @@
 //! Judging an answer the way Okta would take it, and saying in words what Okta would do.
 //!
 //! The contract check of inline answers is hookwarden's own
-//! ([`crate::inline_hooks::check::check`], after the strict reading of
-//! [`crate::inline_hooks::forward::parse_answer`]): the simulator must not grow a second
+//! ([`crate::okta::inline::check::check`], after the strict reading of
+//! [`crate::okta::inline::answer::parse_strict`]): the simulator must not grow a second
 //! opinion of what Okta accepts. What is added here is the consequence of each answer,
 //! from the contract's per-type sections (§2.2, §2.5, §3.1, §4), because "token hook
 //! failed" tells an admin less than "token issued unmodified".
 
 use super::transport::{Answer, Attempt, OKTA_TIMEOUT};
-use crate::inline_hooks::check::check;
-use crate::inline_hooks::forward::parse_answer;
+use crate::okta::inline::answer::parse_strict;
+use crate::okta::inline::check::check;
 use crate::okta::inline::{HookType, InlineResponse, MAX_RESPONSE_BYTES};
 use serde::Serialize;
 use serde_json::Value;
@@ -244,7 +244,7 @@ fn judge_answer(kind: &Kind, answer: &Answer) -> Result<String, String> {
                     let value: Value = serde_json::from_slice(body).map_err(|_| {
                         format!("HTTP 200 with a body that is not JSON{}", body_prefix(body))
                     })?;
-                    parse_answer(value).map_err(|e| format!("HTTP 200 with {e}"))?
+                    parse_strict(value).map_err(|e| format!("HTTP 200 with {e}"))?
                 }
                 _ if status.is_success() => {
                     return Err(format!("{}; inline hooks answer 200", describe(answer)))

@@ -5,8 +5,8 @@
 use super::matcher::{compile_sets, is_blank, nonempty, Field, SetCompiled};
 use super::Ctx;
 use crate::config::rules::{ImportRules, ProfileTarget};
-use crate::okta::inline::{HookType, InlineResponse};
-use serde_json::{json, Map, Value};
+use crate::okta::inline::{import, HookType, InlineResponse};
+use serde_json::{Map, Value};
 
 pub(super) struct ImportCompiled {
     link: Option<(String, Vec<Field>)>,
@@ -50,13 +50,9 @@ impl ImportCompiled {
                         .filter(|s| !s.is_empty())
                 });
                 answer = match id {
-                    // LINK_USER requires the user id in the same answer.
-                    Some(id) => answer
-                        .command("com.okta.action.update", json!({"result": "LINK_USER"}))
-                        .command("com.okta.user.update", json!({"id": id})),
-                    None => {
-                        answer.command("com.okta.action.update", json!({"result": "CREATE_USER"}))
-                    }
+                    // LINK_USER requires the user id in the same answer: the builder sends both.
+                    Some(id) => answer.with_all(import::link_user(id)),
+                    None => answer.with(import::create_user()),
                 };
             }
         }
@@ -74,10 +70,10 @@ impl ImportCompiled {
             }
         }
         if !app_user.is_empty() {
-            answer = answer.command("com.okta.appUser.profile.update", Value::Object(app_user));
+            answer = answer.with(import::update_app_user_profile(app_user));
         }
         if !user.is_empty() {
-            answer = answer.command("com.okta.user.profile.update", Value::Object(user));
+            answer = answer.with(import::update_user_profile(user));
         }
         answer
     }
@@ -87,6 +83,7 @@ impl ImportCompiled {
 mod tests {
     use super::super::testutil::{build_error, fixture, handler, run, set};
     use super::*;
+    use serde_json::json;
 
     const IMPORT: &str = r#"
         [import.link]

@@ -30,9 +30,9 @@ mod telephony;
 mod testutil;
 mod token;
 
-use super::{Handler, HandlerError, InlineCall};
+use super::{Handler, HandlerError, InlineCall, Reply};
 use crate::config::rules::RulesConfig;
-use crate::okta::inline::{HookType, InlineResponse};
+use crate::okta::inline::HookType;
 use async_trait::async_trait;
 use import::ImportCompiled;
 use password::PasswordBook;
@@ -123,16 +123,16 @@ impl RulesHandler {
 
 #[async_trait]
 impl Handler for RulesHandler {
-    async fn handle(&self, call: &InlineCall) -> Result<InlineResponse, HandlerError> {
+    async fn handle(&self, call: &InlineCall) -> Result<Reply, HandlerError> {
         let ctx = Ctx::new(self.hook_type(), &call.body);
-        Ok(match &self.rules {
+        Ok(Reply::Typed(match &self.rules {
             Compiled::Registration(r) => r.answer(&ctx),
             Compiled::Token(r) => r.answer(&ctx),
             Compiled::Saml(r) => r.answer(&ctx),
             Compiled::Import(r) => r.answer(&ctx),
             Compiled::Telephony(r) => r.answer(&ctx, call.event_id.as_deref()),
-            Compiled::PasswordImport(book) => return book.clone().answer(&call.body).await,
-        })
+            Compiled::PasswordImport(book) => book.clone().answer(&call.body).await?,
+        }))
     }
 }
 
@@ -147,7 +147,8 @@ struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn new(hook_type: HookType, req: &'a Value) -> Self {
         let progressive = hook_type == HookType::Registration
-            && req.get("requestType").and_then(Value::as_str) == Some("progressive.profile");
+            && req.get("requestType").and_then(Value::as_str)
+                == Some(crate::okta::inline::registration::PROGRESSIVE_PROFILE);
         Ctx {
             req,
             hook_type,

@@ -6,9 +6,9 @@ use crate::config::expose;
 use crate::config::rules::PasswordImportRules;
 use crate::inline_hooks::password_hash::StoredHash;
 use crate::inline_hooks::HandlerError;
-use crate::okta::inline::InlineResponse;
+use crate::okta::inline::{password, InlineResponse};
 use secrecy::SecretString;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -58,10 +58,11 @@ impl PasswordBook {
         request: &Value,
     ) -> Result<InlineResponse, HandlerError> {
         let verdict = |ok: bool| {
-            InlineResponse::empty().command(
-                "com.okta.action.update",
-                json!({"credential": if ok { "VERIFIED" } else { "UNVERIFIED" }}),
-            )
+            InlineResponse::from(if ok {
+                password::verified()
+            } else {
+                password::unverified()
+            })
         };
         let credential = request.pointer("/data/context/credential");
         let username = credential
@@ -154,6 +155,7 @@ mod tests {
     use super::super::RulesHandler;
     use super::*;
     use crate::okta::inline::HookType;
+    use serde_json::json;
 
     fn argon2_hash(password: &str) -> String {
         use argon2::PasswordHasher;

@@ -6,9 +6,9 @@
 use super::matcher::{compile_sets, is_blank, nonempty, scalar_text, Guard, SetCompiled, Test};
 use super::Ctx;
 use crate::config::rules::{Matcher, RegistrationRules};
-use crate::okta::inline::{ErrorCause, HookType, InlineResponse};
+use crate::okta::inline::{registration, ErrorCause, HookType, InlineResponse};
 use crate::store::glob_match;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 const DEFAULT_REGISTRATION_SUMMARY: &str = "Registration cannot be completed.";
 const DEFAULT_DOMAIN_MESSAGE: &str = "This email domain cannot be used to register.";
@@ -179,9 +179,8 @@ impl RegistrationCompiled {
             tracing::debug!(rules = ?denied_by, "registration denied by rules");
             // With an `error`, Okta runs no command and denies anyway; the DENY is kept so
             // that the answer reads the same as Okta's documented sample.
-            let mut answer = InlineResponse::empty()
-                .command("com.okta.action.update", json!({"registration": "DENY"}))
-                .error(self.error_summary.clone());
+            let mut answer =
+                InlineResponse::from(registration::deny()).error(self.error_summary.clone());
             for c in causes {
                 answer = answer.error_cause(c);
             }
@@ -198,12 +197,11 @@ impl RegistrationCompiled {
         if update.is_empty() {
             return InlineResponse::empty();
         }
-        let kind = if ctx.progressive {
-            "com.okta.user.progressive.profile.update"
+        InlineResponse::from(if ctx.progressive {
+            registration::update_progressive_profile(update)
         } else {
-            "com.okta.user.profile.update"
-        };
-        InlineResponse::empty().command(kind, Value::Object(update))
+            registration::update_profile(update)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use super::matcher::{nonempty, scalar_text, Guard, ValueSource};
 use super::Ctx;
 use crate::config::rules::{SamlOp, SamlRules};
-use crate::okta::inline::{pointer_segment, HookType, InlineResponse};
+use crate::okta::inline::{saml, HookType, InlineResponse, PatchOp};
 use serde_json::{json, Value};
 
 pub(super) struct SamlCompiled {
@@ -23,9 +23,9 @@ struct SamlAttributeCompiled {
 
 fn name_format(short: Option<&str>) -> Result<String, String> {
     Ok(match short.unwrap_or("basic") {
-        "basic" => "urn:oasis:names:tc:SAML:2.0:attrname-format:basic".into(),
-        "uri" => "urn:oasis:names:tc:SAML:2.0:attrname-format:uri".into(),
-        "unspecified" => "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified".into(),
+        "basic" => saml::NAME_FORMAT_BASIC.into(),
+        "uri" => saml::NAME_FORMAT_URI.into(),
+        "unspecified" => saml::NAME_FORMAT_UNSPECIFIED.into(),
         full if full.starts_with("urn:") => full.into(),
         other => {
             return Err(format!(
@@ -60,13 +60,13 @@ impl SamlCompiled {
                     }
                 }
                 Ok(SamlAttributeCompiled {
-                    path: format!("/claims/{}", pointer_segment(&a.name)),
+                    path: saml::claim_path(&a.name),
                     op: a.op,
                     value: ValueSource::compile(&a.value, &a.from)
                         .map_err(|e| format!("{at}: {e}"))?,
                     name_format: name_format(a.name_format.as_deref())
                         .map_err(|e| format!("{at}: {e}"))?,
-                    xsi_type: a.xsi_type.clone().unwrap_or_else(|| "xs:string".into()),
+                    xsi_type: a.xsi_type.clone().unwrap_or_else(|| saml::XS_STRING.into()),
                     guard: Guard::compile(HookType::Saml, &a.when, &a.unless)
                         .map_err(|e| format!("{at}.{e}"))?,
                 })
@@ -95,31 +95,28 @@ impl SamlCompiled {
             }
             let typed = |v: &String| json!({"attributes": {"xsi:type": a.xsi_type}, "value": v});
             match a.op {
-                SamlOp::Add => ops.push(json!({
-                    "op": "add",
-                    "path": a.path,
-                    "value": {
+                SamlOp::Add => ops.push(PatchOp::add(
+                    &a.path,
+                    json!({
                         "attributes": {"NameFormat": a.name_format},
                         "attributeValues": values.iter().map(typed).collect::<Vec<_>>(),
-                    },
-                })),
+                    }),
+                )),
                 SamlOp::Replace => {
                     if claims.and_then(|c| c.pointer(&a.path)).is_none() {
                         continue;
                     }
                     // One value keeps the existing value's xsi:type; several replace the list.
                     if let [single] = values.as_slice() {
-                        ops.push(json!({
-                            "op": "replace",
-                            "path": format!("{}/attributeValues/0/value", a.path),
-                            "value": single,
-                        }));
+                        ops.push(PatchOp::replace(
+                            format!("{}/attributeValues/0/value", a.path),
+                            json!(single),
+                        ));
                     } else {
-                        ops.push(json!({
-                            "op": "replace",
-                            "path": format!("{}/attributeValues", a.path),
-                            "value": values.iter().map(typed).collect::<Vec<_>>(),
-                        }));
+                        ops.push(PatchOp::replace(
+                            format!("{}/attributeValues", a.path),
+                            json!(values.iter().map(typed).collect::<Vec<_>>()),
+                        ));
                     }
                 }
             }
@@ -127,7 +124,7 @@ impl SamlCompiled {
         if ops.is_empty() {
             InlineResponse::empty()
         } else {
-            InlineResponse::empty().command("com.okta.assertion.patch", Value::Array(ops))
+            InlineResponse::from(saml::assertion_patch(ops))
         }
     }
 }

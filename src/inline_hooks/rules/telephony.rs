@@ -6,6 +6,7 @@ use super::matcher::scalar_text;
 use super::Ctx;
 use crate::config::rules::TelephonyRules;
 use crate::inline_hooks::phone::{country_of, phone_digits, CALLING_CODES, NANP};
+use crate::okta::inline::telephony::{self, DeliveryStatus, TelephonyAction};
 use crate::okta::inline::{ErrorCause, InlineResponse};
 use serde_json::json;
 
@@ -66,7 +67,10 @@ impl TelephonyCompiled {
                 .message
                 .clone()
                 .unwrap_or_else(|| DEFAULT_TELEPHONY_MESSAGE.into()),
-            provider: t.provider.clone().unwrap_or_else(|| "hookwarden".into()),
+            provider: t
+                .provider
+                .clone()
+                .unwrap_or_else(|| telephony::REFUSAL_PROVIDER.into()),
         };
         if compiled.deny_prefixes.is_empty()
             && compiled.deny_countries.is_empty()
@@ -138,12 +142,12 @@ impl TelephonyCompiled {
             return InlineResponse::empty();
         };
         tracing::debug!(rule, "telephony destination blocked by rules");
-        let mut action = json!({"status": "FAILED", "provider": self.provider});
+        let mut action =
+            TelephonyAction::new(DeliveryStatus::Failed).provider(self.provider.clone());
         if let Some(id) = event_id {
-            action["transactionId"] = json!(id);
+            action = action.transaction_id(id);
         }
-        InlineResponse::empty()
-            .command("com.okta.telephony.action", json!([action]))
+        InlineResponse::from(action.into_command())
             .error(self.message.clone())
             .error_cause(ErrorCause {
                 error_summary: Some(detail),

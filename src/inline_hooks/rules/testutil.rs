@@ -3,7 +3,7 @@
 
 use super::RulesHandler;
 use crate::config::rules::RulesConfig;
-use crate::inline_hooks::{Handler, InlineCall};
+use crate::inline_hooks::{Handler, InlineCall, Reply};
 use crate::okta::inline::HookType;
 use serde_json::Value;
 use std::path::Path;
@@ -50,9 +50,12 @@ pub(super) async fn run(h: &RulesHandler, body: Value) -> Value {
             .and_then(Value::as_str)
             .map(str::to_owned),
         body,
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(2),
     };
-    let answer = h.handle(&call).await.expect("rules answer");
-    if let Err(e) = crate::inline_hooks::check::check(hook_type, &answer, &call.body) {
+    let Ok(Reply::Typed(answer)) = h.handle(&call).await else {
+        panic!("rules answer with a typed answer");
+    };
+    if let Err(e) = crate::okta::inline::check::check(hook_type, &answer, &call.body) {
         panic!("the runtime would refuse this answer: {e}");
     }
     serde_json::to_value(answer).expect("answer serialises")

@@ -5,33 +5,14 @@
 use super::matcher::{nonempty, Guard, ValueSource};
 use super::Ctx;
 use crate::config::rules::{ClaimOp, TokenChoice, TokenRules};
-use crate::okta::inline::{pointer_segment, HookType, InlineResponse};
-use serde_json::{json, Value};
+use crate::okta::inline::token::{self, claim_path, lifetime_op, TokenKind};
+use crate::okta::inline::{HookType, InlineResponse, PatchOp};
 use std::time::Duration;
-
-// TODO(issue 19): one table in okta::inline::token
-/// Claims Okta refuses to patch in both tokens (the whole patch then fails and the hook is
-/// skipped), from Okta's token hook reference.
-const RESERVED_BOTH: &[&str] = &["iss", "jti", "token_type", "ver", "exp", "iat", "nbf"];
-const RESERVED_ACCESS: &[&str] = &[
-    "acr", "amr", "as_uri", "cid", "groups", "rpt", "rsi", "uid", "username",
-];
-/// `sub` and `aud` may be changed in access tokens only.
-#[rustfmt::skip]
-const RESERVED_ID: &[&str] = &[
-    "sub", "aud", "amr", "active", "aid", "app_id", "app_type", "at_hash", "auth_time",
-    "client_id", "client_ip", "client_req_id", "client_type", "client_user_agent", "cnf",
-    "c_hash", "device_compliance", "device_id", "device_known", "device_managed", "device_name",
-    "device_trust", "did", "dst", "group", "groups", "hotk", "idp", "idp_iss", "mac_key",
-    "may_act", "nonce", "oid", "okta_emailVerified", "okta_lastUpdated", "orig", "permissions",
-    "purpose", "pwd_exp_days", "pwd_exp_time", "rid", "role", "scope", "scopes", "sid", "term",
-    "user_ip",
-];
 
 pub(super) struct TokenCompiled {
     claims: Vec<ClaimCompiled>,
-    id_lifetime: Option<u64>,
-    access_lifetime: Option<u64>,
+    id_lifetime: Option<u32>,
+    access_lifetime: Option<u32>,
 }
 
 struct ClaimCompiled {
@@ -44,15 +25,19 @@ struct ClaimCompiled {
     guard: Guard,
 }
 
-fn lifetime_seconds(d: Option<Duration>, key: &str) -> Result<Option<u64>, String> {
+fn lifetime_seconds(d: Option<Duration>, key: &str) -> Result<Option<u32>, String> {
     let Some(d) = d else { return Ok(None) };
-    if d.subsec_nanos() != 0 || !(300..=86_400).contains(&d.as_secs()) {
+    let range = token::LIFETIME_SECONDS;
+    let seconds = u32::try_from(d.as_secs())
+        .ok()
+        .filter(|s| range.contains(s));
+    let Some(seconds) = seconds.filter(|_| d.subsec_nanos() == 0) else {
         return Err(format!(
             "token.{key}: Okta accepts whole seconds from 5m to 24h, not {}",
             humantime::format_duration(d)
         ));
-    }
-    Ok(Some(d.as_secs()))
+    };
+    Ok(Some(seconds))
 }
 
 impl TokenCompiled {
@@ -67,10 +52,8 @@ impl TokenCompiled {
                 let id = matches!(c.token, TokenChoice::Id | TokenChoice::Both);
                 let access = matches!(c.token, TokenChoice::Access | TokenChoice::Both);
                 let name = c.name.as_str();
-                if RESERVED_BOTH.contains(&name)
-                    || (access && RESERVED_ACCESS.contains(&name))
-                    || (id && RESERVED_ID.contains(&name))
-                {
+                let reserved = |kind: TokenKind, wanted: bool| wanted && token::is_reserved(kind, name);
+                if reserved(TokenKind::Id, id) || reserved(TokenKind::Access, access) {
                     return Err(format!(
                         "{at}: Okta reserves the claim '{name}' in this token (a patch of it makes Okta skip the whole hook)"
                     ));
@@ -87,7 +70,7 @@ impl TokenCompiled {
                 Ok(ClaimCompiled {
                     id,
                     access,
-                    path: format!("/claims/{}", pointer_segment(name)),
+                    path: claim_path(name),
                     op: c.op,
                     value,
                     guard: Guard::compile(HookType::Token, &c.when, &c.unless)
@@ -111,48 +94,46 @@ impl TokenCompiled {
     /// minting is invalid, and any failing op makes Okta skip the whole hook.
     pub(super) fn answer(&self, ctx: &Ctx<'_>) -> InlineResponse {
         let mut answer = InlineResponse::empty();
-        for (is_id, base, command, lifetime) in [
-            (
-                true,
-                "/data/identity",
-                "com.okta.identity.patch",
-                self.id_lifetime,
-            ),
-            (
-                false,
-                "/data/access",
-                "com.okta.access.patch",
-                self.access_lifetime,
-            ),
+        for (kind, lifetime) in [
+            (TokenKind::Id, self.id_lifetime),
+            (TokenKind::Access, self.access_lifetime),
         ] {
-            let Some(token) = ctx.req.pointer(base).filter(|t| t.is_object()) else {
+            let Some(minted) = ctx
+                .req
+                .get("data")
+                .and_then(|d| d.get(kind.request_field()))
+                .filter(|t| t.is_object())
+            else {
                 continue;
             };
             let mut ops = Vec::new();
             for claim in &self.claims {
-                if !(if is_id { claim.id } else { claim.access }) || !claim.guard.allows(ctx) {
+                let wanted = match kind {
+                    TokenKind::Id => claim.id,
+                    TokenKind::Access => claim.access,
+                };
+                if !wanted || !claim.guard.allows(ctx) {
                     continue;
                 }
-                let exists = token.pointer(&claim.path).is_some();
+                let exists = minted.pointer(&claim.path).is_some();
                 let value = claim.value.as_ref().and_then(|v| v.resolve(ctx));
                 match (claim.op, value) {
-                    (ClaimOp::Add, Some(v)) => {
-                        ops.push(json!({"op": "add", "path": claim.path, "value": v}))
-                    }
+                    (ClaimOp::Add, Some(v)) => ops.push(PatchOp::add(&claim.path, v)),
                     (ClaimOp::Replace, Some(v)) if exists => {
-                        ops.push(json!({"op": "replace", "path": claim.path, "value": v}))
+                        ops.push(PatchOp::replace(&claim.path, v))
                     }
-                    (ClaimOp::Remove, _) if exists => {
-                        ops.push(json!({"op": "remove", "path": claim.path}))
-                    }
+                    (ClaimOp::Remove, _) if exists => ops.push(PatchOp::remove(&claim.path)),
                     _ => {}
                 }
             }
             if let Some(seconds) = lifetime {
-                ops.push(json!({"op": "replace", "path": "/token/lifetime/expiration", "value": seconds}));
+                ops.push(lifetime_op(seconds));
             }
             if !ops.is_empty() {
-                answer = answer.command(command, Value::Array(ops));
+                answer = answer.with(match kind {
+                    TokenKind::Id => token::identity_patch(ops),
+                    TokenKind::Access => token::access_patch(ops),
+                });
             }
         }
         answer
@@ -163,6 +144,7 @@ impl TokenCompiled {
 mod tests {
     use super::super::testutil::{build_error, fixture, handler, run, set};
     use super::*;
+    use serde_json::json;
 
     const TOKEN: &str = r#"
         [token]

@@ -274,7 +274,7 @@ mod tests {
             .await
             .expect_err("bad token");
         assert!(
-            e.0.contains(": the token is \"id\" or \"access\" (line 1, position 30)"),
+            e.contains(": the token is \"id\" or \"access\" (line 1, position 30)"),
             "{e}"
         );
         let (_dir, h) = handler(
@@ -283,7 +283,7 @@ mod tests {
         let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
             .await
             .expect_err("bad token in a nested call");
-        assert!(e.0.contains("in function 'claim': the token is"), "{e}");
+        assert!(e.contains("in function 'claim': the token is"), "{e}");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@
 
 mod helpers;
 
-use super::{Handler, HandlerError, InlineCall};
+use super::{Handler, HandlerError, InlineCall, Reply};
 use crate::config::ScriptConfig;
 use crate::okta::inline::InlineResponse;
 use async_trait::async_trait;
@@ -63,9 +63,11 @@ pub struct ScriptHandler {
     ast: Arc<AST>,
     /// The file as messages name it.
     label: Arc<str>,
-    /// The script's own deadline, a little shorter than the budget so that the script's
+    /// The script's own time, a little shorter than the budget so that the script's
     /// error (not the runtime's timeout) says what happened.
     time_limit: Duration,
+    /// How much earlier than the call's deadline the script stops itself.
+    margin: Duration,
 }
 
 impl ScriptHandler {
@@ -88,24 +90,31 @@ impl ScriptHandler {
         }
         let margin = (budget / 10).min(Duration::from_millis(200));
         let time_limit = budget.saturating_sub(margin);
+        let (time_limit, margin) = if time_limit.is_zero() {
+            (budget, Duration::ZERO)
+        } else {
+            (time_limit, margin)
+        };
         Ok(ScriptHandler {
             engine: Arc::new(engine),
             ast: Arc::new(ast),
             label,
-            time_limit: if time_limit.is_zero() {
-                budget
-            } else {
-                time_limit
-            },
+            time_limit,
+            margin,
         })
     }
 }
 
 #[async_trait]
 impl Handler for ScriptHandler {
-    async fn handle(&self, call: &InlineCall) -> Result<InlineResponse, HandlerError> {
-        // From now, not from when a blocking thread is free: queueing counts.
-        let deadline = Instant::now() + self.time_limit;
+    async fn handle(&self, call: &InlineCall) -> Result<Reply, HandlerError> {
+        // From the call's deadline (the request's arrival plus the budget), not from when
+        // a blocking thread is free: time at the door and in the queue counts.
+        let deadline = call
+            .deadline
+            .checked_sub(self.margin)
+            .unwrap_or(call.deadline)
+            .min(Instant::now() + self.time_limit);
         let engine = self.engine.clone();
         let ast = self.ast.clone();
         let request = call.body.clone();
@@ -127,7 +136,7 @@ fn run(
     request: serde_json::Value,
     deadline: Instant,
     time_limit: Duration,
-) -> Result<InlineResponse, String> {
+) -> Result<Reply, String> {
     DEADLINE.with(|d| d.set(Some(deadline)));
     let _reset = DeadlineReset;
     if Instant::now() >= deadline {
@@ -146,10 +155,10 @@ fn run(
     to_answer(out)
 }
 
-/// `()` is `{}`; a map goes through the same strict reading as a forwarded answer.
-fn to_answer(out: Dynamic) -> Result<InlineResponse, String> {
+/// `()` is `{}`; a map is JSON, read by the runtime the way a forwarded answer is.
+fn to_answer(out: Dynamic) -> Result<Reply, String> {
     if out.is_unit() {
-        return Ok(InlineResponse::empty());
+        return Ok(Reply::Typed(InlineResponse::empty()));
     }
     if !out.is_map() {
         return Err(format!(
@@ -161,7 +170,7 @@ fn to_answer(out: Dynamic) -> Result<InlineResponse, String> {
         "handle() returned a map holding something that is not JSON (a function pointer, a timestamp...)"
             .to_owned()
     })?;
-    super::forward::parse_answer(value).map_err(|e| format!("handle() returned {e}"))
+    Ok(Reply::Json(value))
 }
 
 /// A message for the script's author: what went wrong and where, never a value (values
@@ -268,6 +277,8 @@ fn build_engine(config: &ScriptConfig, label: Arc<str>) -> Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::okta::inline::answer::{self, Read};
+    use crate::okta::inline::settle::{settle, Settled};
     use crate::okta::inline::HookType;
     use serde_json::{json, Value};
     use std::path::{Path, PathBuf};
@@ -307,18 +318,23 @@ mod tests {
         h: &ScriptHandler,
         hook_type: HookType,
         body: Value,
-    ) -> Result<Value, HandlerError> {
+    ) -> Result<Value, String> {
         let call = InlineCall {
             hook_type,
             event_id: body["eventId"].as_str().map(str::to_owned),
             body,
+            deadline: Instant::now() + Duration::from_secs(2),
         };
-        let answer = h.handle(&call).await?;
-        // The runtime checks every answer before it leaves; the examples must pass.
-        if let Err(e) = crate::inline_hooks::check::check(hook_type, &answer, &call.body) {
-            panic!("the runtime would refuse this answer: {e}");
+        let read = match h.handle(&call).await.map_err(|e| e.0)? {
+            Reply::Typed(answer) => Read::from(answer),
+            Reply::Json(value) => answer::read(value)?,
+        };
+        // The runtime settles every answer before it leaves; the examples must pass as
+        // they are, and every other outcome is an error here.
+        match settle(hook_type, read, &call.body).settled {
+            Settled::Pass(answer) => Ok(serde_json::to_value(answer).expect("answer serialises")),
+            other => Err(format!("{other:?}")),
         }
-        Ok(serde_json::to_value(answer).expect("answer serialises"))
     }
 
     pub(super) async fn answer_of(h: &ScriptHandler, hook_type: HookType, body: Value) -> Value {
@@ -513,7 +529,7 @@ mod tests {
             .await
             .expect_err("stopped");
         let elapsed = started.elapsed();
-        assert!(e.0.contains("ran past its time limit"), "{e}");
+        assert!(e.contains("ran past its time limit"), "{e}");
         assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
         assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
     }
@@ -530,7 +546,7 @@ mod tests {
         let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
             .await
             .expect_err("stopped");
-        assert!(e.0.contains("max_operations"), "{e}");
+        assert!(e.contains("max_operations"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 
@@ -557,7 +573,7 @@ mod tests {
             let e = call(&h, HookType::Token, fixture("token-hook-request.json"))
                 .await
                 .expect_err(source);
-            assert!(e.0.contains("sleep is not available"), "{e}");
+            assert!(e.contains("sleep is not available"), "{e}");
             assert!(started.elapsed() < Duration::from_millis(500));
         }
     }
@@ -593,19 +609,22 @@ mod tests {
             ("fn handle(request) { 42 }", "returned a i64"),
             (
                 "fn handle(request) { #{ command: [] } }",
-                "unknown key `command`",
+                "`command` is not a key of an answer (did you mean `commands`?)",
             ),
-            ("fn handle(request) { #{ commands: \"x\" } }", "wrong shape"),
+            (
+                "fn handle(request) { #{ commands: \"x\" } }",
+                "commands is a string, not an array",
+            ),
             (
                 "fn handle(request) { #{ commands: [#{ value: 1 }] } }",
-                "missing field `type`",
+                "commands[0] has no type",
             ),
         ] {
             let (_dir, h) = handler(source);
             let e = call(&h, HookType::Saml, body.clone())
                 .await
                 .expect_err(source);
-            assert!(e.0.contains(expected), "{source}: {e}");
+            assert!(e.contains(expected), "{source}: {e}");
         }
         let (_dir, h) = handler("fn handle(request) { () }");
         assert_eq!(answer_of(&h, HookType::Saml, body.clone()).await, json!({}));
@@ -625,13 +644,13 @@ mod tests {
         ] {
             let (_dir, h) = handler(source);
             let e = call(&h, HookType::PasswordImport, body.clone()).await.expect_err(source);
-            assert!(!e.0.contains("Okta"), "{source}: {e}");
+            assert!(!e.contains("Okta"), "{source}: {e}");
         }
         let (_dir, h) = handler("fn handle(request) { throw \"x\" }");
         let e = call(&h, HookType::PasswordImport, body)
             .await
             .expect_err("throw");
-        assert!(e.0.contains("threw an exception (line 1, position"), "{e}");
+        assert!(e.contains("threw an exception (line 1, position"), "{e}");
     }
 
     #[tokio::test]

@@ -7,7 +7,10 @@
 //! profile, or the decision; linking needs the Okta user's id as a second command, so
 //! [`link_user`] always builds the pair.
 
-use super::{Command, InlineRequest, InlineResponse};
+use super::check::{
+    check_enum_object, check_profile_object, kind_of, one_action, retain_keys, At, CheckError,
+};
+use super::{Command, InlineError, InlineRequest, InlineResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -160,6 +163,94 @@ pub fn error(summary: impl Into<String>) -> InlineResponse {
     InlineResponse::empty().error(summary)
 }
 
+// ------------------------------------------------------------------------------------------
+// The answer's contract: what Okta takes, and what a refusal is
+// ------------------------------------------------------------------------------------------
+
+/// The command types a user import hook answer may carry.
+pub const COMMANDS: &[&str] = &[
+    APP_USER_PROFILE_UPDATE,
+    USER_PROFILE_UPDATE,
+    ACTION_UPDATE,
+    USER_UPDATE,
+];
+
+/// Checks one command: the decision, the user id, a profile map.
+pub(super) fn check_command(at: &At) -> Result<(), CheckError> {
+    match at.command.kind.as_str() {
+        ACTION_UPDATE => check_enum_object(at, "result", &[CREATE_USER, LINK_USER]),
+        USER_UPDATE => {
+            let Some(object) = at.value().as_object() else {
+                return Err(at.fail(format!(
+                    "value must be {{\"id\": \"<Okta user id>\"}}, not {}",
+                    kind_of(at.value())
+                )));
+            };
+            match object.get("id") {
+                Some(Value::String(id)) if !id.trim().is_empty() => {}
+                _ => {
+                    return Err(
+                        at.fail("value.id must be the non-empty id of the Okta user to link to")
+                    )
+                }
+            }
+            if let Some(extra) = object.keys().find(|k| k.as_str() != "id") {
+                return Err(at.fail(format!(
+                    "value has an unknown key \"{extra}\"; it must be exactly {{\"id\": \"...\"}}"
+                )));
+            }
+            Ok(())
+        }
+        _ => check_profile_object(at),
+    }
+}
+
+/// Checks what concerns the whole answer: one decision at most, and `LINK_USER` with the
+/// user to link to (Okta rejects it without).
+pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
+    one_action(answer, ACTION_UPDATE)?;
+    let commands = answer.commands.as_deref().unwrap_or_default();
+    let link = commands.iter().position(|c| {
+        c.kind == ACTION_UPDATE && c.value.get("result").and_then(Value::as_str) == Some(LINK_USER)
+    });
+    let has_user = commands.iter().any(|c| c.kind == USER_UPDATE);
+    match link {
+        Some(index) if !has_user => Err(CheckError(format!(
+            "commands[{index}] ({}): LINK_USER needs a {} command with the Okta user's id",
+            ACTION_UPDATE, USER_UPDATE
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the answer refuses: an `error` (Okta records a failure event for this user
+/// with the summary; whether it then skips the user is not documented).
+pub fn is_refusal(answer: &InlineResponse) -> bool {
+    answer.error.is_some()
+}
+
+/// The user import hook's refusal: the `error` alone, with no half-made change beside it.
+pub fn refusal(error: Option<InlineError>, _answer: &InlineResponse) -> InlineResponse {
+    InlineResponse {
+        error: Some(error.unwrap_or_default()),
+        ..InlineResponse::default()
+    }
+}
+
+/// Drops what Okta does not read from the decision (beside `result`) and the user
+/// (beside `id`).
+pub(super) fn tidy(command: &mut Command) -> Vec<String> {
+    match command.kind.as_str() {
+        ACTION_UPDATE if command.value.get("result").is_some() => {
+            retain_keys(&mut command.value, &["result"])
+        }
+        USER_UPDATE if command.value.get("id").is_some() => {
+            retain_keys(&mut command.value, &["id"])
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +352,74 @@ mod tests {
                 "../../../tests/fixtures/okta/import-hook-response-error.json"
             ))
         );
+    }
+
+    use super::super::check::check;
+    use super::super::check::testing::{fails, import_request, one};
+    use super::super::HookType;
+
+    #[test]
+    fn import_rules() {
+        let r = import_request();
+        fails(
+            HookType::Import,
+            &one("com.okta.action.update", json!({"result": "UPDATE_USER"})),
+            &r,
+            &["CREATE_USER, LINK_USER"],
+        );
+        fails(
+            HookType::Import,
+            &one("com.okta.action.update", json!({"registration": "ALLOW"})),
+            &r,
+            &["no \"result\""],
+        );
+        fails(
+            HookType::Import,
+            &InlineResponse::from(create_user()).command("com.okta.user.update", json!({"id": ""})),
+            &r,
+            &["commands[1] (com.okta.user.update)", "non-empty id"],
+        );
+        fails(
+            HookType::Import,
+            &one("com.okta.user.update", json!({"id": 42})),
+            &r,
+            &["non-empty id"],
+        );
+        fails(
+            HookType::Import,
+            &one("com.okta.user.update", json!("00u1")),
+            &r,
+            &["{\"id\": \"<Okta user id>\"}", "a string"],
+        );
+        fails(
+            HookType::Import,
+            &one("com.okta.user.update", json!({"id": "00u1", "login": "x"})),
+            &r,
+            &["unknown key \"login\""],
+        );
+        fails(
+            HookType::Import,
+            &one("com.okta.action.update", json!({"result": "LINK_USER"})),
+            &r,
+            &[
+                "commands[0] (com.okta.action.update)",
+                "LINK_USER needs a com.okta.user.update",
+            ],
+        );
+        fails(
+            HookType::Import,
+            &one("com.okta.appUser.profile.update", json!(["a"])),
+            &r,
+            &["object of profile attributes, not an array"],
+        );
+        fails(
+            HookType::Import,
+            &one("com.okta.user.profile.update", json!(null)),
+            &r,
+            &["not null"],
+        );
+        // The pair in either order.
+        let reversed: InlineResponse = link_user("00u1").into_iter().rev().collect();
+        check(HookType::Import, &reversed, &r).expect("order does not matter");
     }
 }

@@ -10,10 +10,13 @@
 //! - [`PatchOp`]: the JSON Patch operations of token and SAML answers; [`RequestInfo`],
 //!   [`Session`], [`ContextUser`]: the parts of `data.context` several types share.
 
+pub mod answer;
+pub mod check;
 pub mod import;
 pub mod password;
 pub mod registration;
 pub mod saml;
+pub mod settle;
 pub mod telephony;
 pub mod token;
 
@@ -85,21 +88,64 @@ impl HookType {
     /// Command types Okta accepts from this hook type.
     pub fn allowed_commands(self) -> &'static [&'static str] {
         match self {
-            HookType::Token => &["com.okta.identity.patch", "com.okta.access.patch"],
-            HookType::Registration => &[
-                "com.okta.action.update",
-                "com.okta.user.profile.update",
-                "com.okta.user.progressive.profile.update",
-            ],
-            HookType::Import => &[
-                "com.okta.appUser.profile.update",
-                "com.okta.user.profile.update",
-                "com.okta.action.update",
-                "com.okta.user.update",
-            ],
-            HookType::PasswordImport => &["com.okta.action.update"],
-            HookType::Saml => &["com.okta.assertion.patch"],
-            HookType::Telephony => &["com.okta.telephony.action"],
+            HookType::Token => token::COMMANDS,
+            HookType::Registration => registration::COMMANDS,
+            HookType::Import => import::COMMANDS,
+            HookType::PasswordImport => password::COMMANDS,
+            HookType::Saml => saml::COMMANDS,
+            HookType::Telephony => telephony::COMMANDS,
+        }
+    }
+
+    /// Whether `answer` says no, in this type's terms (see each type's `is_refusal`).
+    pub fn is_refusal(self, answer: &InlineResponse) -> bool {
+        match self {
+            HookType::Token => token::is_refusal(answer),
+            HookType::Registration => registration::is_refusal(answer),
+            HookType::Import => import::is_refusal(answer),
+            HookType::PasswordImport => password::is_refusal(answer),
+            HookType::Saml => saml::is_refusal(answer),
+            HookType::Telephony => telephony::is_refusal(answer),
+        }
+    }
+
+    /// This type's refusal carrying `error`, built from what of `answer` the type keeps
+    /// (see each type's `refusal`).
+    pub fn refusal(self, error: Option<InlineError>, answer: &InlineResponse) -> InlineResponse {
+        match self {
+            HookType::Token => token::refusal(error, answer),
+            HookType::Registration => registration::refusal(error, answer),
+            HookType::Import => import::refusal(error, answer),
+            HookType::PasswordImport => password::refusal(error, answer),
+            HookType::Saml => saml::refusal(error, answer),
+            HookType::Telephony => telephony::refusal(error, answer),
+        }
+    }
+
+    /// The closed fallback: this type's refusal with `message` as its summary.
+    pub fn closed_fallback(self, message: &str) -> InlineResponse {
+        self.refusal(
+            Some(InlineError::with_summary(message)),
+            &InlineResponse::empty(),
+        )
+    }
+
+    /// The open fallback: `{}`, Okta's default action for every type (the token or
+    /// assertion unchanged, the registration allowed, the import going on, the password
+    /// UNVERIFIED, the OTP sent through Okta's own providers).
+    pub fn open_fallback(self) -> InlineResponse {
+        InlineResponse::empty()
+    }
+
+    /// Drops from a command's value the keys Okta does not read; returns their names.
+    pub(crate) fn tidy(self, command: &mut Command) -> Vec<String> {
+        match self {
+            HookType::Token => token::tidy(command),
+            HookType::Registration => registration::tidy(command),
+            HookType::Import => import::tidy(command),
+            HookType::PasswordImport => password::tidy(command),
+            HookType::Saml => saml::tidy(command),
+            HookType::Telephony => telephony::tidy(command),
         }
     }
 
@@ -206,6 +252,16 @@ pub struct ErrorCause {
     /// e.g. `end-user`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+}
+
+impl InlineError {
+    /// An error with this summary and no causes.
+    pub fn with_summary(summary: impl Into<String>) -> Self {
+        InlineError {
+            error_summary: Some(summary.into()),
+            error_causes: None,
+        }
+    }
 }
 
 impl InlineResponse {

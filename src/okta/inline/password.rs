@@ -8,7 +8,8 @@
 //! on `VERIFIED` Okta stores the password and stops calling for that user. Okta's
 //! password policy is not applied to it.
 
-use super::{Command, InlineRequest, RequestInfo};
+use super::check::{check_enum_object, one_action, retain_keys, At, CheckError};
+use super::{Command, InlineError, InlineRequest, InlineResponse, RequestInfo};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -138,10 +139,59 @@ fn credential(result: &str) -> Command {
     )
 }
 
+// ------------------------------------------------------------------------------------------
+// The answer's contract: what Okta takes, and what a refusal is
+// ------------------------------------------------------------------------------------------
+
+/// The command types a password import hook answer may carry.
+pub const COMMANDS: &[&str] = &[ACTION_UPDATE];
+
+/// Checks the one command: `{"credential": "VERIFIED"|"UNVERIFIED"}`.
+pub(super) fn check_command(at: &At) -> Result<(), CheckError> {
+    check_enum_object(at, "credential", &[VERIFIED, UNVERIFIED])
+}
+
+/// Checks what concerns the whole answer: one verdict at most, and no `error` (Okta
+/// documents none for this type: UNVERIFIED is how it says no).
+pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
+    if answer.error.is_some() {
+        return Err(CheckError(
+            "error: Okta documents no error object for password import; a refusal is UNVERIFIED"
+                .to_owned(),
+        ));
+    }
+    one_action(answer, ACTION_UPDATE)
+}
+
+/// Whether the answer refuses: UNVERIFIED, or an `error` (which this type cannot send).
+pub fn is_refusal(answer: &InlineResponse) -> bool {
+    answer.error.is_some()
+        || answer.commands.iter().flatten().any(|c| {
+            c.kind == ACTION_UPDATE
+                && c.value.get("credential").and_then(Value::as_str) == Some(UNVERIFIED)
+        })
+}
+
+/// The password import hook's refusal: UNVERIFIED alone. The sign-in fails, the password
+/// is not imported and Okta asks again at the next sign-in. A handler's `error` summary
+/// is not sent (Okta documents no error object here); the caller logs it.
+pub fn refusal(_error: Option<InlineError>, _answer: &InlineResponse) -> InlineResponse {
+    InlineResponse::from(unverified())
+}
+
+/// Drops what Okta does not read from the verdict (anything beside `credential`).
+pub(super) fn tidy(command: &mut Command) -> Vec<String> {
+    if command.kind == ACTION_UPDATE && command.value.get("credential").is_some() {
+        return retain_keys(&mut command.value, &["credential"]);
+    }
+    Vec::new()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::InlineResponse;
     use super::*;
+    use serde_json::json;
 
     fn roundtrip(sample: &str) -> PasswordImportRequest {
         super::super::test_roundtrip(sample)
@@ -208,6 +258,32 @@ mod tests {
             sample(include_str!(
                 "../../../tests/fixtures/okta/password-import-response-unverified.json"
             ))
+        );
+    }
+
+    use super::super::check::testing::{fails, one, password_request};
+    use super::super::HookType;
+
+    #[test]
+    fn password_rules() {
+        let r = password_request();
+        fails(
+            HookType::PasswordImport,
+            &one("com.okta.action.update", json!({"credential": "OK"})),
+            &r,
+            &["VERIFIED, UNVERIFIED"],
+        );
+        fails(
+            HookType::PasswordImport,
+            &one("com.okta.action.update", json!({"result": "VERIFIED"})),
+            &r,
+            &["no \"credential\""],
+        );
+        fails(
+            HookType::PasswordImport,
+            &one("com.okta.user.update", json!({"id": "x"})),
+            &r,
+            &["password_import hooks do not take"],
         );
     }
 }

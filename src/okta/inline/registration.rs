@@ -13,7 +13,12 @@
 //! update whose command type must match the request's shape ([`update_profile_for`]
 //! picks it). Any `error` object makes Okta deny and run no commands.
 
-use super::{Command, ContextUser, ErrorCause, InlineRequest, InlineResponse, RequestInfo};
+use super::check::{
+    check_enum_object, check_profile_object, one_action, retain_keys, At, CheckError,
+};
+use super::{
+    Command, ContextUser, ErrorCause, InlineError, InlineRequest, InlineResponse, RequestInfo,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -161,6 +166,89 @@ pub fn update_profile_for(
     }
 }
 
+// ------------------------------------------------------------------------------------------
+// The answer's contract: what Okta takes, and what a refusal is
+// ------------------------------------------------------------------------------------------
+
+/// The command types a registration hook answer may carry.
+pub const COMMANDS: &[&str] = &[ACTION_UPDATE, PROFILE_UPDATE, PROGRESSIVE_PROFILE_UPDATE];
+
+/// Checks one command: the action's one key, and the profile update that matches the
+/// request's shape (SSR or progressive profile).
+pub(super) fn check_command(at: &At, request: &Value) -> Result<(), CheckError> {
+    let progressive =
+        request.get("requestType").and_then(Value::as_str) == Some(PROGRESSIVE_PROFILE);
+    match at.command.kind.as_str() {
+        ACTION_UPDATE => {
+            if at.value().get("action").is_some() && at.value().get("registration").is_none() {
+                return Err(at.fail(
+                    "the key is \"registration\", not \"action\" (the spec's prose is wrong; Okta's samples and SDK use \"registration\")",
+                ));
+            }
+            check_enum_object(at, "registration", &["ALLOW", "DENY"])
+        }
+        PROFILE_UPDATE if progressive => Err(at.fail(format!(
+            "this is a progressive profile request: use {}",
+            PROGRESSIVE_PROFILE_UPDATE
+        ))),
+        PROGRESSIVE_PROFILE_UPDATE if !progressive => Err(at.fail(format!(
+            "this is a registration request, not a progressive profile one: use {}",
+            PROFILE_UPDATE
+        ))),
+        _ => check_profile_object(at),
+    }
+}
+
+/// Checks what concerns the whole answer: one decision at most (Okta runs both of two,
+/// and the last would decide), and no ALLOW beside an `error` (Okta denies on any error,
+/// so the answer says yes and no at once).
+pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
+    one_action(answer, ACTION_UPDATE)?;
+    let allows = answer.commands.iter().flatten().any(|c| {
+        c.kind == ACTION_UPDATE
+            && c.value.get("registration").and_then(Value::as_str) == Some("ALLOW")
+    });
+    if answer.error.is_some() && allows {
+        return Err(CheckError(
+            "an ALLOW beside an error: Okta denies on any error, so send DENY".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the answer refuses: any `error` (Okta then runs no command and denies), or a
+/// DENY, also under the `action` key of the spec's prose.
+pub fn is_refusal(answer: &InlineResponse) -> bool {
+    answer.error.is_some()
+        || answer.commands.iter().flatten().any(|c| {
+            c.kind == ACTION_UPDATE
+                && ["registration", "action"]
+                    .iter()
+                    .any(|k| c.value.get(k).and_then(Value::as_str) == Some("DENY"))
+        })
+}
+
+/// The registration hook's refusal: DENY, with the handler's `error` when it gave one
+/// (the Sign-In Widget shows its summary, and each cause under the field it names;
+/// without one the user reads "Registration denied." / "Profile update denied.").
+pub fn refusal(error: Option<InlineError>, _answer: &InlineResponse) -> InlineResponse {
+    InlineResponse {
+        commands: Some(vec![deny()]),
+        error,
+        debug_context: None,
+    }
+}
+
+/// Drops what Okta does not read from the decision (anything beside `registration`).
+pub(super) fn tidy(command: &mut Command) -> Vec<String> {
+    match command.kind.as_str() {
+        ACTION_UPDATE if command.value.get("registration").is_some() => {
+            retain_keys(&mut command.value, &["registration"])
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn ssr_request() {
+    fn ssr_request_sample() {
         let r = roundtrip(include_str!(
             "../../../tests/fixtures/okta/registration-hook-request-ssr.json"
         ));
@@ -302,5 +390,81 @@ mod tests {
             ))
         );
         assert_eq!(allow().value, json!({"registration": "ALLOW"}));
+    }
+
+    use super::super::check::check;
+    use super::super::check::testing::{classic_request, fails, one, pp_request, ssr_request};
+    use super::super::HookType;
+
+    #[test]
+    fn registration_rules() {
+        let ssr = ssr_request();
+        let pp = pp_request();
+        fails(
+            HookType::Registration,
+            &one("com.okta.action.update", json!({"registration": "MAYBE"})),
+            &ssr,
+            &["value.registration is \"MAYBE\"", "ALLOW, DENY"],
+        );
+        fails(
+            HookType::Registration,
+            &one("com.okta.action.update", json!({"action": "DENY"})),
+            &ssr,
+            &["the key is \"registration\""],
+        );
+        fails(
+            HookType::Registration,
+            &one("com.okta.action.update", json!("DENY")),
+            &ssr,
+            &["value must be {\"registration\""],
+        );
+        fails(
+            HookType::Registration,
+            &one(
+                "com.okta.action.update",
+                json!({"registration": "DENY", "why": 1}),
+            ),
+            &ssr,
+            &["unknown key \"why\""],
+        );
+        fails(
+            HookType::Registration,
+            &one("com.okta.user.profile.update", json!({"a": 1})),
+            &pp,
+            &[
+                "progressive profile request",
+                "com.okta.user.progressive.profile.update",
+            ],
+        );
+        fails(
+            HookType::Registration,
+            &one("com.okta.user.progressive.profile.update", json!({"a": 1})),
+            &ssr,
+            &["not a progressive profile", "com.okta.user.profile.update"],
+        );
+        // Classic requests (no requestType) are registrations.
+        fails(
+            HookType::Registration,
+            &one("com.okta.user.progressive.profile.update", json!({"a": 1})),
+            &classic_request(),
+            &["use com.okta.user.profile.update"],
+        );
+        // The spec's ProgressiveProfileResponse has a string for a value.
+        fails(
+            HookType::Registration,
+            &one(
+                "com.okta.user.progressive.profile.update",
+                json!("request.body.data.userProfileUpdate['employeeNumber']"),
+            ),
+            &pp,
+            &["must be an object of profile attributes, not a string"],
+        );
+        fails(
+            HookType::Registration,
+            &one("com.okta.user.profile.update", json!({"password": "x"})),
+            &ssr,
+            &["cannot set the password"],
+        );
+        check(HookType::Registration, &InlineResponse::from(allow()), &pp).expect("allow");
     }
 }

@@ -8,9 +8,10 @@
 //! or `/claims/`. Attribute names that are URIs must be escaped as JSON Pointer
 //! segments ([`claim_path`] does it).
 
+use super::check::{check_segment, op_and_path, patch_ops, tidy_patch_ops, At, CheckError};
 use super::{
-    patch_value, pointer_segment, Command, ContextUser, InlineRequest, InlineResponse, Lifetime,
-    PatchOp, RequestInfo, Session,
+    patch_value, pointer_segment, Command, ContextUser, InlineError, InlineRequest, InlineResponse,
+    Lifetime, PatchOp, RequestInfo, Session,
 };
 use crate::okta::lenient::StringOrNumber;
 use serde::{Deserialize, Serialize};
@@ -170,6 +171,12 @@ pub struct SamlAttributeValue {
 
 /// The `basic` attribute name format.
 pub const NAME_FORMAT_BASIC: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic";
+/// The `uri` attribute name format.
+pub const NAME_FORMAT_URI: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
+/// The `unspecified` attribute name format.
+pub const NAME_FORMAT_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified";
+/// The `xsi:type` of a text attribute value.
+pub const XS_STRING: &str = "xs:string";
 
 impl SamlAttribute {
     /// An attribute of `xs:string` values with the given name format.
@@ -234,6 +241,74 @@ pub fn session_lifetime(seconds: u32) -> PatchOp {
 /// The error answer: Okta denies the SAML request and shows `summary` to the user.
 pub fn error(summary: impl Into<String>) -> InlineResponse {
     InlineResponse::empty().error(summary)
+}
+
+// ------------------------------------------------------------------------------------------
+// The answer's contract: what Okta takes, and what a refusal is
+// ------------------------------------------------------------------------------------------
+
+/// The command types a SAML assertion hook answer may carry.
+pub const COMMANDS: &[&str] = &[ASSERTION_PATCH];
+
+/// Checks one patch command: add and replace only, under the patchable roots.
+pub(super) fn check_command(at: &At) -> Result<(), CheckError> {
+    let ops = patch_ops(at)?;
+    for (i, op) in ops.iter().enumerate() {
+        if op.get("op").and_then(Value::as_str) == Some("remove") {
+            return Err(at.fail(format!(
+                "value[{i}].op is \"remove\"; SAML assertion patches take only add and replace"
+            )));
+        }
+        let (kind, path) = op_and_path(at, i, op, &["add", "replace"])?;
+        let fail = |what: String| at.fail(format!("value[{i}] ({kind} {path}): {what}"));
+        let Some(rest) = PATH_ROOTS.iter().find_map(|root| path.strip_prefix(root)) else {
+            return Err(fail(format!(
+                "the path must start with {}",
+                PATH_ROOTS.join(", ")
+            )));
+        };
+        for segment in rest.split('/') {
+            check_segment(segment).map_err(fail)?;
+        }
+        match op.get("value") {
+            None | Some(Value::Null) => {
+                return Err(fail(format!("an {kind} needs a non-null value")))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks what concerns the whole answer: no command beside an `error`. Okta denies the SAML request
+/// on an error and applies none of them, so an answer with both says two things.
+pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
+    match (&answer.error, answer.commands.as_deref()) {
+        (Some(_), Some([_, ..])) => Err(CheckError(
+            "commands beside an error: Okta denies the SAML request and runs none of them; send the error alone"
+                .to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the answer refuses: an `error` denies the SAML request.
+pub fn is_refusal(answer: &InlineResponse) -> bool {
+    answer.error.is_some()
+}
+
+/// The SAML hook's refusal: the `error` alone; Okta denies the request and shows the
+/// summary on an error page.
+pub fn refusal(error: Option<InlineError>, _answer: &InlineResponse) -> InlineResponse {
+    InlineResponse {
+        error: Some(error.unwrap_or_default()),
+        ..InlineResponse::default()
+    }
+}
+
+/// Drops what Okta does not read from each operation (anything but op, path, value).
+pub(super) fn tidy(command: &mut Command) -> Vec<String> {
+    tidy_patch_ops(command)
 }
 
 #[cfg(test)]
@@ -335,5 +410,77 @@ mod tests {
         let attr: SamlAttribute = serde_json::from_value(raw.clone()).expect("attribute");
         assert_eq!(attr.to_value(), raw);
         assert_eq!(serde_json::to_value(&attr).expect("json"), raw);
+    }
+
+    use super::super::check::check;
+    use super::super::check::testing::{fails, one, saml_request};
+    use super::super::HookType;
+
+    #[test]
+    fn saml_rules() {
+        let r = saml_request();
+        let patch = |op: Value| one(ASSERTION_PATCH, json!([op]));
+        fails(
+            HookType::Saml,
+            &one(ASSERTION_PATCH, json!({"op": "add"})),
+            &r,
+            &["must be an array"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "remove", "path": "/claims/a"})),
+            &r,
+            &["\"remove\"", "only add and replace"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "copy", "path": "/claims/a", "value": 1})),
+            &r,
+            &["add, replace"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "add", "path": "/lifetime/expiration", "value": 1})),
+            &r,
+            &["must start with /subject/, /authentication/, /conditions/, /claims/"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "add", "path": "/claims", "value": 1})),
+            &r,
+            &["must start with"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "add", "path": "/claims/", "value": 1})),
+            &r,
+            &["empty segment"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "add", "path": "/claims/http://x/y", "value": 1})),
+            &r,
+            &["empty segment"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "add", "path": "/claims/a~b", "value": 1})),
+            &r,
+            &["~0"],
+        );
+        fails(
+            HookType::Saml,
+            &patch(json!({"op": "replace", "path": "/subject/nameId"})),
+            &r,
+            &["needs a non-null value"],
+        );
+        check(
+            HookType::Saml,
+            &patch(
+                json!({"op": "add", "path": "/claims/a~0b~1c", "value": {"attributeValues": []}}),
+            ),
+            &r,
+        )
+        .expect("escapes");
     }
 }

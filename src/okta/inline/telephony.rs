@@ -7,7 +7,8 @@
 //! Anything else (an `error`, a malformed answer, a timeout) makes Okta send the OTP
 //! through its own, heavily rate-limited providers, and the hook is never retried.
 
-use super::{Command, InlineRequest, RequestContext};
+use super::check::{check_optional_strings, kind_of, retain_keys, At, CheckError};
+use super::{Command, InlineError, InlineRequest, InlineResponse, RequestContext};
 use crate::okta::lenient::StringOrNumber;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -173,6 +174,143 @@ pub fn action(
         .into_command()
 }
 
+// ------------------------------------------------------------------------------------------
+// The answer's contract: what Okta takes, and what a refusal is
+// ------------------------------------------------------------------------------------------
+
+/// The command types a telephony hook answer may carry.
+pub const COMMANDS: &[&str] = &[TELEPHONY_ACTION];
+
+/// The keys of one action object.
+const ACTION_KEYS: [&str; 4] = ["status", "provider", "transactionId", "transactionMetadata"];
+
+/// The provider named by a refusal that did not name its own.
+pub const REFUSAL_PROVIDER: &str = "hookwarden";
+
+/// Checks the one command: an array of `{status, provider, transactionId,
+/// transactionMetadata}` with a status Okta knows.
+pub(super) fn check_command(at: &At) -> Result<(), CheckError> {
+    let Some(items) = at.value().as_array() else {
+        return Err(at.fail(format!(
+            "value must be an array of {{status, provider, transactionId, transactionMetadata}}, not {}",
+            kind_of(at.value())
+        )));
+    };
+    if items.is_empty() {
+        return Err(at.fail("value is empty; it needs one {\"status\": ...} object"));
+    }
+    let statuses = [
+        DeliveryStatus::Successful.as_str(),
+        DeliveryStatus::Pending.as_str(),
+        DeliveryStatus::Failed.as_str(),
+    ];
+    for (i, item) in items.iter().enumerate() {
+        let Some(object) = item.as_object() else {
+            return Err(at.fail(format!(
+                "value[{i}] must be an object, not {}",
+                kind_of(item)
+            )));
+        };
+        match object.get("status") {
+            Some(Value::String(s)) if statuses.contains(&s.as_str()) => {}
+            Some(other) => {
+                return Err(at.fail(format!(
+                    "value[{i}].status is {other}; it must be one of {}",
+                    statuses.join(", ")
+                )))
+            }
+            None => {
+                return Err(at.fail(format!(
+                    "value[{i}] has no status (one of {})",
+                    statuses.join(", ")
+                )))
+            }
+        }
+        check_optional_strings(
+            at,
+            i,
+            object,
+            &["provider", "transactionId", "transactionMetadata"],
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks what concerns the whole answer: one delivery result. Okta reads one; a
+/// SUCCESSFUL beside a FAILED would leave to chance whether the code counts as sent, and
+/// beside an `error` (on which Okta sends the code itself) would say it was sent twice.
+pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
+    let statuses: Vec<&str> = answer
+        .commands
+        .iter()
+        .flatten()
+        .filter(|c| c.kind == TELEPHONY_ACTION)
+        .filter_map(|c| c.value.as_array())
+        .flatten()
+        .filter_map(|i| i.get("status").and_then(Value::as_str))
+        .collect();
+    match statuses.split_first() {
+        Some((first, rest)) if rest.iter().any(|s| s != first) => Err(CheckError(format!(
+            "the delivery results disagree ({}): send one status",
+            statuses.join(", ")
+        ))),
+        Some((first, _)) if answer.error.is_some() && *first != DeliveryStatus::Failed.as_str() => {
+            Err(CheckError(format!(
+                "a {first} delivery beside an error: on an error Okta sends the code itself"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the answer refuses: a FAILED delivery, or an `error`.
+pub fn is_refusal(answer: &InlineResponse) -> bool {
+    answer.error.is_some()
+        || answer.commands.iter().flatten().any(|c| {
+            c.kind == TELEPHONY_ACTION
+                && c.value.as_array().is_some_and(|items| {
+                    items.iter().any(|i| {
+                        i.get("status").and_then(Value::as_str)
+                            == Some(DeliveryStatus::Failed.as_str())
+                    })
+                })
+        })
+}
+
+/// The telephony hook's refusal: a FAILED action (the handler's own first FAILED item
+/// when it is well-formed, else one naming [`REFUSAL_PROVIDER`]) and the handler's
+/// `error`. Okta then sends the one-time passcode through its own providers: the refusal
+/// records the decision in the System Log, it cannot stop the message.
+pub fn refusal(error: Option<InlineError>, answer: &InlineResponse) -> InlineResponse {
+    let own = answer
+        .commands
+        .iter()
+        .flatten()
+        .filter(|c| c.kind == TELEPHONY_ACTION)
+        .filter_map(|c| c.value.as_array())
+        .flatten()
+        .filter_map(|i| serde_json::from_value::<TelephonyAction>(i.clone()).ok())
+        .find(|a| a.status == DeliveryStatus::Failed);
+    let action = own
+        .unwrap_or_else(|| TelephonyAction::new(DeliveryStatus::Failed).provider(REFUSAL_PROVIDER));
+    InlineResponse {
+        commands: Some(vec![action.into_command()]),
+        error,
+        debug_context: None,
+    }
+}
+
+/// Drops what Okta does not read from each action object.
+pub(super) fn tidy(command: &mut Command) -> Vec<String> {
+    let mut dropped = Vec::new();
+    if command.kind == TELEPHONY_ACTION {
+        for item in command.value.as_array_mut().into_iter().flatten() {
+            dropped.extend(retain_keys(item, &ACTION_KEYS));
+        }
+    }
+    dropped
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::InlineResponse;
@@ -252,5 +390,59 @@ mod tests {
             json!([{"status": "PENDING", "provider": "ACME", "transactionId": "tx-1"}])
         );
         assert_eq!(DeliveryStatus::Failed.as_str(), "FAILED");
+    }
+
+    use super::super::check::check;
+    use super::super::check::testing::{fails, one, telephony_request};
+    use super::super::HookType;
+
+    #[test]
+    fn telephony_rules() {
+        let r = telephony_request();
+        let act = |value: Value| one(TELEPHONY_ACTION, value);
+        fails(
+            HookType::Telephony,
+            &act(json!({"status": "SUCCESSFUL"})),
+            &r,
+            &["must be an array", "not an object"],
+        );
+        fails(
+            HookType::Telephony,
+            &act(json!([])),
+            &r,
+            &["value is empty"],
+        );
+        fails(
+            HookType::Telephony,
+            &act(json!(["SUCCESSFUL"])),
+            &r,
+            &["value[0] must be an object"],
+        );
+        fails(
+            HookType::Telephony,
+            &act(json!([{"provider": "X"}])),
+            &r,
+            &["value[0] has no status"],
+        );
+        fails(
+            HookType::Telephony,
+            &act(json!([{"status": "DELIVERED"}])),
+            &r,
+            &["SUCCESSFUL, PENDING, FAILED"],
+        );
+        fails(
+            HookType::Telephony,
+            &act(json!([{"status": "FAILED", "transactionId": 7}])),
+            &r,
+            &["value[0].transactionId must be a string, not a number"],
+        );
+        check(
+            HookType::Telephony,
+            &act(json!([{"status": "PENDING"}])),
+            &r,
+        )
+        .expect("status alone");
+        let built = InlineResponse::from(action(DeliveryStatus::Failed, "ACME", "t-1"));
+        check(HookType::Telephony, &built, &r).expect("builder");
     }
 }

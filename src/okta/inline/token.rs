@@ -7,12 +7,15 @@
 //! `com.okta.access.patch` commands, each a list of [`PatchOp`]s on `/claims/...` or
 //! `/token/lifetime/expiration`. Okta skips the whole hook (the token is issued
 //! unmodified) when any operation fails, and fails the whole token request when the
-//! answer carries an `error`, so `inline_hooks::check` rejects bad patches before they
-//! leave.
+//! answer carries an `error`, so the checker ([`super::check`]) refuses bad patches before
+//! they leave, and a refusal keeps its `error` ([`super::settle`]).
 
+use super::check::{
+    check_segment, op_and_path, patch_ops, tidy_patch_ops, unescape, At, CheckError,
+};
 use super::{
-    patch_value, pointer_segment, Command, ContextUser, InlineRequest, InlineResponse, Lifetime,
-    PatchOp, RequestInfo, Session,
+    patch_value, pointer_segment, Command, ContextUser, InlineError, InlineRequest, InlineResponse,
+    Lifetime, PatchOp, RequestInfo, Session,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -207,34 +210,61 @@ impl TokenRequest {
     }
 }
 
-/// Claims Okta reserves in both tokens: patches that touch them fail (and with them the
-/// whole hook). From Okta's token hook and OIDC references (ID token base claims, access
-/// token reserved claims) plus the OIDC/JWT registered claims Okta mints itself.
-pub const RESERVED_CLAIMS: &[&str] = &[
-    "iss",
-    "ver",
-    "exp",
-    "iat",
-    "jti",
-    "cid",
-    "uid",
-    "auth_time",
-    "nbf",
-    "amr",
-    "idp",
-    "nonce",
-    "at_hash",
-    "c_hash",
-    "scp",
-];
+mod reserved;
+pub use reserved::{reserved_in, ReservedIn, HOOKWARDEN_RESERVED, RESERVED_CLAIMS};
 
-/// Reserved in ID tokens only: Okta lets an access token hook change `aud` and `sub`.
-pub const RESERVED_ID_TOKEN_CLAIMS: &[&str] = &["sub", "aud"];
+/// The token a patch command changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The ID token (`com.okta.identity.patch`, `data.identity`).
+    Id,
+    /// The access token (`com.okta.access.patch`, `data.access`).
+    Access,
+}
 
-/// Whether `claim` (unescaped) is reserved in the token that `command` patches.
-pub fn is_reserved_claim(command: &str, claim: &str) -> bool {
-    RESERVED_CLAIMS.contains(&claim)
-        || (command == IDENTITY_PATCH && RESERVED_ID_TOKEN_CLAIMS.contains(&claim))
+impl TokenKind {
+    /// The command type that patches this token.
+    pub fn command(self) -> &'static str {
+        match self {
+            TokenKind::Id => IDENTITY_PATCH,
+            TokenKind::Access => ACCESS_PATCH,
+        }
+    }
+
+    /// The token a command type patches, if it is a token patch.
+    pub fn of_command(command: &str) -> Option<TokenKind> {
+        match command {
+            IDENTITY_PATCH => Some(TokenKind::Id),
+            ACCESS_PATCH => Some(TokenKind::Access),
+            _ => None,
+        }
+    }
+
+    /// Where the request carries this token (`identity` or `access` under `data`).
+    pub fn request_field(self) -> &'static str {
+        match self {
+            TokenKind::Id => "identity",
+            TokenKind::Access => "access",
+        }
+    }
+
+    /// "an ID token" / "an access token", for messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            TokenKind::Id => "an ID token",
+            TokenKind::Access => "an access token",
+        }
+    }
+}
+
+/// Whether `claim` (unescaped) is reserved in `token`: Okta's table, plus `nbf`.
+pub fn is_reserved(token: TokenKind, claim: &str) -> bool {
+    match reserved_in(claim) {
+        None => false,
+        Some(ReservedIn::Both) => true,
+        Some(ReservedIn::AccessToken) => token == TokenKind::Access,
+        Some(ReservedIn::IdToken) => token == TokenKind::Id,
+    }
 }
 
 /// `/claims/<name>`, with the name escaped as a JSON Pointer segment.
@@ -279,6 +309,132 @@ pub fn lifetime_op(seconds: u32) -> PatchOp {
 /// summary as `error_description`, so the client sees it.
 pub fn error(summary: impl Into<String>) -> InlineResponse {
     InlineResponse::empty().error(summary)
+}
+
+// ------------------------------------------------------------------------------------------
+// The answer's contract: what Okta takes, and what a refusal is
+// ------------------------------------------------------------------------------------------
+
+/// The command types a token hook answer may carry.
+pub const COMMANDS: &[&str] = &[IDENTITY_PATCH, ACCESS_PATCH];
+
+/// Checks one patch command: the token was requested, every operation is one Okta
+/// applies (a failing one makes Okta skip the whole hook), no reserved claim is touched.
+pub(super) fn check_command(at: &At, request: &Value) -> Result<(), CheckError> {
+    let Some(kind) = TokenKind::of_command(&at.command.kind) else {
+        return Err(at.fail("not a token patch"));
+    };
+    let (token, field) = (kind.described(), kind.request_field());
+    if request
+        .get("data")
+        .and_then(|d| d.get(field))
+        .is_none_or(Value::is_null)
+    {
+        return Err(at.fail(format!(
+            "the request has no data.{field}: {token} was not requested, so Okta rejects a patch of it"
+        )));
+    }
+    let ops = patch_ops(at)?;
+    for (i, op) in ops.iter().enumerate() {
+        let (op_kind, path) = op_and_path(at, i, op, &["add", "replace", "remove"])?;
+        let fail = |what: String| at.fail(format!("value[{i}] ({op_kind} {path}): {what}"));
+        let value = op.get("value");
+        if path == LIFETIME_PATH {
+            if op_kind != "replace" {
+                return Err(fail(
+                    "the lifetime can only be replaced (op \"replace\")".to_owned(),
+                ));
+            }
+            let range = LIFETIME_SECONDS;
+            match value.and_then(Value::as_u64) {
+                Some(s) if s >= u64::from(*range.start()) && s <= u64::from(*range.end()) => {}
+                _ => {
+                    return Err(fail(format!(
+                        "the lifetime must be an integer from {} to {} seconds, not {}",
+                        range.start(),
+                        range.end(),
+                        value.map_or_else(|| "absent".to_owned(), Value::to_string)
+                    )))
+                }
+            }
+            continue;
+        }
+        let Some(rest) = path.strip_prefix("/claims/") else {
+            return Err(fail(format!(
+                "token patches change /claims/<name>[/<member>] or {}",
+                LIFETIME_PATH
+            )));
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        if segments.len() > 2 {
+            return Err(fail(
+                "a path goes at most one level into a claim (/claims/<name>/<member, index or ->)"
+                    .to_owned(),
+            ));
+        }
+        for segment in &segments {
+            check_segment(segment).map_err(fail)?;
+        }
+        if segments.get(1) == Some(&"-") && op_kind != "add" {
+            return Err(fail(
+                "\"-\" (after the last element) can only be used to add".to_owned(),
+            ));
+        }
+        let claim = unescape(segments[0]);
+        if is_reserved(kind, &claim) {
+            return Err(fail(format!(
+                "\"{claim}\" is a reserved claim of {token} and cannot be changed"
+            )));
+        }
+        match op_kind {
+            "remove" => {
+                if value.is_some_and(|v| !v.is_null()) {
+                    return Err(fail(
+                        "a remove takes no value (or null); Okta fails the whole patch otherwise"
+                            .to_owned(),
+                    ));
+                }
+            }
+            _ => {
+                if value.is_none() {
+                    return Err(fail(format!("an {op_kind} needs a value")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks what concerns the whole answer: no command beside an `error`. Okta fails the token request
+/// on an error and applies none of them, so an answer with both says two things.
+pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
+    match (&answer.error, answer.commands.as_deref()) {
+        (Some(_), Some([_, ..])) => Err(CheckError(
+            "commands beside an error: Okta fails the token request and runs none of them; send the error alone"
+                .to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the answer refuses: any `error` fails the whole token request.
+pub fn is_refusal(answer: &InlineResponse) -> bool {
+    answer.error.is_some()
+}
+
+/// The token hook's refusal: the `error` alone. Okta fails the token request with OAuth
+/// `server_error` and the summary as `error_description`; the error wins over any
+/// command, so none is sent beside it.
+pub fn refusal(error: Option<InlineError>, _answer: &InlineResponse) -> InlineResponse {
+    InlineResponse {
+        error: Some(error.unwrap_or_default()),
+        ..InlineResponse::default()
+    }
+}
+
+/// Drops what Okta does not read from each operation (anything but op, path, value).
+pub(super) fn tidy(command: &mut Command) -> Vec<String> {
+    tidy_patch_ops(command)
 }
 
 #[cfg(test)]
@@ -420,18 +576,267 @@ mod tests {
         );
     }
 
+    use super::super::check::check;
+    use super::super::check::testing::{fails, one, token_request};
+    use super::super::HookType;
+
+    fn id_op(op: Value) -> InlineResponse {
+        one(IDENTITY_PATCH, json!([op]))
+    }
+
+    fn access_op(op: Value) -> InlineResponse {
+        one(ACCESS_PATCH, json!([op]))
+    }
+
     #[test]
-    fn reserved_claims_depend_on_the_token() {
-        assert!(is_reserved_claim(IDENTITY_PATCH, "sub"));
-        assert!(is_reserved_claim(IDENTITY_PATCH, "aud"));
-        assert!(!is_reserved_claim(ACCESS_PATCH, "sub"));
-        assert!(!is_reserved_claim(ACCESS_PATCH, "aud"));
-        for claim in [
-            "iss", "ver", "exp", "iat", "jti", "cid", "uid", "scp", "nonce",
-        ] {
-            assert!(is_reserved_claim(ACCESS_PATCH, claim), "{claim}");
-            assert!(is_reserved_claim(IDENTITY_PATCH, claim), "{claim}");
+    fn token_value_must_be_an_array_of_ops() {
+        let r = token_request();
+        fails(
+            HookType::Token,
+            &one(IDENTITY_PATCH, json!({"op": "add"})),
+            &r,
+            &["commands[0]", "must be an array", "an object"],
+        );
+        fails(
+            HookType::Token,
+            &one(IDENTITY_PATCH, json!(["add"])),
+            &r,
+            &["value[0] must be an {op, path, value} object"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "move", "path": "/claims/a", "from": "/claims/b"})),
+            &r,
+            &["value[0].op is \"move\"", "add, replace, remove"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"path": "/claims/a", "value": 1})),
+            &r,
+            &["value[0] has no op"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "add", "value": 1})),
+            &r,
+            &["value[0] has no path"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "add", "path": "/claims/a"})),
+            &r,
+            &["needs a value"],
+        );
+    }
+
+    #[test]
+    fn token_paths() {
+        let r = token_request();
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "add", "path": "/profile/a", "value": 1})),
+            &r,
+            &["/profile/a", "/claims/<name>"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "add", "path": "/claims/", "value": 1})),
+            &r,
+            &["empty segment"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "add", "path": "/claims/a/b/c", "value": 1})),
+            &r,
+            &["at most one level"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "replace", "path": "/claims/a/-", "value": 1})),
+            &r,
+            &["\"-\"", "only be used to add"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "add", "path": "/claims/http:~2x", "value": 1})),
+            &r,
+            &["~0", "~1"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "add", "path": "/token/lifetime", "value": 1})),
+            &r,
+            &["/token/lifetime"],
+        );
+        // Escaped URI claims and array appends are fine.
+        let ok =
+            id_op(json!({"op": "add", "path": "/claims/http:~1~1example.com~1role", "value": "x"}));
+        check(HookType::Token, &ok, &r).expect("escaped claim name");
+        let ok = id_op(json!({"op": "add", "path": "/claims/airports/-", "value": "lax"}));
+        check(HookType::Token, &ok, &r).expect("append");
+    }
+
+    #[test]
+    fn token_lifetime() {
+        let r = token_request();
+        let lifetime = |op: &str, value: Value| {
+            id_op(json!({"op": op, "path": "/token/lifetime/expiration", "value": value}))
+        };
+        for ok in [300, 3600, 86_400] {
+            check(HookType::Token, &lifetime("replace", json!(ok)), &r).expect("in range");
         }
-        assert!(!is_reserved_claim(IDENTITY_PATCH, "preferred_username"));
+        fails(
+            HookType::Token,
+            &lifetime("replace", json!(299)),
+            &r,
+            &["300 to 86400", "not 299"],
+        );
+        fails(
+            HookType::Token,
+            &lifetime("replace", json!(86_401)),
+            &r,
+            &["not 86401"],
+        );
+        fails(
+            HookType::Token,
+            &lifetime("replace", json!("3600")),
+            &r,
+            &["an integer"],
+        );
+        fails(
+            HookType::Token,
+            &lifetime("replace", json!(3600.5)),
+            &r,
+            &["an integer"],
+        );
+        fails(
+            HookType::Token,
+            &lifetime("add", json!(3600)),
+            &r,
+            &["only be replaced"],
+        );
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "remove", "path": "/token/lifetime/expiration"})),
+            &r,
+            &["only be replaced"],
+        );
+    }
+
+    #[test]
+    fn token_remove_takes_no_value() {
+        let r = token_request();
+        check(
+            HookType::Token,
+            &id_op(json!({"op": "remove", "path": "/claims/a"})),
+            &r,
+        )
+        .expect("absent");
+        check(
+            HookType::Token,
+            &id_op(json!({"op": "remove", "path": "/claims/a", "value": null})),
+            &r,
+        )
+        .expect("null");
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "remove", "path": "/claims/a", "value": "x"})),
+            &r,
+            &["remove takes no value"],
+        );
+    }
+
+    /// Every row of Okta's table, in both tokens, with every op: refused exactly where
+    /// the table reserves it, accepted where it does not.
+    #[test]
+    fn token_reserved_claims_follow_okta_s_table() {
+        let r = token_request();
+        let mut names: Vec<&str> = RESERVED_CLAIMS.iter().map(|(n, _)| *n).collect();
+        names.extend(HOOKWARDEN_RESERVED);
+        for claim in names {
+            for (kind, patch) in [
+                (TokenKind::Id, id_op as fn(Value) -> InlineResponse),
+                (TokenKind::Access, access_op),
+            ] {
+                for op in [
+                    json!({"op": "add", "path": claim_path(claim), "value": "x"}),
+                    json!({"op": "replace", "path": claim_path(claim), "value": "x"}),
+                    json!({"op": "remove", "path": claim_path(claim)}),
+                ] {
+                    let answer = patch(op);
+                    if is_reserved(kind, claim) {
+                        fails(
+                            HookType::Token,
+                            &answer,
+                            &r,
+                            &[&format!(
+                                "\"{claim}\" is a reserved claim of {}",
+                                kind.described()
+                            )],
+                        );
+                    } else if let Err(e) = check(HookType::Token, &answer, &r) {
+                        panic!("{claim} in {}: {e}", kind.described());
+                    }
+                }
+            }
+        }
+        // Inside a reserved claim is still the reserved claim.
+        fails(
+            HookType::Token,
+            &id_op(json!({"op": "remove", "path": "/claims/amr/0"})),
+            &r,
+            &["\"amr\" is a reserved claim"],
+        );
+        // Okta allows these where the old table refused them.
+        for (patch, claim) in [
+            (access_op as fn(Value) -> InlineResponse, "idp"),
+            (access_op, "nonce"),
+            (access_op, "at_hash"),
+            (access_op, "c_hash"),
+            (access_op, "aud"),
+            (access_op, "sub"),
+            (id_op, "uid"),
+            (id_op, "scp"),
+        ] {
+            let op = json!({"op": "add", "path": claim_path(claim), "value": "x"});
+            check(HookType::Token, &patch(op), &r).expect(claim);
+        }
+        // And refuses these, which the old table let through.
+        fails(
+            HookType::Token,
+            &access_op(json!({"op": "add", "path": "/claims/groups", "value": ["a"]})),
+            &r,
+            &["\"groups\" is a reserved claim of an access token"],
+        );
+    }
+
+    #[test]
+    fn token_patch_needs_the_token_requested() {
+        let mut only_access = token_request();
+        only_access["data"]
+            .as_object_mut()
+            .expect("data")
+            .remove("identity");
+        let add = json!({"op": "add", "path": "/claims/a", "value": 1});
+        fails(
+            HookType::Token,
+            &id_op(add.clone()),
+            &only_access,
+            &[
+                "commands[0] (com.okta.identity.patch)",
+                "no data.identity",
+                "ID token was not requested",
+            ],
+        );
+        check(HookType::Token, &access_op(add.clone()), &only_access)
+            .expect("access token was requested");
+        let mut only_id = token_request();
+        only_id["data"]["access"] = Value::Null;
+        fails(
+            HookType::Token,
+            &access_op(add),
+            &only_id,
+            &["no data.access"],
+        );
     }
 }
