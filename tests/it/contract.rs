@@ -9,7 +9,7 @@
 //! [`validate_response`] is for other modules: it checks a live answer against the
 //! schema of its hook type.
 
-use hookwarden::inline_hooks::check::check;
+use hookwarden::okta::inline::check::check;
 use hookwarden::okta::inline::{
     import, password, registration, saml, telephony, token, HookType, InlineResponse, PatchOp,
 };
@@ -61,7 +61,7 @@ fn validate(schema_file: &str, instance: &Value) -> Result<(), String> {
 /// places documented in tests/fixtures/okta/schemas/README.md: a removal with
 /// `"value": null`, claim values that are arrays or booleans, and non-string import
 /// profile values are valid answers that fail here. Pair it with
-/// `hookwarden::inline_hooks::check::check`, which holds the contract's rules.
+/// `hookwarden::okta::inline::check::check`, which holds the contract's rules.
 pub fn validate_response(hook_type: &str, answer: &Value) -> Result<(), String> {
     validate(
         &format!("{}-response.schema.json", schema_stem(hook_type)?),
@@ -594,7 +594,7 @@ fn builder_answers_the_schema_wrongly_rejects() {
     // Valid per the contract (Okta's Java SDK takes any JSON as a claim value, and Okta
     // profiles hold numbers, booleans and arrays), rejected by Okta's schema.
     let token_answer = InlineResponse::from(token::add_id_token_claims([
-        ("groups", json!(["a", "b"])),
+        ("teams", json!(["a", "b"])),
         ("vip", json!(true)),
         ("score", json!(0.5)),
     ]));

@@ -20,6 +20,7 @@ mod pg;
 mod pgutil;
 mod props;
 mod reconcile;
+mod refusals;
 mod replicas;
 mod security;
 mod simulate;

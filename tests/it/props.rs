@@ -18,7 +18,7 @@ use base64::Engine as _;
 use hookwarden::config::{AuthConfig, BasicUser, Secret, StoreBackend, StoreConfig};
 use hookwarden::http::auth::Authenticator;
 use hookwarden::http::network::ClientIpResolver;
-use hookwarden::inline_hooks::check::check;
+use hookwarden::okta::inline::check::check;
 use hookwarden::okta::inline::{HookType, InlineResponse};
 use hookwarden::store::sqlite::SqliteStore;
 use hookwarden::store::{now_millis, Delivery, JobOutcome, NewEvent, Store};
@@ -506,9 +506,12 @@ proptest! {
 // Token hook JSON Patch.
 
 /// Claim segments, escaped, with what the model knows of each.
-const SEGMENTS: [&str; 17] = [
+const SEGMENTS: [&str; 20] = [
     "email",
     "groups",
+    "uid",
+    "idp",
+    "cnf",
     "http:~1~1example.com~1claims~1dept",
     "a~0b",
     "bad~2escape",
@@ -527,25 +530,41 @@ const SEGMENTS: [&str; 17] = [
 ];
 const MEMBERS: [&str; 6] = ["0", "3", "-", "member", "", "x~1y"];
 
-/// Claims the contract reserves in both tokens ([REF-token]), and in ID tokens only.
-const RESERVED: [&str; 15] = [
-    "iss",
-    "ver",
-    "exp",
-    "iat",
-    "jti",
-    "cid",
-    "uid",
+/// Okta's table "Reserved claims for Token Hooks" ([REF-token], contract §4.1), written
+/// out again here as the model's own copy, plus `nbf`, which hookwarden reserves in both.
+const RESERVED_IN_BOTH: [&str; 13] = [
+    "acr",
     "auth_time",
+    "cid",
+    "cnf",
+    "exp",
+    "groups",
+    "iat",
+    "iss",
+    "jti",
+    "sid",
+    "token_type",
+    "ver",
     "nbf",
-    "amr",
-    "idp",
-    "nonce",
-    "at_hash",
-    "c_hash",
-    "scp",
 ];
-const RESERVED_IN_ID_TOKEN: [&str; 2] = ["sub", "aud"];
+const RESERVED_IN_ACCESS_TOKEN: [&str; 7] = [
+    "as_uri",
+    "authorization_details",
+    "rpt",
+    "rsi",
+    "scp",
+    "uid",
+    "username",
+];
+#[rustfmt::skip]
+const RESERVED_IN_ID_TOKEN: [&str; 43] = [
+    "active", "aid", "amr", "app_id", "app_type", "at_hash", "aud", "c_hash", "client_id",
+    "client_ip", "client_req_id", "client_type", "client_user_agent", "device_compliance",
+    "device_id", "device_known", "device_managed", "device_name", "device_trust", "did", "dst",
+    "group", "hotk", "idp", "idp_iss", "mac_key", "may_act", "nonce", "oid",
+    "okta_emailVerified", "okta_lastUpdated", "orig", "permissions", "purpose", "pwd_exp_days",
+    "pwd_exp_time", "rid", "role", "scope", "scopes", "sub", "term", "user_ip",
+];
 const LIFETIME: &str = "/token/lifetime/expiration";
 
 #[derive(Debug, Clone)]
@@ -649,9 +668,12 @@ fn model_op_ok(identity: bool, op: &Op) -> bool {
         return false;
     }
     let claim = segments[0].replace("~1", "/").replace("~0", "~");
-    if RESERVED.contains(&claim.as_str())
-        || (identity && RESERVED_IN_ID_TOKEN.contains(&claim.as_str()))
-    {
+    let reserved_here = if identity {
+        RESERVED_IN_ID_TOKEN.as_slice()
+    } else {
+        RESERVED_IN_ACCESS_TOKEN.as_slice()
+    };
+    if RESERVED_IN_BOTH.contains(&claim.as_str()) || reserved_here.contains(&claim.as_str()) {
         return false;
     }
     match op.op {
