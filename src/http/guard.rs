@@ -52,6 +52,10 @@ pub struct Guard {
     pub verify_requires_auth: bool,
 }
 
+/// When the request reached its hook's route; inline budgets count from here.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub std::time::Instant);
+
 /// The client address as the guard resolved it, for handlers that log it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
@@ -91,8 +95,14 @@ pub struct Tracked {
 /// Outermost layer of a hook route: the whole-request timeout, and the one place where
 /// every answer is counted (`requests` by status, `rejections` by reason).
 /// Also records the request for the admin page ([`crate::activity`]).
-pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Response {
+///
+/// Its first step stamps the request with its [`Arrival`], from which every deadline
+/// inside is counted. The timeout's 408 is for a client too slow to send its request:
+/// work on our side (a store commit, a key fetch, a handler) has deadlines of its own
+/// that end before it (`server.request_timeout` is at least 3 s, checked at start).
+pub async fn track(State(t): State<Tracked>, mut req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
+    req.extensions_mut().insert(Arrival(started));
     let at = std::time::SystemTime::now();
     let mut res = match tokio::time::timeout(t.request_timeout, next.run(req)).await {
         Ok(res) => res,
