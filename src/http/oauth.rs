@@ -21,6 +21,10 @@
 //!   single-flight and at most one per `jwks_min_refresh`, so a flood of random `kid`s
 //!   costs the issuer one request, not thousands. When the issuer is down the cached keys
 //!   stay in use.
+//! * **A wait for keys has the caller's deadline, the fetch does not.** A fetch runs in a
+//!   task of its own, so a request that stops waiting (an inline hook's budget, see
+//!   [`BearerVerifier::verify_by`]) does not cancel it: it completes and fills the cache
+//!   for the next request.
 //!
 //! Refusals are logged with their reason only; the token never reaches a log line.
 
@@ -76,6 +80,10 @@ pub enum BearerError {
     MissingKid,
     #[error("unknown kid")]
     UnknownKid,
+    /// The `kid` is unknown and the fetch of the issuer's keys was still running at the
+    /// caller's deadline. Not a verdict on the token: the fetch goes on and fills the cache.
+    #[error("the issuer's keys did not arrive in time")]
+    TimedOut,
     /// The issuer's keys have never been fetched successfully.
     #[error("signing keys unavailable")]
     KeysUnavailable,
@@ -229,28 +237,54 @@ impl BearerVerifier {
     /// True when the request carries a valid token. Logs the reason of a refusal, never
     /// the token.
     pub async fn check(&self, headers: &HeaderMap) -> bool {
-        match self.verify(headers).await {
-            Ok(_) => true,
+        self.check_by(headers, None).await.is_ok()
+    }
+
+    /// [`check`](Self::check) with a deadline for the wait for keys (see
+    /// [`verify_by`](Self::verify_by)), and the reason of a refusal for the caller.
+    /// Refusals are logged here; [`BearerError::TimedOut`] is not a refusal and is left to
+    /// the caller, who decides what to answer instead.
+    pub async fn check_by(
+        &self,
+        headers: &HeaderMap,
+        deadline: Option<Instant>,
+    ) -> Result<(), BearerError> {
+        match self.verify_by(headers, deadline).await {
+            Ok(_) => Ok(()),
+            Err(e @ BearerError::TimedOut) => Err(e),
             Err(e @ BearerError::MissingHeader) => {
                 tracing::debug!(reason = %e, "bearer token refused");
-                false
+                Err(e)
             }
             Err(e) => {
                 tracing::info!(reason = %e, issuer = %self.inner.issuer, "bearer token refused");
-                false
+                Err(e)
             }
         }
     }
 
     /// Checks the request's bearer token and returns its claims, or why it was refused.
     pub async fn verify(&self, headers: &HeaderMap) -> Result<Claims, BearerError> {
+        self.verify_by(headers, None).await
+    }
+
+    /// [`verify`](Self::verify), where the one wait there can be, for the issuer's keys
+    /// when the token's `kid` is unknown, ends at `deadline` with [`BearerError::TimedOut`].
+    /// The fetch is not cancelled with the wait: it completes in its own task and fills the
+    /// cache for the next request. Nothing else waits, so a token under a known key gets
+    /// its verdict whatever the deadline.
+    pub async fn verify_by(
+        &self,
+        headers: &HeaderMap,
+        deadline: Option<Instant>,
+    ) -> Result<Claims, BearerError> {
         let token = bearer_token(headers)?;
         let head = peek_header(token)?;
         let alg = allowed_algorithm(&head.alg)?;
         if head.crit.is_some() {
             return Err(BearerError::CriticalHeader);
         }
-        let (set, index) = self.find_key(head.kid.as_deref(), alg).await?;
+        let (set, index) = self.find_key(head.kid.as_deref(), alg, deadline).await?;
         let key = &set.keys[index];
         let mut validation = self.inner.validation.clone();
         validation.algorithms = vec![key.alg];
@@ -279,6 +313,7 @@ impl BearerVerifier {
         &self,
         kid: Option<&str>,
         alg: Algorithm,
+        deadline: Option<Instant>,
     ) -> Result<(Arc<KeySet>, usize), BearerError> {
         let remote = match &self.inner.keys {
             KeySource::Fixed(set) => return set.select(kid, alg).map(|i| (set.clone(), i)),
@@ -298,7 +333,7 @@ impl BearerVerifier {
         // Unknown kid (a rotation at the issuer, or an attacker) or no keys yet: one
         // shared, rate-limited fetch.
         let seen = snapshot.as_ref().map_or(0, |s| s.generation);
-        match remote.refresh(seen).await {
+        match remote.refresh_waiting_until(seen, deadline).await? {
             Some(set) => set.select(kid, alg).map(|i| (set.clone(), i)),
             None => Err(BearerError::KeysUnavailable),
         }
@@ -670,6 +705,30 @@ impl Remote {
             this.refresh(seen).await;
             this.background.store(false, Ordering::Release);
         });
+    }
+
+    /// [`Remote::refresh`] for a request that needs its result. The refresh runs in a task
+    /// of its own: a request that stops waiting at `deadline` ([`BearerError::TimedOut`])
+    /// does not cancel the fetch, which completes and fills the cache for the next request.
+    async fn refresh_waiting_until(
+        self: &Arc<Self>,
+        seen: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Arc<KeySet>>, BearerError> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // Not on a Tokio runtime: no task to run it in, nor a timer; wait for it here.
+            return Ok(self.refresh(seen).await);
+        };
+        let this = self.clone();
+        let task = rt.spawn(async move { this.refresh(seen).await });
+        let joined = match deadline {
+            None => task.await,
+            Some(d) => tokio::time::timeout_at(d.into(), task)
+                .await
+                .map_err(|_| BearerError::TimedOut)?,
+        };
+        // A refresh that panicked installed nothing: the cached keys are what there is.
+        Ok(joined.unwrap_or_else(|_| self.snapshot()))
     }
 
     /// Fetches the key set unless someone else installed a newer one than `seen` while we
@@ -1685,6 +1744,56 @@ H8YqUt1isgaWDLbcZRW3bxwb87I4DVIfjmftZIeefCr9SBX/E4s6dRgZqQ==
             .await
             .expect("key from the background refresh");
         assert_eq!(issuer.hits(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_for_keys_ends_at_its_deadline_and_the_fetch_still_fills_the_cache() {
+        let issuer = FakeIssuer::start(set_a()).await;
+        let v = BearerVerifier::new(&remote_config(format!("{}/keys", issuer.base), 100, 60_000))
+            .expect("verifier");
+        wait_generation(&v, 1).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The issuer publishes key b (signing with it next) and answers slowly.
+        issuer.serve(jwks(&[
+            jwk(RSA_A_PUBLIC, "a", Algorithm::RS256),
+            jwk(RSA_B_PUBLIC, "b", Algorithm::RS256),
+        ]));
+        issuer.state.delay_ms.store(1000, Ordering::SeqCst);
+        let token = token_b();
+        let started = Instant::now();
+        let outcome = v
+            .verify_by(&bearer(&token), Some(started + Duration::from_millis(300)))
+            .await;
+        let waited = started.elapsed();
+        assert_eq!(outcome.err(), Some(BearerError::TimedOut));
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_millis(500),
+            "waited {waited:?}"
+        );
+        assert_eq!(issuer.hits(), 2, "the fetch started");
+        // Nobody waits for it any more, yet it completes and installs key b.
+        wait_generation(&v, 2).await;
+        issuer.state.delay_ms.store(0, Ordering::SeqCst);
+        let started = Instant::now();
+        v.verify_by(&bearer(&token), Some(started + Duration::from_millis(300)))
+            .await
+            .expect("key b from the fetch the first call started");
+        assert_eq!(issuer.hits(), 2, "no second fetch");
+        // A known kid ignores a deadline that has passed: nothing to wait for.
+        verify_claims(&v, &claims()).await.expect("valid");
+        v.verify_by(&bearer(&token_a(&claims())), Some(Instant::now()))
+            .await
+            .expect("known kid, deadline gone");
+        // A refusal is still a refusal, not a time-out.
+        assert_eq!(
+            v.verify_by(
+                &bearer(&sign(RSA_A_PRIVATE, Some("b"), Algorithm::RS256, &claims())),
+                Some(Instant::now() + Duration::from_millis(300))
+            )
+            .await
+            .err(),
+            Some(BearerError::BadSignature)
+        );
     }
 
     #[tokio::test]
