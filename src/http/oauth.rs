@@ -16,11 +16,12 @@
 //! * **`exp` is required and enforced** (Okta once sent expired tokens, OKTA-551186), `nbf`
 //!   when present, both with the configured leeway; `iss` and `aud` are required.
 //! * **The JWKS fetch never sits on the hot path of a known key.** Keys are cached for
-//!   `jwks_cache_ttl`; an expired cache is refreshed in the background while the cached
-//!   keys keep working. Only an unknown `kid` waits for a fetch, and fetches are
-//!   single-flight and at most one per `jwks_min_refresh`, so a flood of random `kid`s
-//!   costs the issuer one request, not thousands. When the issuer is down the cached keys
-//!   stay in use.
+//!   `jwks_cache_ttl` and refreshed ahead of expiry, at 80% of it, by a task that lives as
+//!   long as the verifier; a cache found expired anyway is refreshed in the background
+//!   while the cached keys keep working. Only an unknown `kid` waits for a fetch, and
+//!   fetches are single-flight and at most one per `jwks_min_refresh`, so a flood of
+//!   random `kid`s costs the issuer one request, not thousands. When the issuer is down
+//!   the cached keys stay in use.
 //! * **A wait for keys has the caller's deadline, the fetch does not.** A fetch runs in a
 //!   task of its own, so a request that stops waiting (an inline hook's budget, see
 //!   [`BearerVerifier::verify_by`]) does not cancel it: it completes and fills the cache
@@ -39,8 +40,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Longest token accepted. Okta's access tokens are about 1 KB; anything near this is
 /// not a token, and the limit bounds the work an anonymous caller can cause.
@@ -204,13 +206,13 @@ impl BearerVerifier {
                     .map_err(|e| format!("oauth: jwks_url is not a URL: {e}"))?;
                 let remote = Arc::new(Remote::new(url, config)?);
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    // Eager first fetch: the first call from Okta then finds the keys ready
-                    // instead of spending its 3 s budget on our fetch, and a wrong URL shows
-                    // in the log at start.
-                    let r = remote.clone();
-                    rt.spawn(async move {
-                        r.refresh(0).await;
-                    });
+                    // Its first round is the eager first fetch: the first call from Okta then
+                    // finds the keys ready instead of spending its 3 s budget on our fetch,
+                    // and a wrong URL shows in the log at start.
+                    rt.spawn(Remote::keep_fresh(
+                        Arc::downgrade(&remote),
+                        remote.stop.clone(),
+                    ));
                 }
                 KeySource::Remote(remote)
             }
@@ -641,6 +643,14 @@ struct Remote {
     background: AtomicBool,
     fetches: AtomicU64,
     failures: AtomicU64,
+    /// Stops the refresher ([`Remote::keep_fresh`]); cancelled when this is dropped.
+    stop: CancellationToken,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Remote {
@@ -662,6 +672,7 @@ impl Remote {
             background: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            stop: CancellationToken::new(),
         })
     }
 
@@ -705,6 +716,49 @@ impl Remote {
             this.refresh(seen).await;
             this.background.store(false, Ordering::Release);
         });
+    }
+
+    /// Refreshes the keys ahead of their expiry for as long as the verifier lives (see
+    /// [`Remote::next_refresh_in`]), so that Okta's calls find a fresh cache, and a key the
+    /// issuer publishes before it signs with it is known before its first token. The first
+    /// round is the eager fetch at start. It holds the cache only while it fetches, and
+    /// ends once the [`Remote`] is dropped.
+    async fn keep_fresh(this: Weak<Remote>, stop: CancellationToken) {
+        loop {
+            let wait = match this.upgrade() {
+                Some(remote) => remote.next_refresh_in(),
+                None => return,
+            };
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let Some(remote) = this.upgrade() else {
+                return;
+            };
+            let seen = remote.snapshot().map_or(0, |s| s.generation);
+            remote.refresh(seen).await;
+        }
+    }
+
+    /// Time until the refresher's next round: at once when nothing was fetched yet; else
+    /// when the installed set reaches 80% of `jwks_cache_ttl`, but never sooner than
+    /// `min_refresh` after the last attempt, so that an issuer that fails is tried again
+    /// at that pace rather than in a loop.
+    fn next_refresh_in(&self) -> Duration {
+        let since_attempt = match self.last_attempt_ms.load(Ordering::Acquire) {
+            0 => return Duration::ZERO,
+            at => {
+                let since_epoch = self.epoch.elapsed().as_millis() as u64;
+                Duration::from_millis(since_epoch.saturating_sub(at - 1))
+            }
+        };
+        let floor = self.min_refresh.saturating_sub(since_attempt);
+        let ahead = match self.snapshot() {
+            Some(set) => (self.ttl - self.ttl / 5).saturating_sub(set.fetched_at.elapsed()),
+            None => Duration::ZERO,
+        };
+        ahead.max(floor)
     }
 
     /// [`Remote::refresh`] for a request that needs its result. The refresh runs in a task
@@ -1794,6 +1848,62 @@ H8YqUt1isgaWDLbcZRW3bxwb87I4DVIfjmftZIeefCr9SBX/E4s6dRgZqQ==
             .err(),
             Some(BearerError::BadSignature)
         );
+    }
+
+    #[tokio::test]
+    async fn keys_are_refreshed_ahead_of_expiry_until_the_verifier_is_dropped() {
+        const TTL: Duration = Duration::from_millis(1500);
+        let issuer = FakeIssuer::start(set_a()).await;
+        let v = BearerVerifier::new(&remote_config(
+            format!("{}/keys", issuer.base),
+            100,
+            TTL.as_millis() as u64,
+        ))
+        .expect("verifier");
+        wait_generation(&v, 1).await;
+        let first = Instant::now();
+        // A rotation at the issuer, and no request at all: the refresher picks it up before
+        // the cache expires (at 80% of the TTL, 1.2 s).
+        issuer.serve(set_b());
+        wait_generation(&v, 2).await;
+        let refreshed = first.elapsed();
+        assert!(
+            refreshed >= Duration::from_millis(1000) && refreshed < TTL,
+            "refreshed after {refreshed:?}"
+        );
+        assert_eq!(issuer.hits(), 2);
+        let started = Instant::now();
+        v.verify(&bearer(&token_b()))
+            .await
+            .expect("key b, already cached");
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(issuer.hits(), 2, "the request did not fetch");
+        // Dropped: no more rounds (the next was due 1.2 s after the last).
+        drop(v);
+        tokio::time::sleep(TTL + Duration::from_millis(300)).await;
+        assert_eq!(issuer.hits(), 2, "the refresher stopped with the verifier");
+    }
+
+    #[tokio::test]
+    async fn the_refresher_retries_a_failing_issuer_at_the_min_refresh_pace() {
+        let issuer = FakeIssuer::start(set_a()).await;
+        issuer.fail(503);
+        let v = BearerVerifier::new(&remote_config(format!("{}/keys", issuer.base), 200, 60_000))
+            .expect("verifier");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // The start and one attempt per 200 ms after it: 5 or 6, not a busy loop.
+        let hits = issuer.hits();
+        assert!((4..=7).contains(&hits), "{hits} fetches in 1.1 s");
+        // The issuer comes back: the keys are there before anyone asks.
+        issuer.fail(200);
+        wait_generation(&v, 1).await;
+        let fetches = issuer.hits();
+        verify_claims(&v, &claims()).await.expect("valid");
+        assert_eq!(issuer.hits(), fetches);
     }
 
     #[tokio::test]
