@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod check;
+mod door;
 pub mod forward;
 pub mod rules;
 pub mod script;
