@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::event_hooks::{self, HookState};
 use crate::http::admin::{self, AdminState};
 use crate::http::error::ApiError;
-use crate::http::guard::{self, DoorAuth, Guard, Tracked};
+use crate::http::guard::{self, DeadlineAnswer, DoorAuth, Guard, Tracked};
 use crate::http::network::{ClientIpResolver, IpAllowlist};
 use crate::http::{server, tls};
 use crate::metrics::Metrics;
@@ -65,12 +65,14 @@ pub fn public_router(
     ));
     let mut router = Router::new();
     // Every hook's route gets the same two layers: the guard (allowlist, then auth) and,
-    // outermost, the request timeout and the one place where answers are counted.
+    // outermost, the request timeout and the one place where answers are counted. An
+    // inline hook's guard also has its budget and fallback (`deadline`).
     let guarded = |routes: Router,
                    name: &str,
                    auth: &crate::config::AuthConfig,
                    allow_ips: &Option<Vec<ipnet::IpNet>>,
-                   verify_requires_auth: bool|
+                   verify_requires_auth: bool,
+                   deadline: Option<Arc<dyn DeadlineAnswer>>|
      -> Result<Router, RunError> {
         let guard_state = Arc::new(Guard {
             hook: name.to_owned(),
@@ -83,6 +85,7 @@ pub fn public_router(
             ),
             resolver: resolver.clone(),
             verify_requires_auth,
+            deadline,
         });
         let tracked = Tracked {
             hook: name.into(),
@@ -111,6 +114,7 @@ pub fn public_router(
             &hook.auth,
             &hook.allow_ips,
             hook.verify_requires_auth,
+            None,
         )?);
     }
     let inline = crate::inline_hooks::build(config, &metrics, shared).map_err(|problems| {
@@ -124,12 +128,14 @@ pub fn public_router(
     })?;
     for ((path, hook), cfg) in inline.into_iter().zip(&config.inline_hooks) {
         // Inline hooks take POST only: there is no verification GET to exempt.
+        let deadline: Arc<dyn DeadlineAnswer> = hook.clone();
         router = router.merge(guarded(
             crate::inline_hooks::routes(&path, hook),
             &cfg.name,
             &cfg.auth,
             &cfg.allow_ips,
             true,
+            Some(deadline),
         )?);
     }
     let fallback_metrics = metrics.clone();

@@ -39,6 +39,8 @@ pub enum Reason {
     store_unavailable,
     store_full,
     store_disk_low,
+    /// The store did not commit a delivery in time (503, Okta retries).
+    store_slow,
     timeout,
     not_found,
     method_not_allowed,

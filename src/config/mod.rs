@@ -24,6 +24,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Shortest `server.request_timeout` accepted: Okta's own timeout for a hook's answer.
+pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The defaults every key falls back to, compiled into the binary.
 pub const DEFAULTS_TOML: &str = include_str!("../../config/default.toml");
 /// Where `serve` looks for a file when `--config` is not given.
@@ -136,7 +139,9 @@ pub struct ServerConfig {
     /// A client must send all request headers within this time.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// Whole request, body included, from the first byte to the answer.
+    /// Whole request, body included, from the first byte to the answer. At least
+    /// [`MIN_REQUEST_TIMEOUT`]: it is for clients too slow to send their request (408),
+    /// never for a slow store (503, see `event_hooks::STORE_DEADLINE`).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// Time allowed for the TLS handshake.
@@ -652,9 +657,22 @@ impl Config {
         if s.max_connections == 0 {
             p("server.max_connections".into(), "must be at least 1".into());
         }
+        // Okta waits 3 s for an event hook's answer and never retries a 4xx. A request
+        // timeout under that could fire (408) while a delivery waits for its store commit,
+        // and the delivery would be lost; at 3 s or more the event-hook handler's own store
+        // deadline (`event_hooks::STORE_DEADLINE`, a 503 that Okta retries) always ends first.
+        if s.request_timeout < MIN_REQUEST_TIMEOUT {
+            p(
+                "server.request_timeout".into(),
+                format!(
+                    "must be at least {} (is {}): Okta waits 3 s for an answer, and a shorter timeout turns a slow store write into a 408, which Okta never retries",
+                    humantime::format_duration(MIN_REQUEST_TIMEOUT),
+                    humantime::format_duration(s.request_timeout)
+                ),
+            );
+        }
         for (key, d) in [
             ("server.header_read_timeout", s.header_read_timeout),
-            ("server.request_timeout", s.request_timeout),
             ("server.tls_handshake_timeout", s.tls_handshake_timeout),
             ("server.tls.reload_interval", s.tls.reload_interval),
             ("worker.backoff_initial", self.worker.backoff_initial),
@@ -1251,6 +1269,36 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "missing {k} in {keys:?}");
         }
+    }
+
+    #[test]
+    fn a_request_timeout_under_okta_s_3_s_is_refused_with_the_reason() {
+        for short in ["0s", "1s", "2999ms"] {
+            let err = Config::from_toml_str(&format!(
+                "{HOOK}\n[server]\nrequest_timeout = \"{short}\"\n"
+            ))
+            .expect_err(short);
+            let problems: Vec<_> = err
+                .0
+                .iter()
+                .filter(|p| p.key == "server.request_timeout")
+                .collect();
+            assert_eq!(problems.len(), 1, "{short}: {:?}", err.0);
+            let m = &problems[0].message;
+            assert!(
+                m.contains("at least 3s") && m.contains("Okta waits 3 s") && m.contains("408"),
+                "{short}: {m}"
+            );
+        }
+        for ok in ["3s", "10s"] {
+            let c =
+                Config::from_toml_str(&format!("{HOOK}\n[server]\nrequest_timeout = \"{ok}\"\n"))
+                    .unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert!(c.server.request_timeout >= MIN_REQUEST_TIMEOUT);
+        }
+        // The default is valid.
+        let c = Config::from_toml_str(HOOK).expect("defaults");
+        assert!(c.server.request_timeout >= MIN_REQUEST_TIMEOUT);
     }
 
     #[test]

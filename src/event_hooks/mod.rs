@@ -21,7 +21,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long after its arrival ([`crate::http::guard::Arrival`]) a delivery may wait for its
+/// store commit; past it the delivery is answered 503 ([`ApiError::store_too_slow`]).
+///
+/// Why a deadline of the handler's own rather than the request timeout: Okta waits 3 s and
+/// retries a 5xx or a timeout once, but never a 4xx. The request timeout answers 408, which
+/// is right for a client too slow to send its body and wrong for a store too slow to take
+/// it: a delivery answered 408 is never sent again. So the wait for the store is bounded
+/// here, counted from arrival, with a 503 that ends before Okta's 3 s (the 0.5 s left is for
+/// the network, the TLS handshake and the head, which Okta's clock counts too) and always
+/// before the request timeout (at least 3 s, checked with the config).
+///
+/// Nothing acknowledged is lost: the 503 goes only while the commit has not answered, so
+/// the events were not acknowledged. The write itself is not cancelled (the store's writer
+/// owns it); if it commits after the 503, Okta's retry finds the events by `uuid` and is
+/// acknowledged as duplicates, with each event stored and delivered once.
+pub const STORE_DEADLINE: Duration = Duration::from_millis(2500);
 
 /// Which sinks of a hook want which events.
 #[derive(Debug, Clone)]
@@ -89,6 +106,21 @@ impl HookState {
             waker,
             metrics,
             max_body_bytes,
+        }
+    }
+
+    /// Counts what a commit stored and wakes the workers when there is new work.
+    fn count_stored(&self, label: &HookLabel, outcome: &crate::store::IngestOutcome) {
+        self.metrics
+            .events_stored
+            .get_or_create(label)
+            .inc_by(outcome.stored as u64);
+        self.metrics
+            .duplicates
+            .get_or_create(label)
+            .inc_by(outcome.duplicates as u64);
+        if outcome.stored > 0 {
+            self.waker.wake();
         }
     }
 }
@@ -251,8 +283,13 @@ impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
 
 /// A delivery, with a note for the admin page of what became of it.
 async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Response {
+    let arrival = req
+        .extensions()
+        .get::<crate::http::guard::Arrival>()
+        .map_or_else(Instant::now, |a| a.0);
     let mut event_types = Vec::new();
-    let (res, outcome) = match store_delivery(&s, req, &mut event_types).await {
+    let stored = store_delivery(&s, req, arrival + STORE_DEADLINE, &mut event_types).await;
+    let (res, outcome) = match stored {
         Ok(o) => (
             StatusCode::OK.into_response(),
             format!("{} stored, {} duplicates", o.stored, o.duplicates),
@@ -267,11 +304,13 @@ async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Response {
     note.attach(res)
 }
 
-/// A delivery: check, parse, store durably, then answer 200 with an empty body.
+/// A delivery: check, parse, store durably, then answer 200 with an empty body; 503 when
+/// the store has not committed by `deadline` (see [`STORE_DEADLINE`]).
 /// Fills `event_types` once the body is parsed.
 async fn store_delivery(
-    s: &HookState,
+    s: &Arc<HookState>,
     req: Request,
+    deadline: Instant,
     event_types: &mut Vec<String>,
 ) -> Result<crate::store::IngestOutcome, ApiError> {
     let started = Instant::now();
@@ -308,38 +347,55 @@ async fn store_delivery(
         })
         .collect();
     let count = events.len();
-    let outcome = s
-        .store
-        .ingest(Delivery {
-            hook: s.name.clone(),
-            event_id: event_id.clone(),
-            received_at,
-            events,
-            recovered: false,
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(hook = %s.name, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
-            match e {
-                StoreError::Full(_) => ApiError::store_full(),
-                StoreError::DiskLow(_) => ApiError::store_disk_low(),
-                StoreError::Unavailable(_) | StoreError::Closed => ApiError::store_unavailable(),
-            }
-        })?;
+    let store = s.store.clone();
+    let delivery = Delivery {
+        hook: s.name.clone(),
+        event_id: event_id.clone(),
+        received_at,
+        events,
+        recovered: false,
+    };
+    // Owned, so that a commit still running at the deadline can be left to finish.
+    let mut commit = Box::pin(async move { store.ingest(delivery).await });
+    let committed = match tokio::time::timeout_at(deadline.into(), &mut commit).await {
+        Ok(committed) => committed,
+        Err(_) => {
+            tracing::error!(
+                hook = %s.name,
+                event_id = %event_id,
+                waited_ms = started.elapsed().as_millis() as u64,
+                "delivery not stored in time: answering 503 so that Okta retries (the write goes on)"
+            );
+            let (s, event_id) = (s.clone(), event_id.clone());
+            tokio::spawn(async move {
+                match commit.await {
+                    Ok(outcome) => {
+                        let label = HookLabel {
+                            hook: s.name.clone(),
+                        };
+                        s.count_stored(&label, &outcome);
+                        tracing::warn!(hook = %s.name, event_id = %event_id, stored = outcome.stored, "delivery stored after its 503: Okta's retry will be acknowledged as duplicates");
+                    }
+                    Err(e) => {
+                        tracing::info!(hook = %s.name, event_id = %event_id, error = %e, "delivery answered 503 was not stored either")
+                    }
+                }
+            });
+            return Err(ApiError::store_too_slow());
+        }
+    };
+    let outcome = committed.map_err(|e| {
+        tracing::error!(hook = %s.name, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
+        match e {
+            StoreError::Full(_) => ApiError::store_full(),
+            StoreError::DiskLow(_) => ApiError::store_disk_low(),
+            StoreError::Unavailable(_) | StoreError::Closed => ApiError::store_unavailable(),
+        }
+    })?;
     let label = HookLabel {
         hook: s.name.clone(),
     };
-    s.metrics
-        .events_stored
-        .get_or_create(&label)
-        .inc_by(outcome.stored as u64);
-    s.metrics
-        .duplicates
-        .get_or_create(&label)
-        .inc_by(outcome.duplicates as u64);
-    if outcome.stored > 0 {
-        s.waker.wake();
-    }
+    s.count_stored(&label, &outcome);
     let elapsed = started.elapsed();
     s.metrics
         .ack_seconds

@@ -111,6 +111,17 @@ impl ApiError {
             Reason::store_unavailable,
         )
     }
+    /// The store did not commit the delivery before its deadline (see
+    /// [`crate::event_hooks::STORE_DEADLINE`]): 503 so that Okta retries, never a 408,
+    /// which Okta does not. The write may still commit later; the retry then finds its
+    /// events already stored and is acknowledged as duplicates.
+    pub fn store_too_slow() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Events could not be stored in time; retry later",
+            Reason::store_slow,
+        )
+    }
     pub fn store_disk_low() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

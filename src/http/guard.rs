@@ -2,11 +2,15 @@
 //!
 //! It is a middleware on the hook's route, so the body has not been read when it
 //! decides: a handler never sees the body of a request that failed here.
+//!
+//! An inline hook's budget counts from the request's [`Arrival`], the door's time
+//! included: a bearer check that waits for the issuer's keys longer than the budget
+//! allows ends with the hook's fallback ([`DeadlineAnswer`]), not a late answer.
 
 use super::auth::Authenticator;
 use super::error::ApiError;
 use super::network::{ClientIpResolver, IpAllowlist};
-use super::oauth::BearerVerifier;
+use super::oauth::{BearerError, BearerVerifier};
 use crate::config::AuthConfig;
 use crate::metrics::{HookStatus, Metrics};
 use axum::extract::{ConnectInfo, Request, State};
@@ -15,7 +19,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Taken off an inline hook's budget for the door's wait for keys: when the door gives up,
+/// the fallback still has to be built and written back through the layers above. That
+/// takes well under a millisecond, and Tokio's timers fire up to a millisecond late; 5 ms
+/// covers both with room to spare, and costs a key fetch almost nothing of its time.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 
 /// How a hook's caller proves it is Okta.
 pub enum DoorAuth {
@@ -34,11 +44,50 @@ impl DoorAuth {
     }
 
     pub async fn check(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.check_by(headers, None).await == DoorCheck::Passed
+    }
+
+    /// [`check`](Self::check), where a bearer token's wait for the issuer's keys (an
+    /// unknown `kid`) ends at `deadline`. Refusals are logged by the check.
+    pub async fn check_by(
+        &self,
+        headers: &axum::http::HeaderMap,
+        deadline: Option<Instant>,
+    ) -> DoorCheck {
         match self {
-            DoorAuth::Shared(a) => a.check(headers),
-            DoorAuth::Bearer(b) => b.check(headers).await,
+            DoorAuth::Shared(a) if a.check(headers) => DoorCheck::Passed,
+            DoorAuth::Shared(_) => DoorCheck::Refused,
+            DoorAuth::Bearer(b) => match b.check_by(headers, deadline).await {
+                Ok(()) => DoorCheck::Passed,
+                Err(BearerError::TimedOut) => DoorCheck::OutOfTime,
+                Err(_) => DoorCheck::Refused,
+            },
         }
     }
+}
+
+/// What the door's authentication decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoorCheck {
+    Passed,
+    /// Missing or wrong credentials: 401.
+    Refused,
+    /// No verdict by the deadline: the issuer's keys were still being fetched.
+    OutOfTime,
+}
+
+/// When the request reached its hook's route; inline budgets count from here.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub std::time::Instant);
+
+/// What the door answers for an inline hook whose authentication cannot finish inside the
+/// hook's budget (a key fetch for an unknown `kid` that is still running): the hook's own
+/// fallback, so that Okta gets an answer before its 3 s timeout.
+pub trait DeadlineAnswer: Send + Sync + 'static {
+    /// The hook's budget, counted from [`Arrival`].
+    fn budget(&self) -> std::time::Duration;
+    /// The fallback answer (already logged and counted by the implementation).
+    fn answer(&self) -> axum::response::Response;
 }
 
 /// What the guard of one hook checks.
@@ -50,6 +99,9 @@ pub struct Guard {
     pub resolver: Arc<ClientIpResolver>,
     /// When false, the verification GET is answered without credentials.
     pub verify_requires_auth: bool,
+    /// Inline hooks: the budget a bearer check must finish in, counted from [`Arrival`]
+    /// (less [`DEADLINE_MARGIN`]), and the answer when it cannot. `None` for event hooks.
+    pub deadline: Option<Arc<dyn DeadlineAnswer>>,
 }
 
 /// The client address as the guard resolved it, for handlers that log it.
@@ -71,9 +123,36 @@ pub async fn guard(
         return ApiError::forbidden().into_response();
     }
     let is_verification = req.method() == Method::GET;
-    if (g.verify_requires_auth || !is_verification) && !g.auth.check(req.headers()).await {
-        tracing::info!(hook = %g.hook, client = %client, "refused: missing or wrong credentials");
-        return ApiError::unauthorized().into_response();
+    if g.verify_requires_auth || !is_verification {
+        let deadline = g.deadline.as_ref().map(|d| {
+            // Without an Arrival (a guard outside `track`), the budget counts from here.
+            let arrival = req
+                .extensions()
+                .get::<Arrival>()
+                .map_or_else(Instant::now, |a| a.0);
+            arrival + d.budget().saturating_sub(DEADLINE_MARGIN)
+        });
+        match g.auth.check_by(req.headers(), deadline).await {
+            DoorCheck::Passed => {}
+            DoorCheck::Refused => {
+                tracing::info!(hook = %g.hook, client = %client, "refused: missing or wrong credentials");
+                return ApiError::unauthorized().into_response();
+            }
+            DoorCheck::OutOfTime => {
+                if let Some(d) = &g.deadline {
+                    tracing::warn!(
+                        hook = %g.hook,
+                        client = %client,
+                        budget_ms = d.budget().as_millis() as u64,
+                        "the key fetch for the token's unknown kid did not finish inside the hook's budget: sending the hook's fallback (the fetch goes on for the next call)"
+                    );
+                    return d.answer();
+                }
+                // Only a deadline runs out; without one this is not reached.
+                tracing::info!(hook = %g.hook, client = %client, "refused: signing keys not available in time");
+                return ApiError::unauthorized().into_response();
+            }
+        }
     }
     req.extensions_mut().insert(ClientIp(client));
     next.run(req).await
@@ -91,8 +170,14 @@ pub struct Tracked {
 /// Outermost layer of a hook route: the whole-request timeout, and the one place where
 /// every answer is counted (`requests` by status, `rejections` by reason).
 /// Also records the request for the admin page ([`crate::activity`]).
-pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Response {
+///
+/// Its first step stamps the request with its [`Arrival`], from which every deadline
+/// inside is counted. The timeout's 408 is for a client too slow to send its request:
+/// work on our side (a store commit, a key fetch, a handler) has deadlines of its own
+/// that end before it (`server.request_timeout` is at least 3 s, checked at start).
+pub async fn track(State(t): State<Tracked>, mut req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
+    req.extensions_mut().insert(Arrival(started));
     let at = std::time::SystemTime::now();
     let mut res = match tokio::time::timeout(t.request_timeout, next.run(req)).await {
         Ok(res) => res,

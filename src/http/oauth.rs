@@ -16,11 +16,16 @@
 //! * **`exp` is required and enforced** (Okta once sent expired tokens, OKTA-551186), `nbf`
 //!   when present, both with the configured leeway; `iss` and `aud` are required.
 //! * **The JWKS fetch never sits on the hot path of a known key.** Keys are cached for
-//!   `jwks_cache_ttl`; an expired cache is refreshed in the background while the cached
-//!   keys keep working. Only an unknown `kid` waits for a fetch, and fetches are
-//!   single-flight and at most one per `jwks_min_refresh`, so a flood of random `kid`s
-//!   costs the issuer one request, not thousands. When the issuer is down the cached keys
-//!   stay in use.
+//!   `jwks_cache_ttl` and refreshed ahead of expiry, at 80% of it, by a task that lives as
+//!   long as the verifier; a cache found expired anyway is refreshed in the background
+//!   while the cached keys keep working. Only an unknown `kid` waits for a fetch, and
+//!   fetches are single-flight and at most one per `jwks_min_refresh`, so a flood of
+//!   random `kid`s costs the issuer one request, not thousands. When the issuer is down
+//!   the cached keys stay in use.
+//! * **A wait for keys has the caller's deadline, the fetch does not.** A fetch runs in a
+//!   task of its own, so a request that stops waiting (an inline hook's budget, see
+//!   [`BearerVerifier::verify_by`]) does not cancel it: it completes and fills the cache
+//!   for the next request.
 //!
 //! Refusals are logged with their reason only; the token never reaches a log line.
 
@@ -35,8 +40,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Longest token accepted. Okta's access tokens are about 1 KB; anything near this is
 /// not a token, and the limit bounds the work an anonymous caller can cause.
@@ -76,6 +82,10 @@ pub enum BearerError {
     MissingKid,
     #[error("unknown kid")]
     UnknownKid,
+    /// The `kid` is unknown and the fetch of the issuer's keys was still running at the
+    /// caller's deadline. Not a verdict on the token: the fetch goes on and fills the cache.
+    #[error("the issuer's keys did not arrive in time")]
+    TimedOut,
     /// The issuer's keys have never been fetched successfully.
     #[error("signing keys unavailable")]
     KeysUnavailable,
@@ -196,13 +206,13 @@ impl BearerVerifier {
                     .map_err(|e| format!("oauth: jwks_url is not a URL: {e}"))?;
                 let remote = Arc::new(Remote::new(url, config)?);
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    // Eager first fetch: the first call from Okta then finds the keys ready
-                    // instead of spending its 3 s budget on our fetch, and a wrong URL shows
-                    // in the log at start.
-                    let r = remote.clone();
-                    rt.spawn(async move {
-                        r.refresh(0).await;
-                    });
+                    // Its first round is the eager first fetch: the first call from Okta then
+                    // finds the keys ready instead of spending its 3 s budget on our fetch,
+                    // and a wrong URL shows in the log at start.
+                    rt.spawn(Remote::keep_fresh(
+                        Arc::downgrade(&remote),
+                        remote.stop.clone(),
+                    ));
                 }
                 KeySource::Remote(remote)
             }
@@ -229,28 +239,54 @@ impl BearerVerifier {
     /// True when the request carries a valid token. Logs the reason of a refusal, never
     /// the token.
     pub async fn check(&self, headers: &HeaderMap) -> bool {
-        match self.verify(headers).await {
-            Ok(_) => true,
+        self.check_by(headers, None).await.is_ok()
+    }
+
+    /// [`check`](Self::check) with a deadline for the wait for keys (see
+    /// [`verify_by`](Self::verify_by)), and the reason of a refusal for the caller.
+    /// Refusals are logged here; [`BearerError::TimedOut`] is not a refusal and is left to
+    /// the caller, who decides what to answer instead.
+    pub async fn check_by(
+        &self,
+        headers: &HeaderMap,
+        deadline: Option<Instant>,
+    ) -> Result<(), BearerError> {
+        match self.verify_by(headers, deadline).await {
+            Ok(_) => Ok(()),
+            Err(e @ BearerError::TimedOut) => Err(e),
             Err(e @ BearerError::MissingHeader) => {
                 tracing::debug!(reason = %e, "bearer token refused");
-                false
+                Err(e)
             }
             Err(e) => {
                 tracing::info!(reason = %e, issuer = %self.inner.issuer, "bearer token refused");
-                false
+                Err(e)
             }
         }
     }
 
     /// Checks the request's bearer token and returns its claims, or why it was refused.
     pub async fn verify(&self, headers: &HeaderMap) -> Result<Claims, BearerError> {
+        self.verify_by(headers, None).await
+    }
+
+    /// [`verify`](Self::verify), where the one wait there can be, for the issuer's keys
+    /// when the token's `kid` is unknown, ends at `deadline` with [`BearerError::TimedOut`].
+    /// The fetch is not cancelled with the wait: it completes in its own task and fills the
+    /// cache for the next request. Nothing else waits, so a token under a known key gets
+    /// its verdict whatever the deadline.
+    pub async fn verify_by(
+        &self,
+        headers: &HeaderMap,
+        deadline: Option<Instant>,
+    ) -> Result<Claims, BearerError> {
         let token = bearer_token(headers)?;
         let head = peek_header(token)?;
         let alg = allowed_algorithm(&head.alg)?;
         if head.crit.is_some() {
             return Err(BearerError::CriticalHeader);
         }
-        let (set, index) = self.find_key(head.kid.as_deref(), alg).await?;
+        let (set, index) = self.find_key(head.kid.as_deref(), alg, deadline).await?;
         let key = &set.keys[index];
         let mut validation = self.inner.validation.clone();
         validation.algorithms = vec![key.alg];
@@ -279,6 +315,7 @@ impl BearerVerifier {
         &self,
         kid: Option<&str>,
         alg: Algorithm,
+        deadline: Option<Instant>,
     ) -> Result<(Arc<KeySet>, usize), BearerError> {
         let remote = match &self.inner.keys {
             KeySource::Fixed(set) => return set.select(kid, alg).map(|i| (set.clone(), i)),
@@ -298,7 +335,7 @@ impl BearerVerifier {
         // Unknown kid (a rotation at the issuer, or an attacker) or no keys yet: one
         // shared, rate-limited fetch.
         let seen = snapshot.as_ref().map_or(0, |s| s.generation);
-        match remote.refresh(seen).await {
+        match remote.refresh_waiting_until(seen, deadline).await? {
             Some(set) => set.select(kid, alg).map(|i| (set.clone(), i)),
             None => Err(BearerError::KeysUnavailable),
         }
@@ -606,6 +643,14 @@ struct Remote {
     background: AtomicBool,
     fetches: AtomicU64,
     failures: AtomicU64,
+    /// Stops the refresher ([`Remote::keep_fresh`]); cancelled when this is dropped.
+    stop: CancellationToken,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Remote {
@@ -627,6 +672,7 @@ impl Remote {
             background: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            stop: CancellationToken::new(),
         })
     }
 
@@ -670,6 +716,73 @@ impl Remote {
             this.refresh(seen).await;
             this.background.store(false, Ordering::Release);
         });
+    }
+
+    /// Refreshes the keys ahead of their expiry for as long as the verifier lives (see
+    /// [`Remote::next_refresh_in`]), so that Okta's calls find a fresh cache, and a key the
+    /// issuer publishes before it signs with it is known before its first token. The first
+    /// round is the eager fetch at start. It holds the cache only while it fetches, and
+    /// ends once the [`Remote`] is dropped.
+    async fn keep_fresh(this: Weak<Remote>, stop: CancellationToken) {
+        loop {
+            let wait = match this.upgrade() {
+                Some(remote) => remote.next_refresh_in(),
+                None => return,
+            };
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let Some(remote) = this.upgrade() else {
+                return;
+            };
+            let seen = remote.snapshot().map_or(0, |s| s.generation);
+            remote.refresh(seen).await;
+        }
+    }
+
+    /// Time until the refresher's next round: at once when nothing was fetched yet; else
+    /// when the installed set reaches 80% of `jwks_cache_ttl`, but never sooner than
+    /// `min_refresh` after the last attempt, so that an issuer that fails is tried again
+    /// at that pace rather than in a loop.
+    fn next_refresh_in(&self) -> Duration {
+        let since_attempt = match self.last_attempt_ms.load(Ordering::Acquire) {
+            0 => return Duration::ZERO,
+            at => {
+                let since_epoch = self.epoch.elapsed().as_millis() as u64;
+                Duration::from_millis(since_epoch.saturating_sub(at - 1))
+            }
+        };
+        let floor = self.min_refresh.saturating_sub(since_attempt);
+        let ahead = match self.snapshot() {
+            Some(set) => (self.ttl - self.ttl / 5).saturating_sub(set.fetched_at.elapsed()),
+            None => Duration::ZERO,
+        };
+        ahead.max(floor)
+    }
+
+    /// [`Remote::refresh`] for a request that needs its result. The refresh runs in a task
+    /// of its own: a request that stops waiting at `deadline` ([`BearerError::TimedOut`])
+    /// does not cancel the fetch, which completes and fills the cache for the next request.
+    async fn refresh_waiting_until(
+        self: &Arc<Self>,
+        seen: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Arc<KeySet>>, BearerError> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // Not on a Tokio runtime: no task to run it in, nor a timer; wait for it here.
+            return Ok(self.refresh(seen).await);
+        };
+        let this = self.clone();
+        let task = rt.spawn(async move { this.refresh(seen).await });
+        let joined = match deadline {
+            None => task.await,
+            Some(d) => tokio::time::timeout_at(d.into(), task)
+                .await
+                .map_err(|_| BearerError::TimedOut)?,
+        };
+        // A refresh that panicked installed nothing: the cached keys are what there is.
+        Ok(joined.unwrap_or_else(|_| self.snapshot()))
     }
 
     /// Fetches the key set unless someone else installed a newer one than `seen` while we
@@ -1685,6 +1798,112 @@ H8YqUt1isgaWDLbcZRW3bxwb87I4DVIfjmftZIeefCr9SBX/E4s6dRgZqQ==
             .await
             .expect("key from the background refresh");
         assert_eq!(issuer.hits(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_for_keys_ends_at_its_deadline_and_the_fetch_still_fills_the_cache() {
+        let issuer = FakeIssuer::start(set_a()).await;
+        let v = BearerVerifier::new(&remote_config(format!("{}/keys", issuer.base), 100, 60_000))
+            .expect("verifier");
+        wait_generation(&v, 1).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The issuer publishes key b (signing with it next) and answers slowly.
+        issuer.serve(jwks(&[
+            jwk(RSA_A_PUBLIC, "a", Algorithm::RS256),
+            jwk(RSA_B_PUBLIC, "b", Algorithm::RS256),
+        ]));
+        issuer.state.delay_ms.store(1000, Ordering::SeqCst);
+        let token = token_b();
+        let started = Instant::now();
+        let outcome = v
+            .verify_by(&bearer(&token), Some(started + Duration::from_millis(300)))
+            .await;
+        let waited = started.elapsed();
+        assert_eq!(outcome.err(), Some(BearerError::TimedOut));
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_millis(500),
+            "waited {waited:?}"
+        );
+        assert_eq!(issuer.hits(), 2, "the fetch started");
+        // Nobody waits for it any more, yet it completes and installs key b.
+        wait_generation(&v, 2).await;
+        issuer.state.delay_ms.store(0, Ordering::SeqCst);
+        let started = Instant::now();
+        v.verify_by(&bearer(&token), Some(started + Duration::from_millis(300)))
+            .await
+            .expect("key b from the fetch the first call started");
+        assert_eq!(issuer.hits(), 2, "no second fetch");
+        // A known kid ignores a deadline that has passed: nothing to wait for.
+        verify_claims(&v, &claims()).await.expect("valid");
+        v.verify_by(&bearer(&token_a(&claims())), Some(Instant::now()))
+            .await
+            .expect("known kid, deadline gone");
+        // A refusal is still a refusal, not a time-out.
+        assert_eq!(
+            v.verify_by(
+                &bearer(&sign(RSA_A_PRIVATE, Some("b"), Algorithm::RS256, &claims())),
+                Some(Instant::now() + Duration::from_millis(300))
+            )
+            .await
+            .err(),
+            Some(BearerError::BadSignature)
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_are_refreshed_ahead_of_expiry_until_the_verifier_is_dropped() {
+        const TTL: Duration = Duration::from_millis(1500);
+        let issuer = FakeIssuer::start(set_a()).await;
+        let v = BearerVerifier::new(&remote_config(
+            format!("{}/keys", issuer.base),
+            100,
+            TTL.as_millis() as u64,
+        ))
+        .expect("verifier");
+        wait_generation(&v, 1).await;
+        let first = Instant::now();
+        // A rotation at the issuer, and no request at all: the refresher picks it up before
+        // the cache expires (at 80% of the TTL, 1.2 s).
+        issuer.serve(set_b());
+        wait_generation(&v, 2).await;
+        let refreshed = first.elapsed();
+        assert!(
+            refreshed >= Duration::from_millis(1000) && refreshed < TTL,
+            "refreshed after {refreshed:?}"
+        );
+        assert_eq!(issuer.hits(), 2);
+        let started = Instant::now();
+        v.verify(&bearer(&token_b()))
+            .await
+            .expect("key b, already cached");
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(issuer.hits(), 2, "the request did not fetch");
+        // Dropped: no more rounds (the next was due 1.2 s after the last).
+        drop(v);
+        tokio::time::sleep(TTL + Duration::from_millis(300)).await;
+        assert_eq!(issuer.hits(), 2, "the refresher stopped with the verifier");
+    }
+
+    #[tokio::test]
+    async fn the_refresher_retries_a_failing_issuer_at_the_min_refresh_pace() {
+        let issuer = FakeIssuer::start(set_a()).await;
+        issuer.fail(503);
+        let v = BearerVerifier::new(&remote_config(format!("{}/keys", issuer.base), 200, 60_000))
+            .expect("verifier");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // The start and one attempt per 200 ms after it: 5 or 6, not a busy loop.
+        let hits = issuer.hits();
+        assert!((4..=7).contains(&hits), "{hits} fetches in 1.1 s");
+        // The issuer comes back: the keys are there before anyone asks.
+        issuer.fail(200);
+        wait_generation(&v, 1).await;
+        let fetches = issuer.hits();
+        verify_claims(&v, &claims()).await.expect("valid");
+        assert_eq!(issuer.hits(), fetches);
     }
 
     #[tokio::test]

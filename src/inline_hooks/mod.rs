@@ -6,6 +6,7 @@
 //! lets [`crate::okta::inline::settle`] decide what leaves. A refusal stays a refusal.
 
 pub mod cache;
+mod door;
 pub mod forward;
 pub mod password_hash;
 pub mod phone;
@@ -369,8 +370,12 @@ fn refusal_words(answer: &InlineResponse) -> &str {
 /// An inline call: read and parse, repeat a cached answer, else run the handler in its budget.
 async fn answer_call(h: &InlineHook, req: Request) -> Result<(Response, String), ApiError> {
     let started = Instant::now();
-    // TODO(door): the arrival recorded by the route's outermost layer.
-    let arrival = started;
+    // Counted from when the request reached the route (the door may have spent some of
+    // the budget on a key fetch); `started` when called outside the router (tests).
+    let arrival = req
+        .extensions()
+        .get::<crate::http::guard::Arrival>()
+        .map_or(started, |a| a.0);
     let deadline = arrival + h.budget;
     let body = read_json_body(req, h.max_body_bytes).await?;
     let request: serde_json::Value = serde_json::from_slice(&body)

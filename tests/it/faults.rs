@@ -1,5 +1,6 @@
 //! Faults (issue #7 part 3): a sink down under sustained load, the store's disk full,
-//! PostgreSQL restarted mid-load, and JWT clock skew through the real server. Cited, not
+//! PostgreSQL restarted mid-load, a store write slower than Okta's 3 s (issue #19), and JWT
+//! clock skew through the real server. Cited, not
 //! repeated: `crash::sigkill_under_load_loses_no_acknowledged_event_and_duplicates_none`
 //! (ten SIGKILLs of the real binary), `oauth::when_the_issuer_goes_down_the_cached_key_keeps_working`
 //! (JWKS endpoint down: cached key accepted, unknown kid refused),
@@ -720,5 +721,89 @@ handler = {{ kind = "rules", token = {{ claims = [{{ token = "access", name = "c
         }
     }
     eprintln!("clock skew: {outcomes:?}");
+    s.stop().await;
+}
+
+/// Okta's first attempt at a delivery while another process holds the store's write lock
+/// (the `hookwarden events` CLI does, briefly), and Okta's retry after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_store_write_is_a_503_inside_okta_s_3_s_and_the_retry_stores_it_once() {
+    // The shortest request timeout allowed, 3 s, which a 408 would come at; Okta would
+    // never retry that.
+    let s = start(Options {
+        server_extra: "request_timeout = \"3s\"".into(),
+        ..Options::default()
+    })
+    .await;
+    let db = s.dir.path().join("data").join("hookwarden.db");
+    let lock = rusqlite::Connection::open(&db).expect("open the store's file");
+    lock.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    // The store's writer waits for this lock (its busy timeout is 5 s): a slow write.
+    lock.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let locked_at = Instant::now();
+
+    let e = event("user.session.start");
+    let uuid = e["uuid"].as_str().expect("uuid").to_owned();
+    let body = envelope(&[e]);
+    let sent = Instant::now();
+    let first = s.deliver(&body).await;
+    let took = sent.elapsed();
+    let status = first.status();
+    let text = first.text().await.expect("body");
+    assert_eq!(status, 503, "{text}");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    assert!(
+        v["errorSummary"]
+            .as_str()
+            .is_some_and(|m| m.contains("in time")),
+        "{text}"
+    );
+    // Inside Okta's 3 s, after the store had its 2.5 s.
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "answered after {took:?}"
+    );
+
+    // The lock goes before the store's writer gives up on it: the write it was waiting
+    // with commits now, after its delivery was answered 503.
+    assert!(locked_at.elapsed() < Duration::from_millis(4500));
+    lock.execute_batch("ROLLBACK")
+        .expect("release the write lock");
+    s.wait_metric("hookwarden_events_stored_total", "hook=\"okta\"", 1.0)
+        .await;
+
+    // Okta's one retry of a 503: the same delivery, acknowledged as a duplicate.
+    let retry = s.deliver(&body).await;
+    assert_eq!(retry.status(), 200);
+    s.wait_metric("hookwarden_duplicate_events_total", "hook=\"okta\"", 1.0)
+        .await;
+    let m = s.metrics().await;
+    assert_eq!(
+        metric(&m, "hookwarden_rejections_total", "reason=\"store_slow\""),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_rejections_total", "reason=\"timeout\""),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "hookwarden_events_stored_total", ""), 1.0);
+
+    // Stored once, delivered once.
+    let stored: i64 = lock
+        .query_row(
+            "SELECT count(*) FROM events WHERE uuid = ?1",
+            [&uuid],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(stored, 1);
+    let records = wait_jsonl(&s.jsonl(), 1, Duration::from_secs(10)).await;
+    assert_eq!(uuids(&records), vec![uuid.clone()]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(uuids(&read_jsonl(&s.jsonl())), vec![uuid]);
     s.stop().await;
 }

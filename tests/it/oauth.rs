@@ -8,7 +8,7 @@ use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,13 +99,14 @@ const SCOPE: &str = "okta.hooks";
 /// The hook's `jwks_min_refresh`: short, so that the tests can wait it out.
 const MIN_REFRESH: Duration = Duration::from_secs(1);
 
-/// The authorization server's keys endpoint: counts fetches, can fail with 500, and can
-/// rotate to a new key set.
+/// The authorization server's keys endpoint: counts fetches, can fail with 500, can
+/// answer slowly, and can rotate to a new key set.
 struct Issuer {
     base: String,
     jwks: Arc<Mutex<String>>,
     failing: Arc<AtomicBool>,
     fetches: Arc<AtomicUsize>,
+    delay_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -120,13 +121,23 @@ impl Issuer {
         let jwks = Arc::new(Mutex::new(jwks(keys)));
         let failing = Arc::new(AtomicBool::new(false));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (j, f, n) = (jwks.clone(), failing.clone(), fetches.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (j, f, n, d) = (
+            jwks.clone(),
+            failing.clone(),
+            fetches.clone(),
+            delay_ms.clone(),
+        );
         let app = axum::Router::new().route(
             "/oauth2/default/v1/keys",
             axum::routing::get(move || {
-                let (j, f, n) = (j.clone(), f.clone(), n.clone());
+                let (j, f, n, d) = (j.clone(), f.clone(), n.clone(), d.clone());
                 async move {
                     n.fetch_add(1, Ordering::SeqCst);
+                    let delay = d.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
                     if f.load(Ordering::SeqCst) {
                         return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
                     }
@@ -147,6 +158,7 @@ impl Issuer {
             jwks,
             failing,
             fetches,
+            delay_ms,
             task,
         }
     }
@@ -168,15 +180,23 @@ impl Issuer {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
-    /// The inline hook of the contract, with OAuth against this issuer. The rules handler
-    /// refuses a token hook without rules, so it adds one access-token claim.
-    fn hook(&self) -> String {
+    /// The keys endpoint answers after this long.
+    fn slow(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The inline hook of the contract, with OAuth against this issuer, and `extra` keys
+    /// (TOML lines). The rules handler refuses a token hook without rules, so it adds one
+    /// access-token claim.
+    fn hook_with(&self, extra: &str) -> String {
         format!(
             r#"
 [[inline_hooks]]
 name = "token"
 path = "{PATH}"
 type = "token"
+{extra}
 auth = {{ type = "oauth", issuer = "{issuer}", audience = "{AUDIENCE}", jwks_url = "{base}/oauth2/default/v1/keys", scopes = ["{SCOPE}"], client_id = "{CLIENT}", jwks_min_refresh = "{min}s" }}
 handler = {{ kind = "rules", token = {{ claims = [{{ token = "access", name = "hook_checked_by", value = "hookwarden" }}] }} }}
 "#,
@@ -188,8 +208,13 @@ handler = {{ kind = "rules", token = {{ claims = [{{ token = "access", name = "h
 
     /// Starts hookwarden with the hook, and waits for its first fetch of the keys.
     async fn serve(&self) -> TestServer {
+        self.serve_with("").await
+    }
+
+    /// [`Issuer::serve`] with more keys for the hook (TOML lines).
+    async fn serve_with(&self, extra: &str) -> TestServer {
         let server = start(Options {
-            toml: Some(self.hook()),
+            toml: Some(self.hook_with(extra)),
             ..Default::default()
         })
         .await;
@@ -546,5 +571,72 @@ async fn a_burst_of_unknown_kids_causes_at_most_a_couple_of_fetches() {
     )
     .await;
     let server = Arc::try_unwrap(server).unwrap_or_else(|_| panic!("server still shared"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_fetch_slower_than_the_budget_gets_the_fallback_in_time_and_the_next_call_the_handler(
+) {
+    // Okta gives the call 3 s; the hook's budget is 1 s, counted from the request's arrival.
+    // The keys endpoint takes 1.6 s for the token's new kid: longer than the budget, shorter
+    // than our fetch timeout (2 s), so the fetch completes after the answer.
+    const BUDGET: Duration = Duration::from_secs(1);
+    let issuer = Issuer::start(&[(KEY_A_PUBLIC, "a")]).await;
+    let server = issuer.serve_with("budget = \"1s\"").await;
+    // Okta signs with a new key, b, which the issuer publishes (and answers slowly).
+    issuer.rotate(&[(KEY_A_PUBLIC, "a"), (KEY_B_PUBLIC, "b")]);
+    issuer.slow(Duration::from_millis(1600));
+    // Past the refresh interval since the first fetch, so the new kid may cause one.
+    tokio::time::sleep(MIN_REFRESH + Duration::from_millis(200)).await;
+    let token = sign(KEY_B_PRIVATE, "b", &claims(&issuer));
+
+    let sent = Instant::now();
+    let res = call(&server, &token).await;
+    let took = sent.elapsed();
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    assert_eq!(status, 200, "{body}");
+    // The token hook's fallback (open): `{}`, Okta's default action.
+    let v: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(v, json!({}), "{body}");
+    assert!(
+        took >= BUDGET - Duration::from_millis(100) && took < BUDGET + Duration::from_millis(300),
+        "answered after {took:?}"
+    );
+    assert!(took < Duration::from_secs(3));
+    assert_eq!(issuer.fetches(), 2, "the new kid started a fetch");
+    let m = server.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookwarden_inline_calls_total",
+            "outcome=\"fallback_deadline\""
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "hookwarden_rejections_total", "reason=\"unauthorized\""),
+        0.0,
+        "{m}"
+    );
+
+    // The fetch went on after the answer (1.6 s from the call): key b is cached now, and
+    // the next call with it is the handler's, at once and without another fetch.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    issuer.slow(Duration::ZERO);
+    let sent = Instant::now();
+    let res = call(&server, &sign(KEY_B_PRIVATE, "b", &claims(&issuer))).await;
+    let took = sent.elapsed();
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hook_checked_by"), "{body}");
+    assert!(took < BUDGET / 2, "answered after {took:?}");
+    assert_eq!(issuer.fetches(), 2, "no second fetch");
+    // A token that is simply wrong is still refused, deadline or not.
+    let mut c = claims(&issuer);
+    c["aud"] = json!("api://payments");
+    assert_refused(&server, &sign(KEY_B_PRIVATE, "b", &c), "wrong audience").await;
     server.stop().await;
 }
