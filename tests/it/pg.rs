@@ -385,4 +385,47 @@ async fn okta_retries_on_another_replica_get_the_same_inline_answer() {
     b.stop().await;
 }
 
+/// The shared answer lookup is paid from the budget, counted from arrival: with the
+/// database holding the lookup and the handler too slow, the fallback leaves inside the
+/// budget, before Okta's 3 s (it used to wait 0.5 s for the lookup, then the whole budget).
+#[tokio::test]
+async fn a_held_shared_answer_lookup_is_paid_from_the_budget() {
+    use crate::inline::{call, inline_hook, target};
+    let url = shared().fresh_db().await;
+    let t = target().await;
+    *t.delay.lock().expect("lock") = Duration::from_secs(5);
+    let hook = inline_hook(
+        "registration",
+        "registration",
+        &format!(r#"{{ kind = "forward", url = "{}" }}"#, t.url),
+        "budget = \"2500ms\"",
+    );
+    let s = start(Options {
+        toml: Some(format!("{hook}{}", store_toml(&url))),
+        ..Options::default()
+    })
+    .await;
+    let holder = shared().superuser(&url).await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE inline_answers IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let req = util::fixture("registration-hook-request-ssr.json");
+    let started = Instant::now();
+    let answer: serde_json::Value = call(&s, "registration", &req)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let took = started.elapsed();
+    // Registration's fallback is closed: DENY with the fallback message.
+    assert_eq!(answer["commands"][0]["value"]["registration"], "DENY");
+    assert!(
+        took >= Duration::from_millis(2_400) && took < Duration::from_millis(2_900),
+        "the fallback left {took:?} after the request, not at the 2.5 s budget"
+    );
+    holder.batch_execute("ROLLBACK").await.expect("unlock");
+    s.stop().await;
+}
+
 // --- System Log reconciliation: recovered flag, cursors, leases ------------------------

@@ -243,6 +243,23 @@ impl PgServer {
         self.url(&name)
     }
 
+    /// A superuser session on the database of `url` (from [`Self::fresh_db`]), for tests
+    /// that hold locks in it.
+    pub async fn superuser(&self, url: &str) -> tokio_postgres::Client {
+        let db = url.rsplit('/').next().expect("a database in the URL");
+        let (client, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user={SUPERUSER} dbname={db}",
+                self.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect as superuser");
+        tokio::spawn(conn);
+        client
+    }
+
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{ROLE}@127.0.0.1:{}/{db}", self.port)
     }
