@@ -10,7 +10,10 @@
 use super::transport::{Answer, Attempt, OKTA_TIMEOUT};
 use crate::okta::inline::answer::parse_strict;
 use crate::okta::inline::check::check;
-use crate::okta::inline::{HookType, InlineResponse, MAX_RESPONSE_BYTES};
+use crate::okta::inline::{
+    import, password, registration, saml, telephony, token, HookType, InlineResponse,
+    MAX_RESPONSE_BYTES,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -288,8 +291,8 @@ fn consequence_of_answer(
             }
             let mut changes = Vec::new();
             for (kind, token) in [
-                ("com.okta.access.patch", "access"),
-                ("com.okta.identity.patch", "id"),
+                (token::ACCESS_PATCH, "access"),
+                (token::IDENTITY_PATCH, "id"),
             ] {
                 for c in find(kind) {
                     changes.extend(
@@ -315,13 +318,12 @@ fn consequence_of_answer(
             if let Some(s) = summary {
                 return format!("{what} denied: \"{}\"", shorten(&s, 120));
             }
-            let denied = find("com.okta.action.update")
-                .any(|c| c.value.get("registration").and_then(Value::as_str) == Some("DENY"));
+            let denied = registration::is_refusal(response);
             if denied {
                 return format!("{what} denied (the user sees \"{denied_text}\")");
             }
-            let attrs: Vec<String> = find("com.okta.user.profile.update")
-                .chain(find("com.okta.user.progressive.profile.update"))
+            let attrs: Vec<String> = find(registration::PROFILE_UPDATE)
+                .chain(find(registration::PROGRESSIVE_PROFILE_UPDATE))
                 .flat_map(|c| keys(&c.value))
                 .collect();
             if attrs.is_empty() {
@@ -337,18 +339,18 @@ fn consequence_of_answer(
                     shorten(&s, 120)
                 );
             }
-            let result = find("com.okta.action.update")
+            let result = find(import::ACTION_UPDATE)
                 .filter_map(|c| c.value.get("result").and_then(Value::as_str))
                 .next_back()
                 .map(str::to_owned)
                 .unwrap_or_else(|| {
                     request["data"]["action"]["result"]
                         .as_str()
-                        .unwrap_or("CREATE_USER")
+                        .unwrap_or(import::CREATE_USER)
                         .to_owned()
                 });
-            let mut words = if result == "LINK_USER" {
-                let id = find("com.okta.user.update")
+            let mut words = if result == import::LINK_USER {
+                let id = find(import::USER_UPDATE)
                     .filter_map(|c| c.value.get("id").and_then(Value::as_str))
                     .next_back()
                     .or(request["data"]["user"]["id"].as_str())
@@ -357,8 +359,8 @@ fn consequence_of_answer(
             } else {
                 "import: user created".to_owned()
             };
-            let attrs: Vec<String> = find("com.okta.user.profile.update")
-                .chain(find("com.okta.appUser.profile.update"))
+            let attrs: Vec<String> = find(import::USER_PROFILE_UPDATE)
+                .chain(find(import::APP_USER_PROFILE_UPDATE))
                 .flat_map(|c| keys(&c.value))
                 .collect();
             if !attrs.is_empty() {
@@ -367,10 +369,10 @@ fn consequence_of_answer(
             words
         }
         HookType::PasswordImport => {
-            let verified = find("com.okta.action.update")
+            let verified = find(password::ACTION_UPDATE)
                 .filter_map(|c| c.value.get("credential").and_then(Value::as_str))
                 .next_back()
-                == Some("VERIFIED");
+                == Some(password::VERIFIED);
             if verified {
                 "password import: VERIFIED, Okta stores the password and signs the user in"
                     .to_owned()
@@ -382,7 +384,7 @@ fn consequence_of_answer(
             if let Some(s) = summary {
                 return format!("SAML request denied: \"{}\"", shorten(&s, 120));
             }
-            let changes: Vec<String> = find("com.okta.assertion.patch")
+            let changes: Vec<String> = find(saml::ASSERTION_PATCH)
                 .flat_map(|c| patch_ops(&c.value))
                 .collect();
             if changes.is_empty() {
@@ -398,7 +400,7 @@ fn consequence_of_answer(
                     shorten(&s, 120)
                 );
             }
-            let action = find("com.okta.telephony.action")
+            let action = find(telephony::TELEPHONY_ACTION)
                 .filter_map(|c| c.value.as_array().and_then(|a| a.first()).cloned())
                 .next();
             match action {

@@ -7,60 +7,63 @@
 use super::helper_error;
 use crate::inline_hooks::password_hash::StoredHash;
 use crate::inline_hooks::phone::{country_of, phone_digits};
-use crate::okta::inline::pointer_segment;
+use crate::okta::inline::saml::{self, SamlAttribute};
+use crate::okta::inline::telephony::{self, DeliveryStatus, TelephonyAction};
+use crate::okta::inline::token::{self, TokenKind};
+use crate::okta::inline::{
+    import, password, pointer_segment, registration, Command, ErrorCause, InlineResponse, PatchOp,
+};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map as RhaiMap};
+use serde_json::Value;
 
-fn map<const N: usize>(entries: [(&str, Dynamic); N]) -> Dynamic {
-    let mut m = RhaiMap::new();
-    for (k, v) in entries {
-        m.insert(k.into(), v);
+type HelperResult = Result<Dynamic, Box<EvalAltResult>>;
+
+/// What the okta builders made, as the Rhai map a script returns or puts in `commands`.
+fn dynamic(value: &impl serde::Serialize) -> HelperResult {
+    rhai::serde::to_dynamic(value).map_err(|_| helper_error("the answer could not be built"))
+}
+
+/// A script's value as JSON, for a claim, an attribute or a profile.
+fn json(value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
+    rhai::serde::from_dynamic(value)
+        .map_err(|_| helper_error("a value that is not JSON (a function pointer, a timestamp...)"))
+}
+
+fn attributes(map: RhaiMap) -> Result<serde_json::Map<String, Value>, Box<EvalAltResult>> {
+    match json(&Dynamic::from_map(map))? {
+        Value::Object(attributes) => Ok(attributes),
+        _ => Err(helper_error("profile attributes are a map")),
     }
-    Dynamic::from_map(m)
-}
-
-fn text(s: impl Into<String>) -> Dynamic {
-    Dynamic::from(s.into())
-}
-
-fn command(kind: &str, value: Dynamic) -> Dynamic {
-    map([("type", text(kind)), ("value", value)])
 }
 
 fn answer(commands: Array) -> Dynamic {
-    map([("commands", Dynamic::from_array(commands))])
+    let mut m = RhaiMap::new();
+    m.insert("commands".into(), Dynamic::from_array(commands));
+    Dynamic::from_map(m)
 }
 
-/// The patch command of a token: `id` (or `identity`, `id_token`) or `access` (`access_token`).
-fn token_command(token: &str) -> Result<&'static str, Box<EvalAltResult>> {
+/// The token a patch helper names: `id` (or `identity`, `id_token`) or `access`
+/// (`access_token`).
+fn token_kind(token: &str) -> Result<TokenKind, Box<EvalAltResult>> {
     match token {
-        "id" | "identity" | "id_token" => Ok("com.okta.identity.patch"),
-        "access" | "access_token" => Ok("com.okta.access.patch"),
+        "id" | "identity" | "id_token" => Ok(TokenKind::Id),
+        "access" | "access_token" => Ok(TokenKind::Access),
         _ => Err(helper_error("the token is \"id\" or \"access\"")),
     }
 }
 
-fn claim_patch(
-    token: &str,
-    op: &str,
-    name: &str,
-    value: Option<Dynamic>,
-) -> Result<Dynamic, Box<EvalAltResult>> {
-    let kind = token_command(token)?;
-    let path = text(format!("/claims/{}", pointer_segment(name)));
-    let op = match value {
-        Some(v) => map([("op", text(op)), ("path", path), ("value", v)]),
-        None => map([("op", text(op)), ("path", path)]),
+fn token_patch(token: &str, op: PatchOp) -> HelperResult {
+    let command = match token_kind(token)? {
+        TokenKind::Id => token::identity_patch(vec![op]),
+        TokenKind::Access => token::access_patch(vec![op]),
     };
-    Ok(command(kind, Dynamic::from_array(vec![op])))
+    dynamic(&command)
 }
 
 /// A SAML attribute value as text: strings as they are, other scalars printed.
-fn saml_value(v: &Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+fn saml_text(v: &Dynamic) -> Result<String, Box<EvalAltResult>> {
     if v.is_string() || v.is_int() || v.is_float() || v.is_bool() || v.is_char() {
-        Ok(map([
-            ("attributes", map([("xsi:type", text("xs:string"))])),
-            ("value", text(v.to_string())),
-        ]))
+        Ok(v.to_string())
     } else {
         Err(helper_error(
             "a SAML attribute value is a string, number or boolean (or an array of them)",
@@ -68,171 +71,94 @@ fn saml_value(v: &Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
     }
 }
 
-/// The helpers scripts use for common answers, mirroring `InlineResponse`'s builders.
+/// The helpers scripts use for common answers, built by the same `okta::inline` builders
+/// as everything else in hookwarden, so that they say what Okta's contract says.
 /// "Answer" helpers return a whole answer map; "command" helpers return one command, to be
 /// put in `answer([...])` or a `commands` array.
 pub(super) fn register_helpers(engine: &mut Engine) {
     // Answers.
-    engine.register_fn("allow", || Dynamic::from_map(RhaiMap::new()));
+    engine.register_fn("allow", || dynamic(&InlineResponse::empty()));
     engine.register_fn("answer", answer);
     engine.register_fn("fail", |summary: &str| {
-        map([("error", map([("errorSummary", text(summary))]))])
+        dynamic(&InlineResponse::empty().error(summary))
     });
     engine.register_fn("deny", |summary: &str| {
-        map([
-            (
-                "commands",
-                Dynamic::from_array(vec![command(
-                    "com.okta.action.update",
-                    map([("registration", text("DENY"))]),
-                )]),
-            ),
-            ("error", map([("errorSummary", text(summary))])),
-        ])
+        dynamic(&registration::deny_because(summary, []))
     });
     engine.register_fn(
         "deny",
         |summary: &str, attribute: &str, reason: &str, message: &str| {
-            let cause = map([
-                ("errorSummary", text(message)),
-                ("reason", text(reason)),
-                ("locationType", text("body")),
-                ("location", text(format!("data.userProfile.{attribute}"))),
-                ("domain", text("end-user")),
-            ]);
-            map([
-                (
-                    "commands",
-                    Dynamic::from_array(vec![command(
-                        "com.okta.action.update",
-                        map([("registration", text("DENY"))]),
-                    )]),
-                ),
-                (
-                    "error",
-                    map([
-                        ("errorSummary", text(summary)),
-                        ("errorCauses", Dynamic::from_array(vec![cause])),
-                    ]),
-                ),
-            ])
+            let cause =
+                ErrorCause::at(format!("data.userProfile.{attribute}"), message).reason(reason);
+            dynamic(&registration::deny_because(summary, []).error_cause(cause))
         },
     );
-    let credential = |status: &str| {
-        answer(vec![command(
-            "com.okta.action.update",
-            map([("credential", text(status))]),
-        )])
-    };
-    engine.register_fn("verified", move || credential("VERIFIED"));
-    engine.register_fn("unverified", move || credential("UNVERIFIED"));
+    engine.register_fn("verified", || {
+        dynamic(&InlineResponse::from(password::verified()))
+    });
+    engine.register_fn("unverified", || {
+        dynamic(&InlineResponse::from(password::unverified()))
+    });
     engine.register_fn("telephony_failed", |transaction_id: &str, summary: &str| {
-        let action = map([
-            ("status", text("FAILED")),
-            ("provider", text("hookwarden")),
-            ("transactionId", text(transaction_id)),
-        ]);
-        map([
-            (
-                "commands",
-                Dynamic::from_array(vec![command(
-                    "com.okta.telephony.action",
-                    Dynamic::from_array(vec![action]),
-                )]),
-            ),
-            ("error", map([("errorSummary", text(summary))])),
-        ])
+        let action = TelephonyAction::new(DeliveryStatus::Failed)
+            .provider(telephony::REFUSAL_PROVIDER)
+            .transaction_id(transaction_id);
+        dynamic(&InlineResponse::from(action.into_command()).error(summary))
     });
 
     // Commands.
-    engine.register_fn("command", |kind: &str, value: Dynamic| command(kind, value));
-    engine.register_fn("patch_claim", |token: &str, name: &str, value: Dynamic| {
-        claim_patch(token, "add", name, Some(value))
+    engine.register_fn("command", |kind: &str, value: Dynamic| -> HelperResult {
+        dynamic(&Command::new(kind, json(&value)?))
     });
-    engine.register_fn(
-        "replace_claim",
-        |token: &str, name: &str, value: Dynamic| claim_patch(token, "replace", name, Some(value)),
-    );
-    engine.register_fn("remove_claim", |token: &str, name: &str| {
-        claim_patch(token, "remove", name, None)
+    engine.register_fn("patch_claim", |t: &str, name: &str, value: Dynamic| {
+        token_patch(t, PatchOp::add(token::claim_path(name), json(&value)?))
     });
-    engine.register_fn("token_lifetime", |token: &str, seconds: i64| {
-        if !(300..=86_400).contains(&seconds) {
-            return Err(helper_error(
-                "Okta accepts token lifetimes from 300 to 86400 seconds",
-            ));
-        }
-        let op = map([
-            ("op", text("replace")),
-            ("path", text("/token/lifetime/expiration")),
-            ("value", Dynamic::from_int(seconds)),
-        ]);
-        Ok(command(
-            token_command(token)?,
-            Dynamic::from_array(vec![op]),
-        ))
+    engine.register_fn("replace_claim", |t: &str, name: &str, value: Dynamic| {
+        token_patch(t, PatchOp::replace(token::claim_path(name), json(&value)?))
+    });
+    engine.register_fn("remove_claim", |t: &str, name: &str| {
+        token_patch(t, PatchOp::remove(token::claim_path(name)))
+    });
+    engine.register_fn("token_lifetime", |t: &str, seconds: i64| {
+        let seconds = u32::try_from(seconds)
+            .ok()
+            .filter(|s| token::LIFETIME_SECONDS.contains(s))
+            .ok_or_else(|| {
+                helper_error("Okta accepts token lifetimes from 300 to 86400 seconds")
+            })?;
+        token_patch(t, token::lifetime_op(seconds))
     });
     engine.register_fn("saml_attribute", |name: &str, value: Dynamic| {
         let values = match value.clone().try_cast::<Array>() {
-            Some(items) => items.iter().map(saml_value).collect::<Result<Array, _>>()?,
-            None => vec![saml_value(&value)?],
+            Some(items) => items.iter().map(saml_text).collect::<Result<Vec<_>, _>>()?,
+            None => vec![saml_text(&value)?],
         };
-        let op = map([
-            ("op", text("add")),
-            ("path", text(format!("/claims/{}", pointer_segment(name)))),
-            (
-                "value",
-                map([
-                    (
-                        "attributes",
-                        map([(
-                            "NameFormat",
-                            text("urn:oasis:names:tc:SAML:2.0:attrname-format:basic"),
-                        )]),
-                    ),
-                    ("attributeValues", Dynamic::from_array(values)),
-                ]),
-            ),
-        ]);
-        Ok::<_, Box<EvalAltResult>>(command(
-            "com.okta.assertion.patch",
-            Dynamic::from_array(vec![op]),
-        ))
+        let attribute =
+            SamlAttribute::strings(saml::NAME_FORMAT_BASIC, values.iter().map(String::as_str));
+        dynamic(&saml::assertion_patch(vec![saml::add_attribute(
+            name, &attribute,
+        )]))
     });
-    engine.register_fn("profile_update", |attributes: RhaiMap| {
-        command(
-            "com.okta.user.profile.update",
-            Dynamic::from_map(attributes),
-        )
+    engine.register_fn("profile_update", |map: RhaiMap| {
+        dynamic(&registration::update_profile(attributes(map)?))
     });
-    engine.register_fn("progressive_profile_update", |attributes: RhaiMap| {
-        command(
-            "com.okta.user.progressive.profile.update",
-            Dynamic::from_map(attributes),
-        )
+    engine.register_fn("progressive_profile_update", |map: RhaiMap| {
+        dynamic(&registration::update_progressive_profile(attributes(map)?))
     });
-    engine.register_fn("app_user_profile_update", |attributes: RhaiMap| {
-        command(
-            "com.okta.appUser.profile.update",
-            Dynamic::from_map(attributes),
-        )
+    engine.register_fn("app_user_profile_update", |map: RhaiMap| {
+        dynamic(&import::update_app_user_profile(attributes(map)?))
     });
     engine.register_fn("import_result", |result: &str| {
-        command("com.okta.action.update", map([("result", text(result))]))
+        dynamic(&import::result(result))
     });
-    engine.register_fn("user_update", |id: &str| {
-        command("com.okta.user.update", map([("id", text(id))]))
-    });
+    engine.register_fn("user_update", |id: &str| dynamic(&import::user_update(id)));
     // Two commands: LINK_USER needs the user id in the same answer.
-    engine.register_fn("link_user", |id: &str| {
-        vec![
-            command(
-                "com.okta.action.update",
-                map([("result", text("LINK_USER"))]),
-            ),
-            command("com.okta.user.update", map([("id", text(id))])),
-        ]
-    });
+    engine.register_fn(
+        "link_user",
+        |id: &str| -> Result<Array, Box<EvalAltResult>> {
+            import::link_user(id).iter().map(dynamic).collect()
+        },
+    );
 
     // Utilities.
     engine.register_fn("pointer_escape", |name: &str| pointer_segment(name));

@@ -126,16 +126,24 @@ pub fn create_user() -> Command {
 /// Links this app user to the existing Okta user `okta_user_id`: the decision and the
 /// id, in the order Okta's samples use (Okta requires both).
 pub fn link_user(okta_user_id: impl Into<String>) -> [Command; 2] {
-    [
-        action(LINK_USER),
-        Command::new(
-            USER_UPDATE,
-            Value::Object(Map::from_iter([(
-                "id".to_owned(),
-                Value::String(okta_user_id.into()),
-            )])),
-        ),
-    ]
+    [action(LINK_USER), user_update(okta_user_id)]
+}
+
+/// Names the Okta user to link to (`com.okta.user.update`); goes with `LINK_USER`.
+pub fn user_update(okta_user_id: impl Into<String>) -> Command {
+    Command::new(
+        USER_UPDATE,
+        Value::Object(Map::from_iter([(
+            "id".to_owned(),
+            Value::String(okta_user_id.into()),
+        )])),
+    )
+}
+
+/// Sets the decision to `result` as given (`CREATE_USER` or `LINK_USER`; the checker
+/// refuses anything else).
+pub fn result(result: impl Into<String>) -> Command {
+    action(&result.into())
 }
 
 fn action(result: &str) -> Command {
