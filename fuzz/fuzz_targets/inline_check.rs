@@ -1,6 +1,8 @@
 //! The inline answer checker on arbitrary answers, against each of Okta's sample
-//! requests: every answer a handler (a script, a forward target) produces goes through
-//! `check` before it leaves, so it sees whatever those produce.
+//! requests: every answer a handler (a script, a forward target) produces is read
+//! (`answer::read`) and settled (`settle`, which runs `check`) before it leaves, so they
+//! see whatever those produce. What settle lets leave passes the checker, and a rebuilt
+//! refusal is still a refusal of its type.
 //!
 //! Input: the first line names one of Okta's sample requests (any unknown name picks
 //! one by its length); the rest is the answer's JSON. The answer is checked against
@@ -9,7 +11,9 @@
 
 #![no_main]
 
+use hookwarden::okta::inline::answer::read;
 use hookwarden::okta::inline::check::check;
+use hookwarden::okta::inline::settle::{settle, Settled};
 use hookwarden::okta::inline::{HookType, InlineResponse, MAX_RESPONSE_BYTES};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -64,7 +68,22 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .find(|(name, _, _)| name.as_bytes() == first)
         .unwrap_or(&requests[first.len() % requests.len()]);
-    let Ok(response) = serde_json::from_slice::<InlineResponse>(rest) else {
+    let Ok(raw) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    if let Ok(read) = read(raw.clone()) {
+        match settle(*hook_type, read, request).settled {
+            Settled::Pass(answer) => {
+                assert!(check(*hook_type, &answer, request).is_ok(), "passed unchecked");
+            }
+            Settled::Repaired { answer, .. } => {
+                assert!(check(*hook_type, &answer, request).is_ok(), "repaired unchecked");
+                assert!(hook_type.is_refusal(&answer), "a repaired refusal says yes");
+            }
+            Settled::Unsendable(_) | Settled::Invalid(_) => {}
+        }
+    }
+    let Ok(response) = serde_json::from_value::<InlineResponse>(raw) else {
         return;
     };
     if check(*hook_type, &response, request).is_ok() {
