@@ -275,6 +275,17 @@ pub(super) fn one_action(answer: &InlineResponse, action: &str) -> Result<(), Ch
     }
 }
 
+/// No command beside an `error`, for the types whose Okta runs none on an error (`does`:
+/// what Okta does instead, for the message).
+pub(super) fn nothing_beside_error(answer: &InlineResponse, does: &str) -> Result<(), CheckError> {
+    match (&answer.error, answer.commands.as_deref()) {
+        (Some(_), Some([_, ..])) => Err(CheckError(format!(
+            "commands beside an error: Okta {does} on an error and runs none of them; send the error alone"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Keeps only `keys` in an object; returns the names of the keys it dropped. Okta reads
 /// the keys it knows, so an extra one changes nothing there; it is dropped here so that
 /// the answer that leaves is exactly what Okta acts on.

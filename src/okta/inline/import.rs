@@ -239,10 +239,7 @@ pub fn is_refusal(answer: &InlineResponse) -> bool {
 
 /// The user import hook's refusal: the `error` alone, with no half-made change beside it.
 pub fn refusal(error: Option<InlineError>, _answer: &InlineResponse) -> InlineResponse {
-    InlineResponse {
-        error: Some(error.unwrap_or_default()),
-        ..InlineResponse::default()
-    }
+    InlineResponse::error_alone(error.unwrap_or_default())
 }
 
 /// Drops what Okta does not read from the decision (beside `result`) and the user

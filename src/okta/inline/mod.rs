@@ -305,6 +305,15 @@ impl InlineResponse {
         self
     }
 
+    /// An answer of this `error` and nothing else: the refusal of the types that say no
+    /// with an error alone (token, import, SAML).
+    pub fn error_alone(error: InlineError) -> Self {
+        InlineResponse {
+            error: Some(error),
+            ..InlineResponse::default()
+        }
+    }
+
     /// True when the answer carries no commands and no error (Okta's default action).
     pub fn is_empty(&self) -> bool {
         self.commands.as_ref().is_none_or(Vec::is_empty) && self.error.is_none()

@@ -8,7 +8,9 @@
 //! or `/claims/`. Attribute names that are URIs must be escaped as JSON Pointer
 //! segments ([`claim_path`] does it).
 
-use super::check::{check_segment, op_and_path, patch_ops, tidy_patch_ops, At, CheckError};
+use super::check::{
+    check_segment, nothing_beside_error, op_and_path, patch_ops, tidy_patch_ops, At, CheckError,
+};
 use super::{
     patch_value, pointer_segment, Command, ContextUser, InlineError, InlineRequest, InlineResponse,
     Lifetime, PatchOp, RequestInfo, Session,
@@ -280,16 +282,10 @@ pub(super) fn check_command(at: &At) -> Result<(), CheckError> {
     Ok(())
 }
 
-/// Checks what concerns the whole answer: no command beside an `error`. Okta denies the SAML request
-/// on an error and applies none of them, so an answer with both says two things.
+/// Checks what concerns the whole answer: no command beside an `error` (Okta denies the
+/// SAML request on an error and applies none, so an answer with both says two things).
 pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
-    match (&answer.error, answer.commands.as_deref()) {
-        (Some(_), Some([_, ..])) => Err(CheckError(
-            "commands beside an error: Okta denies the SAML request and runs none of them; send the error alone"
-                .to_owned(),
-        )),
-        _ => Ok(()),
-    }
+    nothing_beside_error(answer, "denies the SAML request")
 }
 
 /// Whether the answer refuses: an `error` denies the SAML request.
@@ -300,10 +296,7 @@ pub fn is_refusal(answer: &InlineResponse) -> bool {
 /// The SAML hook's refusal: the `error` alone; Okta denies the request and shows the
 /// summary on an error page.
 pub fn refusal(error: Option<InlineError>, _answer: &InlineResponse) -> InlineResponse {
-    InlineResponse {
-        error: Some(error.unwrap_or_default()),
-        ..InlineResponse::default()
-    }
+    InlineResponse::error_alone(error.unwrap_or_default())
 }
 
 /// Drops what Okta does not read from each operation (anything but op, path, value).

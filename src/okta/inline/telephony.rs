@@ -240,13 +240,7 @@ pub(super) fn check_command(at: &At) -> Result<(), CheckError> {
 /// SUCCESSFUL beside a FAILED would leave to chance whether the code counts as sent, and
 /// beside an `error` (on which Okta sends the code itself) would say it was sent twice.
 pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
-    let statuses: Vec<&str> = answer
-        .commands
-        .iter()
-        .flatten()
-        .filter(|c| c.kind == TELEPHONY_ACTION)
-        .filter_map(|c| c.value.as_array())
-        .flatten()
+    let statuses: Vec<&str> = action_items(answer)
         .filter_map(|i| i.get("status").and_then(Value::as_str))
         .collect();
     match statuses.split_first() {
@@ -266,15 +260,20 @@ pub(super) fn check_answer(answer: &InlineResponse) -> Result<(), CheckError> {
 /// Whether the answer refuses: a FAILED delivery, or an `error`.
 pub fn is_refusal(answer: &InlineResponse) -> bool {
     answer.error.is_some()
-        || answer.commands.iter().flatten().any(|c| {
-            c.kind == TELEPHONY_ACTION
-                && c.value.as_array().is_some_and(|items| {
-                    items.iter().any(|i| {
-                        i.get("status").and_then(Value::as_str)
-                            == Some(DeliveryStatus::Failed.as_str())
-                    })
-                })
+        || action_items(answer).any(|i| {
+            i.get("status").and_then(Value::as_str) == Some(DeliveryStatus::Failed.as_str())
         })
+}
+
+/// The objects of every telephony action of an answer, however well-formed.
+fn action_items(answer: &InlineResponse) -> impl Iterator<Item = &Value> {
+    answer
+        .commands
+        .iter()
+        .flatten()
+        .filter(|c| c.kind == TELEPHONY_ACTION)
+        .filter_map(|c| c.value.as_array())
+        .flatten()
 }
 
 /// The telephony hook's refusal: a FAILED action (the handler's own first FAILED item
@@ -282,13 +281,7 @@ pub fn is_refusal(answer: &InlineResponse) -> bool {
 /// `error`. Okta then sends the one-time passcode through its own providers: the refusal
 /// records the decision in the System Log, it cannot stop the message.
 pub fn refusal(error: Option<InlineError>, answer: &InlineResponse) -> InlineResponse {
-    let own = answer
-        .commands
-        .iter()
-        .flatten()
-        .filter(|c| c.kind == TELEPHONY_ACTION)
-        .filter_map(|c| c.value.as_array())
-        .flatten()
+    let own = action_items(answer)
         .filter_map(|i| serde_json::from_value::<TelephonyAction>(i.clone()).ok())
         .find(|a| a.status == DeliveryStatus::Failed);
     let action = own
