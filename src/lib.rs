@@ -7,10 +7,10 @@
 //! | module | concern |
 //! |---|---|
 //! | [`config`] | typed configuration: embedded defaults < TOML file < `HOOKWARDEN__*` env; every problem reported with its key; secrets that never print; the inline handlers' settings (rules, script, forward) |
-//! | [`okta`] | Okta's hook contract as lenient Rust types: event hook envelope and System Log event; the six inline hooks' requests, answers and builders |
+//! | [`okta`] | Okta's hook contract as lenient Rust types: event hook envelope and System Log event; per inline hook type (one module each), its requests, answers, builders, commands, value checks, refusal and fallbacks; reading and settling an answer (a refusal stays a refusal) |
 //! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, admin endpoints, error bodies |
 //! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
-//! | [`inline_hooks`] | inline calls: handler (rules, one module per hook type; Rhai script; forward) inside the budget, answer check, fallback, idempotent repeats |
+//! | [`inline_hooks`] | inline calls: handler (rules, one module per hook type; Rhai script; forward) inside the budget counted from arrival, its answer settled by [`okta::inline::settle`], fallback, idempotent repeats |
 //! | [`store`] | the storage seam ([`store::Store`]) and the embedded SQLite store with group commit |
 //! | [`worker`] | deferred processing: claims stored jobs, delivers them to sinks, retries with backoff, dead-letters |
 //! | [`sinks`] | the sink seam ([`sinks::Sink`]) and the stdout, JSON Lines, HTTP and command sinks |

@@ -7,7 +7,7 @@
 //! unchanged: POST of the request JSON, answer `200` with the answer JSON, or `204`/empty
 //! for Okta's default action.
 
-use super::{Handler, HandlerError, InlineCall, Reply};
+use super::handler::{Handler, HandlerError, InlineCall, Reply};
 use crate::config::{expose, ForwardConfig};
 use crate::okta::inline::{InlineResponse, MAX_RESPONSE_BYTES};
 use crate::outbound::{self, shown_url};

@@ -8,6 +8,7 @@
 pub mod cache;
 mod door;
 pub mod forward;
+pub mod handler;
 pub mod password_hash;
 pub mod phone;
 pub mod rules;
@@ -21,7 +22,6 @@ use crate::okta::inline::answer;
 use crate::okta::inline::settle::{settle, Settled, Settlement};
 use crate::okta::inline::{HookType, InlineResponse};
 use crate::store::postgres::PostgresStore;
-use async_trait::async_trait;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,40 +31,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One call from Okta, parsed and checked to be a request of the hook's type.
-#[derive(Debug, Clone)]
-pub struct InlineCall {
-    pub hook_type: HookType,
-    /// The request's `eventId`, when present.
-    pub event_id: Option<String>,
-    /// The whole request as Okta sent it.
-    pub body: Value,
-    /// When the budget runs out (the request's arrival plus the hook's budget). The
-    /// caller drops the handler's future then; a handler that holds a thread (a script)
-    /// stops itself before it.
-    pub deadline: Instant,
-}
-
-/// A handler's answer: built by hookwarden (rules), or JSON written by the user's script
-/// or service, which is read the way Okta reads it ([`crate::okta::inline::answer::read`]).
-#[derive(Debug, Clone)]
-pub enum Reply {
-    Typed(InlineResponse),
-    Json(Value),
-}
-
-/// Why a handler gave no answer; the hook's fallback is sent instead.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
-
-/// What turns a request into an answer: rules, a script or a forward.
-#[async_trait]
-pub trait Handler: Send + Sync + 'static {
-    /// Produces the answer. The caller enforces the deadline (it drops this future then)
-    /// and settles the answer before it leaves.
-    async fn handle(&self, call: &InlineCall) -> Result<Reply, HandlerError>;
-}
+pub use handler::{Handler, HandlerError, InlineCall, Reply};
 
 /// Answers kept per hook for Okta's retries.
 const ANSWER_CACHE_ENTRIES: usize = 10_000;

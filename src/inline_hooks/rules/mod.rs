@@ -30,7 +30,7 @@ mod telephony;
 mod testutil;
 mod token;
 
-use super::{Handler, HandlerError, InlineCall, Reply};
+use super::handler::{Handler, HandlerError, InlineCall, Reply};
 use crate::config::rules::RulesConfig;
 use crate::okta::inline::HookType;
 use async_trait::async_trait;

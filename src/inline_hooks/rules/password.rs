@@ -4,8 +4,8 @@
 
 use crate::config::expose;
 use crate::config::rules::PasswordImportRules;
+use crate::inline_hooks::handler::HandlerError;
 use crate::inline_hooks::password_hash::StoredHash;
-use crate::inline_hooks::HandlerError;
 use crate::okta::inline::{password, InlineResponse};
 use secrecy::SecretString;
 use serde_json::Value;

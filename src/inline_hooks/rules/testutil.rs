@@ -3,7 +3,7 @@
 
 use super::RulesHandler;
 use crate::config::rules::RulesConfig;
-use crate::inline_hooks::{Handler, InlineCall, Reply};
+use crate::inline_hooks::handler::{Handler, InlineCall, Reply};
 use crate::okta::inline::HookType;
 use serde_json::Value;
 use std::path::Path;

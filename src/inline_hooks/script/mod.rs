@@ -17,7 +17,7 @@
 
 mod helpers;
 
-use super::{Handler, HandlerError, InlineCall, Reply};
+use super::handler::{Handler, HandlerError, InlineCall, Reply};
 use crate::config::ScriptConfig;
 use crate::okta::inline::InlineResponse;
 use async_trait::async_trait;

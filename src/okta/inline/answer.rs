@@ -11,7 +11,7 @@
 //!
 //! Messages never quote values: an answer can echo request data (a password, a profile).
 
-use super::check::{kind_of, shown_key};
+use super::shapes::{kind_of, shown_key};
 use super::{Command, ErrorCause, InlineError, InlineResponse};
 use serde_json::{Map, Value};
 

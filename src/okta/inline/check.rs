@@ -6,23 +6,29 @@
 //! sign-up. So every answer a handler produces is checked before it leaves
 //! ([`super::settle`] decides what leaves instead).
 //!
-//! This file holds what every type shares: the `error` object, the size limit, the
-//! command list, and the value shapes that recur (an enum object such as
-//! `{"registration": "DENY"}`, a profile map, JSON Patch operations). What each type
-//! takes is its own module's (`token::check_command`, `registration::check_command`...).
-//! The messages name the command index and what is wrong: they end up in an operator's log.
+//! Here: the `error` object and its limits, the size limit, the command list; what each
+//! type takes is its own module's (`token::check_command`, `registration::check_command`,
+//! ... built from the shapes in `shapes`). The messages name the command index
+//! and what is wrong: they end up in an operator's log.
 
-pub use super::settle::MAX_ERROR_TEXT_BYTES;
+use super::shapes::At;
+pub use super::shapes::CheckError;
 use super::{
-    import, password, registration, saml, telephony, token, Command, HookType, InlineError,
-    InlineResponse, MAX_RESPONSE_BYTES,
+    import, password, registration, saml, telephony, token, HookType, InlineError, InlineResponse,
+    MAX_RESPONSE_BYTES,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Why an answer is not acceptable to Okta for this hook type.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CheckError(pub String);
+/// The longest text of an `error` that leaves (its summary, each field of each cause).
+///
+/// Okta documents no limit. The summary is shown to the person signing in, copied into
+/// the System Log, and for a token hook becomes the OAuth `error_description`, which
+/// travels back to the client in a redirect URL for the browser flows: percent-encoded,
+/// a kilobyte of text is up to 3 KB of URL, well inside what browsers and proxies carry
+/// (8 KB is the common floor) beside the rest of the redirect. Anything longer is a
+/// handler bug (a stack trace, an upstream body): [`super::settle`] cuts it in a refusal,
+/// never sending `{}` instead.
+pub const MAX_ERROR_TEXT_BYTES: usize = 1024;
 
 /// Checks `response` for a hook of type `hook_type` answering `request` (the whole request JSON).
 pub fn check(
@@ -63,25 +69,6 @@ pub fn check(
         HookType::Saml => saml::check_answer(response)?,
     }
     check_size(response)
-}
-
-/// The command being checked, for messages that say where the problem is.
-pub(super) struct At<'a> {
-    pub(super) index: usize,
-    pub(super) command: &'a Command,
-}
-
-impl At<'_> {
-    pub(super) fn fail(&self, what: impl std::fmt::Display) -> CheckError {
-        CheckError(format!(
-            "commands[{}] ({}): {what}",
-            self.index, self.command.kind
-        ))
-    }
-
-    pub(super) fn value(&self) -> &Value {
-        &self.command.value
-    }
 }
 
 fn check_size(response: &InlineResponse) -> Result<(), CheckError> {
@@ -127,280 +114,12 @@ fn check_error(error: &InlineError) -> Result<(), CheckError> {
     Ok(())
 }
 
-/// A command value that must be an object holding exactly one key with one of a few
-/// string values, such as `{"registration": "DENY"}`.
-pub(super) fn check_enum_object(at: &At, key: &str, allowed: &[&str]) -> Result<(), CheckError> {
-    let expected = || {
-        let choices: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
-        format!("{{\"{key}\": {}}}", choices.join(" | "))
-    };
-    let Some(object) = at.value().as_object() else {
-        return Err(at.fail(format!(
-            "value must be {}, not {}",
-            expected(),
-            kind_of(at.value())
-        )));
-    };
-    match object.get(key) {
-        Some(Value::String(s)) if allowed.contains(&s.as_str()) => {}
-        Some(other) => {
-            return Err(at.fail(format!(
-                "value.{key} is {other}; it must be one of {}",
-                allowed.join(", ")
-            )))
-        }
-        None => return Err(at.fail(format!("value has no \"{key}\"; it must be {}", expected()))),
-    }
-    if let Some(extra) = object.keys().find(|k| k.as_str() != key) {
-        return Err(at.fail(format!(
-            "value has an unknown key \"{extra}\"; it must be exactly {}",
-            expected()
-        )));
-    }
-    Ok(())
-}
-
-pub(super) fn check_profile_object(at: &At) -> Result<(), CheckError> {
-    let Some(attributes) = at.value().as_object() else {
-        return Err(at.fail(format!(
-            "value must be an object of profile attributes, not {}",
-            kind_of(at.value())
-        )));
-    };
-    if attributes.contains_key("password") {
-        return Err(at.fail("a profile update cannot set the password"));
-    }
-    Ok(())
-}
-
-/// The value of a patch command: an array of operation objects.
-pub(super) fn patch_ops<'a>(at: &'a At) -> Result<&'a Vec<Value>, CheckError> {
-    at.value().as_array().ok_or_else(|| {
-        at.fail(format!(
-            "value must be an array of {{op, path, value}} operations, not {}",
-            kind_of(at.value())
-        ))
-    })
-}
-
-pub(super) fn op_and_path<'a>(
-    at: &At,
-    i: usize,
-    op: &'a Value,
-    allowed: &[&str],
-) -> Result<(&'a str, &'a str), CheckError> {
-    let Some(object) = op.as_object() else {
-        return Err(at.fail(format!(
-            "value[{i}] must be an {{op, path, value}} object, not {}",
-            kind_of(op)
-        )));
-    };
-    let kind = match object.get("op") {
-        Some(Value::String(s)) if allowed.contains(&s.as_str()) => s.as_str(),
-        Some(other) => {
-            return Err(at.fail(format!(
-                "value[{i}].op is {other}; it must be one of {}",
-                allowed.join(", ")
-            )))
-        }
-        None => return Err(at.fail(format!("value[{i}] has no op"))),
-    };
-    let path = match object.get("path") {
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(at.fail(format!(
-                "value[{i}].path must be a string, not {}",
-                kind_of(other)
-            )))
-        }
-        None => return Err(at.fail(format!("value[{i}] has no path"))),
-    };
-    Ok((kind, path))
-}
-
-/// One JSON Pointer segment: not empty, and `~` only as `~0` or `~1` (RFC 6901).
-pub(super) fn check_segment(segment: &str) -> Result<(), String> {
-    if segment.is_empty() {
-        return Err("the path has an empty segment".to_owned());
-    }
-    let mut chars = segment.chars();
-    while let Some(c) = chars.next() {
-        if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
-            return Err(format!(
-                "\"{segment}\" has a \"~\" that is not \"~0\" or \"~1\" (escape ~ as ~0 and / as ~1)"
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn unescape(segment: &str) -> String {
-    segment.replace("~1", "/").replace("~0", "~")
-}
-
-pub(super) fn check_optional_strings(
-    at: &At,
-    i: usize,
-    object: &Map<String, Value>,
-    keys: &[&str],
-) -> Result<(), CheckError> {
-    for key in keys {
-        match object.get(*key) {
-            None | Some(Value::String(_)) => {}
-            Some(other) => {
-                return Err(at.fail(format!(
-                    "value[{i}].{key} must be a string, not {}",
-                    kind_of(other)
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// At most one command of type `action` (a decision): Okta runs every command in order,
-/// so of two decisions the last would win, whatever the first said.
-pub(super) fn one_action(answer: &InlineResponse, action: &str) -> Result<(), CheckError> {
-    let mut decisions = answer
-        .commands
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter(|(_, c)| c.kind == action);
-    match (decisions.next(), decisions.next()) {
-        (Some((first, _)), Some((second, _))) => Err(CheckError(format!(
-            "commands[{first}] and commands[{second}] are both {action}: send one decision"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// No command beside an `error`, for the types whose Okta runs none on an error (`does`:
-/// what Okta does instead, for the message).
-pub(super) fn nothing_beside_error(answer: &InlineResponse, does: &str) -> Result<(), CheckError> {
-    match (&answer.error, answer.commands.as_deref()) {
-        (Some(_), Some([_, ..])) => Err(CheckError(format!(
-            "commands beside an error: Okta {does} on an error and runs none of them; send the error alone"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Keeps only `keys` in an object; returns the names of the keys it dropped. Okta reads
-/// the keys it knows, so an extra one changes nothing there; it is dropped here so that
-/// the answer that leaves is exactly what Okta acts on.
-pub(super) fn retain_keys(value: &mut Value, keys: &[&str]) -> Vec<String> {
-    let Some(object) = value.as_object_mut() else {
-        return Vec::new();
-    };
-    let mut dropped = Vec::new();
-    object.retain(|k, _| {
-        let keep = keys.contains(&k.as_str());
-        if !keep {
-            dropped.push(shown_key(k));
-        }
-        keep
-    });
-    dropped
-}
-
-/// Keeps op, path and value in each operation of a patch command.
-pub(super) fn tidy_patch_ops(command: &mut Command) -> Vec<String> {
-    let mut dropped = Vec::new();
-    for op in command.value.as_array_mut().into_iter().flatten() {
-        dropped.extend(retain_keys(op, &["op", "path", "value"]));
-    }
-    dropped
-}
-
-/// A key as messages show it: the first 40 characters (a key may be request data).
-pub(super) fn shown_key(key: &str) -> String {
-    key.chars().take(40).collect()
-}
-
-pub(super) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// What the tests of every type's checks share: Okta's sample requests and assertions.
-#[cfg(test)]
-pub(super) mod testing {
-    use super::*;
-
-    macro_rules! fixture {
-        ($name:literal) => {
-            include_str!(concat!("../../../tests/fixtures/okta/", $name))
-        };
-    }
-    pub(crate) use fixture;
-
-    pub fn json(text: &str) -> Value {
-        serde_json::from_str(text).expect("fixture is JSON")
-    }
-
-    pub fn token_request() -> Value {
-        json(fixture!("token-hook-request.json"))
-    }
-    pub fn ssr_request() -> Value {
-        json(fixture!("registration-hook-request-ssr.json"))
-    }
-    pub fn pp_request() -> Value {
-        json(fixture!(
-            "registration-hook-request-progressive-profile.json"
-        ))
-    }
-    pub fn classic_request() -> Value {
-        json(fixture!("registration-hook-request-classic.json"))
-    }
-    pub fn import_request() -> Value {
-        json(fixture!("import-hook-request.json"))
-    }
-    pub fn password_request() -> Value {
-        json(fixture!("password-import-request.json"))
-    }
-    pub fn saml_request() -> Value {
-        json(fixture!("saml-hook-request.json"))
-    }
-    pub fn telephony_request() -> Value {
-        json(fixture!("telephony-hook-request.json"))
-    }
-
-    /// Asserts that `response` fails as a `hook_type` answer with a message holding each part.
-    pub fn fails(
-        hook_type: HookType,
-        response: &InlineResponse,
-        request: &Value,
-        expected: &[&str],
-    ) {
-        match check(hook_type, response, request) {
-            Ok(()) => panic!("{response:?} should fail as a {hook_type} answer"),
-            Err(e) => {
-                for part in expected {
-                    assert!(e.0.contains(part), "message {:?} lacks {part:?}", e.0);
-                }
-            }
-        }
-    }
-
-    /// An answer of one command.
-    pub fn one(kind: &str, value: Value) -> InlineResponse {
-        InlineResponse::empty().command(kind, value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::*;
+    use super::super::testing::*;
     use super::*;
     use crate::okta::inline::{ErrorCause, PatchOp};
-    use serde_json::json;
+    use serde_json::{json, Map};
 
     fn answer(text: &str) -> InlineResponse {
         serde_json::from_str(text).expect("fixture is an inline answer")

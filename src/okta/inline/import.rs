@@ -7,7 +7,7 @@
 //! profile, or the decision; linking needs the Okta user's id as a second command, so
 //! [`link_user`] always builds the pair.
 
-use super::check::{
+use super::shapes::{
     check_enum_object, check_profile_object, kind_of, one_action, retain_keys, At, CheckError,
 };
 use super::{Command, InlineError, InlineRequest, InlineResponse};
@@ -360,7 +360,7 @@ mod tests {
     }
 
     use super::super::check::check;
-    use super::super::check::testing::{fails, import_request, one};
+    use super::super::testing::{fails, import_request, one};
     use super::super::HookType;
 
     #[test]

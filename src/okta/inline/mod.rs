@@ -17,8 +17,12 @@ pub mod password;
 pub mod registration;
 pub mod saml;
 pub mod settle;
+mod shapes;
 pub mod telephony;
 pub mod token;
+
+#[cfg(test)]
+mod testing;
 
 use super::lenient::StringOrNumber;
 use serde::{Deserialize, Serialize};

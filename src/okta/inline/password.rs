@@ -8,7 +8,7 @@
 //! on `VERIFIED` Okta stores the password and stops calling for that user. Okta's
 //! password policy is not applied to it.
 
-use super::check::{check_enum_object, one_action, retain_keys, At, CheckError};
+use super::shapes::{check_enum_object, one_action, retain_keys, At, CheckError};
 use super::{Command, InlineError, InlineRequest, InlineResponse, RequestInfo};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -261,7 +261,7 @@ mod tests {
         );
     }
 
-    use super::super::check::testing::{fails, one, password_request};
+    use super::super::testing::{fails, one, password_request};
     use super::super::HookType;
 
     #[test]

@@ -13,7 +13,7 @@
 //! update whose command type must match the request's shape ([`update_profile_for`]
 //! picks it). Any `error` object makes Okta deny and run no commands.
 
-use super::check::{
+use super::shapes::{
     check_enum_object, check_profile_object, one_action, retain_keys, At, CheckError,
 };
 use super::{
@@ -393,7 +393,7 @@ mod tests {
     }
 
     use super::super::check::check;
-    use super::super::check::testing::{classic_request, fails, one, pp_request, ssr_request};
+    use super::super::testing::{classic_request, fails, one, pp_request, ssr_request};
     use super::super::HookType;
 
     #[test]

@@ -8,7 +8,7 @@
 //! or `/claims/`. Attribute names that are URIs must be escaped as JSON Pointer
 //! segments ([`claim_path`] does it).
 
-use super::check::{
+use super::shapes::{
     check_segment, nothing_beside_error, op_and_path, patch_ops, tidy_patch_ops, At, CheckError,
 };
 use super::{
@@ -406,7 +406,7 @@ mod tests {
     }
 
     use super::super::check::check;
-    use super::super::check::testing::{fails, one, saml_request};
+    use super::super::testing::{fails, one, saml_request};
     use super::super::HookType;
 
     #[test]

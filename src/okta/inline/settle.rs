@@ -14,19 +14,9 @@
 //!    [`Settled::Invalid`], and the hook's configured fallback goes.
 
 use super::answer::Read;
-use super::check::{check, CheckError};
+use super::check::{check, CheckError, MAX_ERROR_TEXT_BYTES};
 use super::{ErrorCause, HookType, InlineError, InlineResponse};
 use serde_json::Value;
-
-/// The longest text of an `error` that leaves (its summary, each field of each cause).
-///
-/// Okta documents no limit. The summary is shown to the person signing in, copied into
-/// the System Log, and for a token hook becomes the OAuth `error_description`, which
-/// travels back to the client in a redirect URL for the browser flows: percent-encoded,
-/// a kilobyte of text is up to 3 KB of URL, well inside what browsers and proxies carry
-/// (8 KB is the common floor) beside the rest of the redirect. Anything longer is a
-/// handler bug (a stack trace, an upstream body), and is cut, never sent as `{}`.
-pub const MAX_ERROR_TEXT_BYTES: usize = 1024;
 
 /// Ends a text that was cut.
 const CUT_MARK: &str = "…";
@@ -141,7 +131,7 @@ pub fn cut(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::answer::read;
-    use super::super::check::testing::{password_request, ssr_request, token_request};
+    use super::super::testing::{password_request, ssr_request, token_request};
     use super::*;
     use serde_json::json;
 

@@ -7,7 +7,7 @@
 //! Anything else (an `error`, a malformed answer, a timeout) makes Okta send the OTP
 //! through its own, heavily rate-limited providers, and the hook is never retried.
 
-use super::check::{check_optional_strings, kind_of, retain_keys, At, CheckError};
+use super::shapes::{check_optional_strings, kind_of, retain_keys, At, CheckError};
 use super::{Command, InlineError, InlineRequest, InlineResponse, RequestContext};
 use crate::okta::lenient::StringOrNumber;
 use serde::{Deserialize, Serialize};
@@ -386,7 +386,7 @@ mod tests {
     }
 
     use super::super::check::check;
-    use super::super::check::testing::{fails, one, telephony_request};
+    use super::super::testing::{fails, one, telephony_request};
     use super::super::HookType;
 
     #[test]

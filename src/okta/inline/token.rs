@@ -10,7 +10,7 @@
 //! answer carries an `error`, so the checker ([`super::check`]) refuses bad patches before
 //! they leave, and a refusal keeps its `error` ([`super::settle`]).
 
-use super::check::{
+use super::shapes::{
     check_segment, nothing_beside_error, op_and_path, patch_ops, tidy_patch_ops, unescape, At,
     CheckError,
 };

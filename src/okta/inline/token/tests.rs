@@ -138,7 +138,7 @@ fn error_builder() {
 }
 
 use super::super::check::check;
-use super::super::check::testing::{fails, one, token_request};
+use super::super::testing::{fails, one, token_request};
 use super::super::HookType;
 
 fn id_op(op: Value) -> InlineResponse {
