@@ -1032,6 +1032,20 @@ impl Config {
                 out.push("reconcile has its Okta credential written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
             }
         }
+        for (i, h) in self.inline_hooks.iter().enumerate() {
+            let HandlerConfig::Rules(rules) = &h.handler else {
+                continue;
+            };
+            let limit = crate::okta::inline::check::MAX_ERROR_TEXT_BYTES;
+            for (key, text) in rules.user_texts() {
+                if text.len() > limit {
+                    out.push(format!(
+                        "inline_hooks[{i}].handler.{key} is {} bytes: Okta shows it to people, and hookwarden cuts it to {limit} bytes when it is sent",
+                        text.len()
+                    ));
+                }
+            }
+        }
         if self.admin.token.as_ref().is_some_and(Secret::is_literal) {
             out.push("admin.token is written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
         }
@@ -1240,6 +1254,21 @@ mod tests {
             "{w}"
         );
         assert!(!w.contains("00abc") && !w.contains("an-admin-token"), "{w}");
+    }
+
+    #[test]
+    fn refusal_texts_over_the_cut_warn_with_their_key() {
+        let long = "m".repeat(1_500);
+        let c = Config::from_toml_str(&format!(
+            "[[inline_hooks]]\nname = \"r\"\npath = \"/r\"\ntype = \"registration\"\nauth = {{ type = \"basic\", users = [{{ username = \"u\", password = {{ env = \"HOME\" }} }}] }}\n[inline_hooks.handler]\nkind = \"rules\"\n[inline_hooks.handler.registration]\nerror_summary = \"{long}\"\n[[inline_hooks.handler.registration.check]]\nattribute = \"a\"\nrequired = true\nmessage = \"short\"\n"
+        ))
+        .expect("valid");
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("inline_hooks[0].handler.registration.error_summary is 1500 bytes"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -344,6 +344,43 @@ pub enum CharClass {
 #[derive(Debug, Clone, Default)]
 pub struct OneOrMany(pub Vec<String>);
 
+impl RulesConfig {
+    /// The texts these rules send to Okta for people to read (summaries and messages of
+    /// refusals), each with its key under `handler`.
+    pub fn user_texts(&self) -> Vec<(String, &str)> {
+        let mut texts = Vec::new();
+        if let Some(r) = &self.registration {
+            texts.extend(
+                r.error_summary
+                    .as_deref()
+                    .map(|t| ("registration.error_summary".to_owned(), t)),
+            );
+            if let Some(e) = &r.email {
+                texts.extend(
+                    e.message
+                        .as_deref()
+                        .map(|t| ("registration.email.message".to_owned(), t)),
+                );
+            }
+            for (i, c) in r.check.iter().enumerate() {
+                texts.extend(
+                    c.message
+                        .as_deref()
+                        .map(|t| (format!("registration.check[{i}].message"), t)),
+                );
+            }
+        }
+        if let Some(t) = &self.telephony {
+            texts.extend(
+                t.message
+                    .as_deref()
+                    .map(|m| ("telephony.message".to_owned(), m)),
+            );
+        }
+        texts
+    }
+}
+
 impl<'de> Deserialize<'de> for OneOrMany {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;

@@ -53,12 +53,10 @@ pub fn settle(hook_type: HookType, read: Read, request: &Value) -> Settlement {
         broken,
     } = read;
     for command in answer.commands.iter_mut().flatten() {
-        let kind = command.kind.clone();
+        let keys = hook_type.tidy(command);
         dropped.extend(
-            hook_type
-                .tidy(command)
-                .into_iter()
-                .map(|key| format!("{kind} value: {key}")),
+            keys.iter()
+                .map(|key| format!("{} value: {key}", command.kind)),
         );
     }
     let verdict = if broken.is_empty() {
