@@ -1257,6 +1257,24 @@ mod tests {
     }
 
     #[test]
+    fn an_endless_secret_file_is_a_problem_with_its_key() {
+        let err = Config::from_toml_str(&HOOK.replace(
+            "password = \"correct horse battery\"",
+            "password = { file = \"/dev/zero\" }",
+        ))
+        .expect_err("/dev/zero is no secret");
+        let problem = err
+            .0
+            .iter()
+            .find(|p| p.key == "event_hooks[0].auth.users[0].password")
+            .unwrap_or_else(|| panic!("{err:?}"));
+        assert!(
+            problem.message.contains("larger than 64 KiB"),
+            "{problem:?}"
+        );
+    }
+
+    #[test]
     fn refusal_texts_over_the_cut_warn_with_their_key() {
         let long = "m".repeat(1_500);
         let c = Config::from_toml_str(&format!(
