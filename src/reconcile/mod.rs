@@ -190,7 +190,7 @@ impl Reconciler {
         while let Some(current) = url.take() {
             if report.pages >= MAX_PAGES {
                 return Err(ReconcileError::BadResponse {
-                    url: client::shown(&current),
+                    url: crate::outbound::shown_url(&current),
                     message: format!("more than {MAX_PAGES} pages in one window; stopped"),
                 });
             }
@@ -206,14 +206,14 @@ impl Reconciler {
                     Ok(h) => h,
                     Err(e) => {
                         return Err(ReconcileError::BadResponse {
-                            url: client::shown(&current),
+                            url: crate::outbound::shown_url(&current),
                             message: format!("an item is not a System Log event: {e}"),
                         })
                     }
                 };
                 if head.uuid.is_empty() || head.uuid.len() > 128 {
                     return Err(ReconcileError::BadResponse {
-                        url: client::shown(&current),
+                        url: crate::outbound::shown_url(&current),
                         message: "an event's uuid is not 1 to 128 characters".into(),
                     });
                 }
