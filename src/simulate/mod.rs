@@ -4,7 +4,7 @@
 //!
 //! - [`catalog`]: what is sent: Okta's own samples, embedded, with fresh ids.
 //! - [`transport`]: how: HTTPS, 3 s per attempt, Okta's one retry, no redirects.
-//! - [`judge`]: whether Okta would take the answer, and what it would do with it.
+//! - [`judge`](mod@judge): whether Okta would take the answer, and what it would do with it.
 //! - [`report`]: per-call lines, per-scenario summary, `--json`.
 //!
 //! [`prepare`] checks the command line ([`SimulateArgs`]), [`run`] makes the calls; the
