@@ -6,9 +6,9 @@
 //! workers finish their current attempt, then the store commits and closes. That
 //! order is what makes "acknowledged" mean "on disk" across a restart.
 
+use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::event_hooks::{self, HookState};
-use crate::http::admin::{self, AdminState};
 use crate::http::error::ApiError;
 use crate::http::guard::{self, DeadlineAnswer, DoorAuth, Guard, Tracked};
 use crate::http::network::{ClientIpResolver, IpAllowlist};

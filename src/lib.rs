@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`config`] | typed configuration: embedded defaults < TOML file < `HOOKWARDEN__*` env; every problem reported with its key; secrets that never print; the inline handlers' settings (rules, script, forward) |
 //! | [`okta`] | Okta's hook contract as lenient Rust types: event hook envelope and System Log event; per inline hook type (one module each), its requests, answers, builders, commands, value checks, refusal and fallbacks; reading and settling an answer (a refusal stays a refusal) |
-//! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, admin endpoints, error bodies |
+//! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, error bodies |
 //! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
 //! | [`inline_hooks`] | inline calls: handler (rules, one module per hook type; Rhai script; forward) inside the budget counted from arrival, its answer settled by [`okta::inline::settle`], fallback, idempotent repeats |
 //! | [`store`] | the storage seam ([`store::Store`]) and the embedded SQLite store with group commit |
@@ -17,10 +17,11 @@
 //! | [`outbound`] | what every call to another service shares: the HTTP client policy (no redirects), error and URL texts without credentials |
 //! | [`metrics`] | Prometheus metrics, one registry per service |
 //! | [`telemetry`] | structured logs (JSON or human) |
-//! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments) |
+//! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments): one entry point per subcommand (`events`, `reconcile`, `simulate` in modules of their own) over the feature's library API |
+//! | [`admin`] | the admin listener: `/healthz`, `/readyz`, `/metrics`, and the admin page (`/ui`: recent requests, backlog, dead letters, replay) |
 //! | [`activity`] | recent requests per hook, in memory, for the admin page |
-//! | [`reconcile`] | System Log reconciliation: events Okta never delivered, fetched from `/api/v1/logs` and stored as recovered |
-//! | [`simulate`] | `hookwarden simulate`: calls a receiver the way Okta does and checks each answer against the contract |
+//! | [`reconcile`] | System Log reconciliation: events Okta never delivered, fetched from `/api/v1/logs` and stored as recovered (the background job; `hookwarden reconcile` is in [`cli`]) |
+//! | [`simulate`] | what `hookwarden simulate` runs (its entry point is in [`cli`]): calls a receiver the way Okta does and checks each answer against the contract |
 //! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order |
 //!
 //! Request path: TCP accept (connection cap) → TLS → hyper (header-read timeout) →
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod activity;
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

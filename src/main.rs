@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Command::Events { config, command } => {
             hookwarden::cli::events_main(config.config.as_deref(), command)
         }
-        Command::Simulate(args) => hookwarden::simulate::main(args),
+        Command::Simulate(args) => hookwarden::cli::simulate::main(args),
         Command::Reconcile { config, args } => {
             hookwarden::cli::reconcile_main(config.config.as_deref(), args)
         }

@@ -1,13 +1,19 @@
-//! What the `hookwarden` subcommands do. `main.rs` only parses arguments into these types.
+//! What the `hookwarden` subcommands do. `main.rs` only parses arguments into these types
+//! and calls the subcommand's entry point: `serve` and `check-config` here, the others in
+//! their own modules ([`events`], [`reconcile`], [`simulate`]), each calling its feature's
+//! library API.
 
 pub mod events;
+pub mod reconcile;
+pub mod simulate;
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// hookwarden: receives Okta event hooks over HTTPS, stores each event durably before
-/// acknowledging it, and delivers it to sinks later (stdout, JSON Lines, HTTP, command).
+/// hookwarden: receives Okta's event hooks and inline hooks over HTTPS. Stores each event
+/// durably before acknowledging it and delivers it to sinks later (stdout, JSON Lines,
+/// HTTP, command, NATS); answers inline hooks within Okta's deadline.
 #[derive(Debug, Parser)]
 #[command(name = "hookwarden", version, about, long_about = None)]
 pub struct Cli {
@@ -36,7 +42,7 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
-        args: crate::reconcile::ReconcileArgs,
+        args: reconcile::ReconcileArgs,
     },
 }
 
@@ -206,12 +212,9 @@ pub fn events_main(path: Option<&std::path::Path>, command: EventsCommand) -> i3
 }
 
 /// `reconcile`: loads the configuration and runs one reconciliation pass.
-pub fn reconcile_main(
-    path: Option<&std::path::Path>,
-    args: crate::reconcile::ReconcileArgs,
-) -> i32 {
+pub fn reconcile_main(path: Option<&std::path::Path>, args: reconcile::ReconcileArgs) -> i32 {
     match Config::load(path) {
-        Ok(config) => crate::reconcile::main(&config, args),
+        Ok(config) => reconcile::main(&config, args),
         Err(e) => {
             eprintln!("{e}");
             1

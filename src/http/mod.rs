@@ -1,7 +1,5 @@
-//! The HTTP side: listeners, guards, TLS, admin endpoints and error bodies.
+//! The HTTP side: listeners, guards, TLS and error bodies.
 
-pub mod admin;
-pub mod admin_page;
 pub mod auth;
 pub mod error;
 pub mod guard;

@@ -7,6 +7,7 @@
 use super::error::ReconcileError;
 use crate::config::expose;
 use crate::config::reconcile::{ReconcileConfig, ReconcileOAuth};
+use crate::outbound::reqwest_error_text;
 use reqwest::header::HeaderValue;
 use secrecy::SecretString;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -171,7 +172,7 @@ impl OAuthClient {
             ])
             .send()
             .await
-            .map_err(|e| fail(format!("no answer: {}", super::client::describe(&e))))?;
+            .map_err(|e| fail(format!("no answer: {}", reqwest_error_text(e))))?;
         let status = response.status();
         let body = response
             .bytes()

@@ -4,6 +4,7 @@
 use super::auth::Credentials;
 use super::error::ReconcileError;
 use crate::config::reconcile::ReconcileConfig;
+use crate::outbound::{reqwest_error_text, shown_url};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, LINK};
 use reqwest::Url;
 use serde_json::value::RawValue;
@@ -84,7 +85,7 @@ impl LogsClient {
     /// 5xx and network errors (with backoff) up to `max_retries` times; renews an OAuth
     /// token once after a 401.
     pub async fn page(&self, url: &Url, stop: &CancellationToken) -> Result<Page, ReconcileError> {
-        let shown = shown(url);
+        let shown = shown_url(url);
         let mut tries = 0u32;
         let mut renewed = false;
         loop {
@@ -101,7 +102,7 @@ impl LogsClient {
             let response = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    let message = describe(&e);
+                    let message = reqwest_error_text(e);
                     if tries > self.max_retries {
                         return Err(ReconcileError::Network {
                             url: shown,
@@ -124,7 +125,7 @@ impl LogsClient {
                     .await
                     .map_err(|e| ReconcileError::Network {
                         url: shown.clone(),
-                        message: format!("reading the page: {}", describe(&e)),
+                        message: format!("reading the page: {}", reqwest_error_text(e)),
                     })?;
                 let events: Vec<Box<RawValue>> =
                     serde_json::from_slice(&body).map_err(|e| ReconcileError::BadResponse {
@@ -209,12 +210,12 @@ impl LogsClient {
         let next = current
             .join(link)
             .map_err(|e| ReconcileError::BadResponse {
-                url: shown(current),
+                url: shown_url(current),
                 message: format!("the next link is not a URL: {e}"),
             })?;
         if next.origin() != self.org.origin() {
             return Err(ReconcileError::BadResponse {
-                url: shown(current),
+                url: shown_url(current),
                 message: format!(
                     "the next link points to another origin ({}); not followed",
                     next.origin().ascii_serialization()
@@ -223,28 +224,6 @@ impl LogsClient {
         }
         Ok(next)
     }
-}
-
-/// The URL as shown in logs and errors: without the query (long, and of no help).
-pub fn shown(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.to_string()
-}
-
-/// A reqwest error with its causes (the top level alone often says only "error sending request").
-pub fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 /// `: <errorSummary>` from Okta's error body, when there is one.

@@ -4,10 +4,12 @@
 //!
 //! - [`catalog`]: what is sent: Okta's own samples, embedded, with fresh ids.
 //! - [`transport`]: how: HTTPS, 3 s per attempt, Okta's one retry, no redirects.
-//! - [`judge`]: whether Okta would take the answer, and what it would do with it.
+//! - [`judge`](mod@judge): whether Okta would take the answer, and what it would do with it.
 //! - [`report`]: per-call lines, per-scenario summary, `--json`.
 //!
-//! Exit code: 0 when every call passed (a call Okta only got through on its retry
+//! [`prepare`] checks the command line ([`SimulateArgs`]), [`run`] makes the calls; the
+//! command's entry point, [`crate::cli::simulate`], prints the report and gives the
+//! exit code: 0 when every call passed (a call Okta only got through on its retry
 //! passes, and is counted and shown as such), 1 when any failed, 2 when the command
 //! line cannot be run (bad URL, `http://` without `--insecure`, missing env var).
 
@@ -214,58 +216,23 @@ impl Scenario {
     }
 }
 
-/// What the command line asks for, checked.
-struct Plan {
+/// What the command line asks for, checked ([`prepare`]); [`run`] carries it out.
+pub struct Plan {
     base: Url,
     scenarios: Vec<Scenario>,
     count: Option<u64>,
     duration: Option<Duration>,
     concurrency: usize,
     rate: Option<Rate>,
-    json: bool,
+    /// The report is wanted as JSON rather than as text.
+    pub json: bool,
     quiet: bool,
     insecure: bool,
 }
 
-/// Runs the simulation; returns the exit code.
-pub fn main(args: SimulateArgs) -> i32 {
-    let (plan, transport) = match prepare(args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("simulate: {e}");
-            return 2;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("simulate: cannot start the async runtime: {e}");
-            return 2;
-        }
-    };
-    let report = rt.block_on(run(&plan, transport));
-    if plan.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("simulate: cannot write the JSON report: {e}");
-                return 2;
-            }
-        }
-    } else {
-        print!("{}", report.human_summary());
-    }
-    if report.passed {
-        0
-    } else {
-        1
-    }
-}
-
-fn prepare(args: SimulateArgs) -> Result<(Plan, Transport), String> {
+/// Checks the command line and builds what the calls need; an `Err` is a command line
+/// that cannot be run (exit code 2).
+pub fn prepare(args: SimulateArgs) -> Result<(Plan, Transport), String> {
     let base = Url::parse(&args.base_url)
         .map_err(|e| format!("BASE_URL {:?} is not a URL: {e}", args.base_url))?;
     let resolve = |what: &str, path: &str| -> Result<Url, String> {
@@ -473,7 +440,8 @@ struct Job {
     n: usize,
 }
 
-async fn run(plan: &Plan, transport: Transport) -> RunReport {
+/// Makes every call of the plan; the report says what Okta would have made of each answer.
+pub async fn run(plan: &Plan, transport: Transport) -> RunReport {
     let started = Instant::now();
     let ctx = Arc::new(Ctx {
         transport,

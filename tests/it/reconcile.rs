@@ -507,7 +507,7 @@ async fn cli_recovers_what_the_hook_missed_across_pages_rate_limits_and_errors()
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains(&format!(
-            "okta: failed: {}/api/v1/logs answered 401",
+            "okta: failed: {}/api/v1/logs?… answered 401",
             fake.base
         )),
         "{err}"

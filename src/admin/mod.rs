@@ -1,8 +1,13 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`. Plain HTTP on a private address.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and the admin page ([`page`],
+//! `/ui`). Plain HTTP on a private address.
+//!
+//! What its handlers share is in [`state`], below both this router and the page.
 
-use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::worker::WorkerHandle;
+pub mod page;
+pub mod state;
+
+pub use state::AdminState;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,24 +17,12 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub struct AdminState {
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
-    pub workers: Arc<WorkerHandle>,
-    /// The workers count as alive when their loop turned within this time.
-    pub worker_liveness: Duration,
-    /// Recent requests per hook, for the admin page.
-    pub activity: Arc<crate::activity::Activity>,
-    /// The running configuration (hooks, sinks, the admin token) for the admin page.
-    pub config: Arc<crate::config::Config>,
-}
-
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(super::admin_page::routes())
+        .merge(page::routes())
         .fallback(|| async { crate::http::error::ApiError::not_found() })
         .with_state(state)
 }

@@ -19,7 +19,7 @@
 pub mod session;
 pub mod view;
 
-use super::admin::AdminState;
+use super::state::AdminState;
 use crate::store::{EventQuery, EventState, ReplayTarget};
 use axum::body::Body;
 use axum::extract::{Request, State};

@@ -1,0 +1,558 @@
+//! The checks that span keys or need more than a type ([`Config::problems`], which
+//! loading runs: every problem, not the first), and the warnings about settings that work
+//! but that an operator should know at start ([`Config::warnings`]).
+
+use super::{
+    expose, AuthConfig, Config, HandlerConfig, Problem, Secret, SinkKind, StoreBackend,
+    MIN_REQUEST_TIMEOUT,
+};
+use std::collections::HashSet;
+use std::time::Duration;
+
+impl Config {
+    /// Checks that span keys or need more than a type: every problem, not the first.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.reconcile {
+            for problem in r.problems(self) {
+                out.push(problem);
+            }
+        }
+        let mut p = |key: String, message: String| out.push(Problem { key, message });
+
+        let s = &self.server;
+        if s.max_body_bytes < 1024 {
+            p(
+                "server.max_body_bytes".into(),
+                "must be at least 1024 bytes".into(),
+            );
+        }
+        if s.max_connections == 0 {
+            p("server.max_connections".into(), "must be at least 1".into());
+        }
+        // Okta waits 3 s for an event hook's answer and never retries a 4xx. A request
+        // timeout under that could fire (408) while a delivery waits for its store commit,
+        // and the delivery would be lost; at 3 s or more the event-hook handler's own store
+        // deadline (`event_hooks::STORE_DEADLINE`, a 503 that Okta retries) always ends first.
+        if s.request_timeout < MIN_REQUEST_TIMEOUT {
+            p(
+                "server.request_timeout".into(),
+                format!(
+                    "must be at least {} (is {}): Okta waits 3 s for an answer, and a shorter timeout turns a slow store write into a 408, which Okta never retries",
+                    humantime::format_duration(MIN_REQUEST_TIMEOUT),
+                    humantime::format_duration(s.request_timeout)
+                ),
+            );
+        }
+        for (key, d) in [
+            ("server.header_read_timeout", s.header_read_timeout),
+            ("server.tls_handshake_timeout", s.tls_handshake_timeout),
+            ("server.tls.reload_interval", s.tls.reload_interval),
+            ("worker.backoff_initial", self.worker.backoff_initial),
+            ("worker.lease", self.worker.lease),
+            ("worker.poll_interval", self.worker.poll_interval),
+            ("store.retention", self.store.retention),
+        ] {
+            if d.is_zero() {
+                p(key.into(), "must be longer than zero".into());
+            }
+        }
+        match (&s.tls.cert, &s.tls.key) {
+            (Some(_), None) => p(
+                "server.tls.key".into(),
+                "a certificate needs its key".into(),
+            ),
+            (None, Some(_)) => p(
+                "server.tls.cert".into(),
+                "a key needs its certificate".into(),
+            ),
+            (Some(c), Some(k)) => {
+                for (key, path) in [("server.tls.cert", c), ("server.tls.key", k)] {
+                    if !path.is_file() {
+                        p(key.into(), format!("no file at {}", path.display()));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        if self.admin.enabled && self.admin.listen == s.listen {
+            p(
+                "admin.listen".into(),
+                "must differ from server.listen".into(),
+            );
+        }
+        if let Some(Err(e)) = self.admin.token.as_ref().map(|t| &t.value) {
+            p("admin.token".into(), e.clone());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            p(
+                "log.level".into(),
+                format!(
+                    "'{}' is not a tracing filter (try \"info\")",
+                    self.log.level
+                ),
+            );
+        }
+        if self.store.max_backlog == 0 {
+            p("store.max_backlog".into(), "must be at least 1".into());
+        }
+        match (self.store.backend, &self.store.postgres) {
+            (StoreBackend::Postgres, None) => p(
+                "store.postgres".into(),
+                "backend = \"postgres\" needs [store.postgres] with url (and password)".into(),
+            ),
+            (StoreBackend::Postgres, Some(pg)) => {
+                match reqwest::Url::parse(&pg.url) {
+                    Ok(u) if u.password().is_some() => p(
+                        "store.postgres.url".into(),
+                        "keep the password out of the URL: use store.postgres.password = { env = \"...\" }".into(),
+                    ),
+                    Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => {}
+                    _ => p("store.postgres.url".into(), "must be a postgres:// URL".into()),
+                }
+                if let Some(Err(e)) = pg.password.as_ref().map(|s| &s.value) {
+                    p("store.postgres.password".into(), e.clone());
+                }
+                if pg.pool_size == 0 {
+                    p(
+                        "store.postgres.pool_size".into(),
+                        "must be at least 1".into(),
+                    );
+                }
+            }
+            (StoreBackend::Sqlite, _) => {}
+        }
+        if self.store.group_commit_max == 0 {
+            p("store.group_commit_max".into(), "must be at least 1".into());
+        }
+        if !(64..=1_048_576).contains(&self.store.page_cache_kib) {
+            p(
+                "store.page_cache_kib".into(),
+                format!(
+                    "must be between 64 (KiB) and 1048576 (1 GiB), not {}",
+                    self.store.page_cache_kib
+                ),
+            );
+        }
+        let w = &self.worker;
+        if w.concurrency == 0 {
+            p("worker.concurrency".into(), "must be at least 1".into());
+        }
+        if w.max_attempts == 0 {
+            p("worker.max_attempts".into(), "must be at least 1".into());
+        }
+        if w.backoff_max < w.backoff_initial {
+            p(
+                "worker.backoff_max".into(),
+                "must not be shorter than worker.backoff_initial".into(),
+            );
+        }
+
+        // Names and paths are unique across event and inline hooks: one router mounts them all.
+        let mut names = HashSet::new();
+        let mut paths = HashSet::new();
+        let identities = self
+            .event_hooks
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (format!("event_hooks[{i}]"), &h.name, &h.path))
+            .chain(
+                self.inline_hooks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (format!("inline_hooks[{i}]"), &h.name, &h.path)),
+            );
+        for (at, name, path) in identities {
+            if !valid_name(name) {
+                p(
+                    format!("{at}.name"),
+                    "use 1-64 letters, digits, '-' or '_'".into(),
+                );
+            } else if !names.insert(name.as_str()) {
+                p(
+                    format!("{at}.name"),
+                    format!("'{name}' is used by another hook"),
+                );
+            }
+            if !valid_path(path) {
+                p(
+                    format!("{at}.path"),
+                    "must start with '/' and hold only letters, digits and -._~/ (no '..', no '//')".into(),
+                );
+            } else if !paths.insert(path.as_str()) {
+                p(
+                    format!("{at}.path"),
+                    format!("'{path}' is used by another hook"),
+                );
+            }
+        }
+        for (i, h) in self.event_hooks.iter().enumerate() {
+            let at = format!("event_hooks[{i}]");
+            if matches!(h.auth, AuthConfig::Oauth(_)) {
+                p(
+                    format!("{at}.auth.type"),
+                    "oauth is for inline hooks only: Okta's event hooks send a header secret (use basic or header)".into(),
+                );
+            }
+            auth_problems(&h.auth, &format!("{at}.auth"), &mut p);
+            if h.sinks.is_empty() {
+                p(
+                    format!("{at}.sinks"),
+                    "a hook needs at least one sink (events would only be stored)".into(),
+                );
+            }
+            let mut sink_names = HashSet::new();
+            for (j, sink) in h.sinks.iter().enumerate() {
+                let at = format!("{at}.sinks[{j}]");
+                if !valid_name(&sink.name) {
+                    p(
+                        format!("{at}.name"),
+                        "use 1-64 letters, digits, '-' or '_'".into(),
+                    );
+                } else if !sink_names.insert(sink.name.as_str()) {
+                    p(
+                        format!("{at}.name"),
+                        format!("'{}' is used by another sink of this hook", sink.name),
+                    );
+                }
+                for key in &sink.unknown_keys {
+                    p(
+                        format!("{at}.{key}"),
+                        format!("unknown key for a {} sink", sink.kind.type_name()),
+                    );
+                }
+                for (k, glob) in sink.event_types.iter().enumerate() {
+                    if glob.is_empty() || glob.chars().any(char::is_whitespace) {
+                        p(
+                            format!("{at}.event_types[{k}]"),
+                            "an event type glob such as user.lifecycle.*".into(),
+                        );
+                    }
+                }
+                match &sink.kind {
+                    SinkKind::Stdout => {}
+                    SinkKind::Jsonl { path } => {
+                        if path.as_os_str().is_empty() {
+                            p(format!("{at}.path"), "must name a file".into());
+                        }
+                    }
+                    SinkKind::Http {
+                        url,
+                        headers,
+                        timeout,
+                    } => {
+                        match reqwest::Url::parse(url) {
+                            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                            Ok(_) => p(
+                                format!("{at}.url"),
+                                "must be an http:// or https:// URL".into(),
+                            ),
+                            Err(e) => p(format!("{at}.url"), format!("not a URL: {e}")),
+                        }
+                        for (name, value) in headers {
+                            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                                p(
+                                    format!("{at}.headers.{name}"),
+                                    "not a valid header name".into(),
+                                );
+                            }
+                            if let Err(e) = &value.value {
+                                p(format!("{at}.headers.{name}"), e.clone());
+                            }
+                        }
+                        self.sink_timeout_problem(*timeout, &at, &mut p);
+                    }
+                    SinkKind::Nats {
+                        url,
+                        subject,
+                        token,
+                        timeout,
+                    } => {
+                        match reqwest::Url::parse(url) {
+                            Ok(u) if matches!(u.scheme(), "nats" | "tls") => {}
+                            _ => p(
+                                format!("{at}.url"),
+                                "must be a nats:// (or tls://) URL".into(),
+                            ),
+                        }
+                        if subject.is_empty() || subject.chars().any(char::is_whitespace) {
+                            p(
+                                format!("{at}.subject"),
+                                "a subject template such as okta.{hook}.{event_type}".into(),
+                            );
+                        }
+                        if let Some(Err(e)) = token.as_ref().map(|t| &t.value) {
+                            p(format!("{at}.token"), e.clone());
+                        }
+                        self.sink_timeout_problem(*timeout, &at, &mut p);
+                    }
+                    SinkKind::Command {
+                        program, timeout, ..
+                    } => {
+                        if program.as_os_str().is_empty() {
+                            p(format!("{at}.program"), "must name a program".into());
+                        } else if program.components().count() > 1 && !program.is_file() {
+                            p(
+                                format!("{at}.program"),
+                                format!("no file at {}", program.display()),
+                            );
+                        }
+                        self.sink_timeout_problem(*timeout, &at, &mut p);
+                    }
+                }
+            }
+        }
+        for (i, h) in self.inline_hooks.iter().enumerate() {
+            let at = format!("inline_hooks[{i}]");
+            auth_problems(&h.auth, &format!("{at}.auth"), &mut p);
+            if h.budget.is_zero() || h.budget >= Duration::from_millis(2900) {
+                p(
+                    format!("{at}.budget"),
+                    "must be longer than zero and shorter than Okta's 3 s timeout (2.9 s at most; default 2s)".into(),
+                );
+            }
+            if h.idempotency_ttl.is_zero() {
+                p(
+                    format!("{at}.idempotency_ttl"),
+                    "must be longer than zero".into(),
+                );
+            }
+            if h.fallback_message
+                .as_ref()
+                .is_some_and(|m| m.is_empty() || m.len() > 1000)
+            {
+                p(
+                    format!("{at}.fallback_message"),
+                    "1 to 1000 characters".into(),
+                );
+            }
+            if let HandlerConfig::Forward(f) = &h.handler {
+                match reqwest::Url::parse(&f.url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => p(
+                        format!("{at}.handler.url"),
+                        "must be an http:// or https:// URL".into(),
+                    ),
+                }
+                for (name, value) in &f.headers {
+                    if let Err(e) = &value.value {
+                        p(format!("{at}.handler.headers.{name}"), e.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A sink attempt must end well inside the worker's lease: past the lease another
+    /// worker may claim the same job and deliver it a second time. The worker abandons
+    /// an attempt at 9/10 of the lease, so a timeout above that could never be reached.
+    fn sink_timeout_problem(
+        &self,
+        timeout: Duration,
+        at: &str,
+        p: &mut impl FnMut(String, String),
+    ) {
+        if timeout.is_zero() {
+            p(format!("{at}.timeout"), "must be longer than zero".into());
+        } else if timeout > self.worker.lease.mul_f64(0.9) {
+            p(
+                format!("{at}.timeout"),
+                format!(
+                    "must be shorter than 9/10 of worker.lease ({}): raise worker.lease or lower the timeout",
+                    humantime::format_duration(self.worker.lease)
+                ),
+            );
+        }
+    }
+
+    /// Things that work but that an operator should know at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.server.tls.enabled {
+            out.push(
+                "server.tls.enabled = false: serving plain HTTP; only do this when TLS ends at a load balancer in front of hookwarden"
+                    .to_owned(),
+            );
+        }
+        // No certificate configured: the TLS module says so when it generates or loads
+        // the development certificate, with its path.
+        let hooks = self
+            .event_hooks
+            .iter()
+            .map(|h| ("event", &h.name, &h.auth))
+            .chain(
+                self.inline_hooks
+                    .iter()
+                    .map(|h| ("inline", &h.name, &h.auth)),
+            );
+        for (kind, name, auth) in hooks {
+            let literal = match auth {
+                AuthConfig::Basic { users, .. } => users.iter().any(|u| u.password.is_literal()),
+                AuthConfig::Header { secrets, .. } => secrets.iter().any(Secret::is_literal),
+                AuthConfig::Oauth(_) => false,
+            };
+            if literal {
+                out.push(format!(
+                    "{kind} hook '{name}' has a secret written in the config file; use {{ env = \"...\" }} or {{ file = \"...\" }} in production"
+                ));
+            }
+        }
+        if let Some(r) = &self.reconcile {
+            let literal = r.api_token.as_ref().is_some_and(Secret::is_literal)
+                || r.oauth.as_ref().is_some_and(|o| o.private_key.is_literal());
+            if literal {
+                out.push("reconcile has its Okta credential written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
+            }
+        }
+        for (i, h) in self.inline_hooks.iter().enumerate() {
+            let HandlerConfig::Rules(rules) = &h.handler else {
+                continue;
+            };
+            let limit = crate::okta::inline::check::MAX_ERROR_TEXT_BYTES;
+            for (key, text) in rules.user_texts() {
+                if text.len() > limit {
+                    out.push(format!(
+                        "inline_hooks[{i}].handler.{key} is {} bytes: Okta shows it to people, and hookwarden cuts it to {limit} bytes when it is sent",
+                        text.len()
+                    ));
+                }
+            }
+        }
+        if self.admin.token.as_ref().is_some_and(Secret::is_literal) {
+            out.push("admin.token is written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
+        }
+        if self.event_hooks.is_empty() && self.inline_hooks.is_empty() {
+            out.push("no hooks configured: every request will get 404".to_owned());
+        }
+        out
+    }
+}
+
+fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)) {
+    match auth {
+        AuthConfig::Oauth(o) => {
+            match reqwest::Url::parse(&o.issuer) {
+                Ok(u) if u.scheme() == "https" || is_loopback_url(&u) => {}
+                _ => p(format!("{at}.issuer"), "must be the issuer's https:// URL, e.g. https://example.okta.com/oauth2/default".into()),
+            }
+            if o.audience.is_empty() {
+                p(
+                    format!("{at}.audience"),
+                    "must name the audience, e.g. api://default".into(),
+                );
+            }
+            match (&o.jwks_url, &o.jwks_file) {
+                (Some(_), Some(_)) | (None, None) => p(
+                    format!("{at}.jwks_url"),
+                    "set exactly one of jwks_url (Okta custom AS: {issuer}/v1/keys) and jwks_file"
+                        .into(),
+                ),
+                (Some(url), None) => match reqwest::Url::parse(url) {
+                    Ok(u) if u.scheme() == "https" || is_loopback_url(&u) => {}
+                    _ => p(
+                        format!("{at}.jwks_url"),
+                        "must be an https:// URL (plain http only on a loopback address)".into(),
+                    ),
+                },
+                (None, Some(file)) => {
+                    if !file.is_file() {
+                        p(
+                            format!("{at}.jwks_file"),
+                            format!("no file at {}", file.display()),
+                        );
+                    }
+                }
+            }
+            if o.leeway > Duration::from_secs(300) {
+                p(
+                    format!("{at}.leeway"),
+                    "at most 5m: a larger skew accepts expired tokens".into(),
+                );
+            }
+            if o.jwks_min_refresh.is_zero() || o.jwks_cache_ttl < o.jwks_min_refresh {
+                p(
+                    format!("{at}.jwks_min_refresh"),
+                    "must be longer than zero and not longer than jwks_cache_ttl".into(),
+                );
+            }
+        }
+        AuthConfig::Basic { header, users } => {
+            check_header_name(header, &format!("{at}.header"), p);
+            if users.is_empty() {
+                p(format!("{at}.users"), "at least one user is needed".into());
+            }
+            for (i, u) in users.iter().enumerate() {
+                if u.username.is_empty() || u.username.contains(':') {
+                    p(
+                        format!("{at}.users[{i}].username"),
+                        "must be non-empty and have no ':'".into(),
+                    );
+                }
+                if let Err(e) = &u.password.value {
+                    p(format!("{at}.users[{i}].password"), e.clone());
+                }
+            }
+        }
+        AuthConfig::Header { header, secrets } => {
+            check_header_name(header, &format!("{at}.header"), p);
+            if secrets.is_empty() {
+                p(
+                    format!("{at}.secrets"),
+                    "at least one secret is needed".into(),
+                );
+            }
+            for (i, s) in secrets.iter().enumerate() {
+                match &s.value {
+                    Err(e) => p(format!("{at}.secrets[{i}]"), e.clone()),
+                    Ok(v) if expose(v).len() < 16 => p(
+                        format!("{at}.secrets[{i}]"),
+                        "shorter than 16 characters: too easy to guess".into(),
+                    ),
+                    Ok(v) if axum::http::HeaderValue::from_str(expose(v)).is_err() => p(
+                        format!("{at}.secrets[{i}]"),
+                        "cannot be sent as an HTTP header value".into(),
+                    ),
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Plain http is accepted for a key server on this machine only (tests, sidecars).
+fn is_loopback_url(u: &reqwest::Url) -> bool {
+    u.scheme() == "http"
+        && match u.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+}
+
+fn check_header_name(name: &str, key: &str, p: &mut impl FnMut(String, String)) {
+    if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        p(
+            key.to_owned(),
+            format!("'{name}' is not a valid header name"),
+        );
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
+        && !path.contains("//")
+        && !path.split('/').any(|seg| seg == ".." || seg == ".")
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~/".contains(c))
+}
