@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_page;
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod guard;
 pub mod network;

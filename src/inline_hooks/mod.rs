@@ -15,7 +15,7 @@ pub mod rules;
 pub mod script;
 
 use crate::config::{Config, Fallback, HandlerConfig, InlineHookConfig, Problem};
-use crate::event_hooks::read_json_body;
+use crate::http::body::read_json_body;
 use crate::http::error::ApiError;
 use crate::metrics::{HookLabel, InlineLabel, InlineOutcome, Metrics};
 use crate::okta::inline::answer;
