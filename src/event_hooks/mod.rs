@@ -9,6 +9,7 @@ use crate::activity::{Kind, Note};
 use crate::config::{EventHookConfig, SinkConfig};
 use crate::http::body::read_json_body;
 use crate::http::error::ApiError;
+use crate::http::guard::{Admission, Authenticated};
 use crate::metrics::{HookLabel, Metrics};
 use crate::okta::event_hook::{
     DeliveryError, EventHead, ParsedDelivery, VerificationResponse, VERIFICATION_HEADER,
@@ -20,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,7 +128,8 @@ impl HookState {
 }
 
 /// The routes of one hook: GET verifies, POST delivers, anything else is 405.
-/// The guard (allowlist and auth) is layered on by the caller.
+/// The guard (allowlist and auth) is layered on by the caller; both handlers take its
+/// [`Authenticated`], so without it they refuse every call (500) before reading anything.
 pub fn routes(path: &str, state: Arc<HookState>) -> Router {
     Router::new()
         .route(
@@ -139,7 +142,13 @@ pub fn routes(path: &str, state: Arc<HookState>) -> Router {
 }
 
 /// The one-time verification: echo `X-Okta-Verification-Challenge` as `{"verification": ...}`.
-async fn verify(State(s): State<Arc<HookState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+///
+/// `auth` is the guard's pass ([`Authenticated`]): without the guard there is no verification.
+async fn verify(
+    State(s): State<Arc<HookState>>,
+    auth: Authenticated,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let challenge = headers
         .get(VERIFICATION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -149,7 +158,12 @@ async fn verify(State(s): State<Arc<HookState>>, headers: HeaderMap) -> Result<R
                 "Verification needs an X-Okta-Verification-Challenge header (1 to 1024 visible ASCII characters)",
             )
         })?;
-    tracing::info!(hook = %s.name, "event hook verification answered");
+    tracing::info!(
+        hook = %s.name,
+        client = %auth.client(),
+        credentials = auth.admission() == Admission::Credentials,
+        "event hook verification answered"
+    );
     let note = Note {
         kind: Kind::Verification,
         outcome: "verification answered".to_owned(),
@@ -223,13 +237,22 @@ impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
 }
 
 /// A delivery, with a note for the admin page of what became of it.
-async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Response {
+///
+/// `auth` is the guard's pass ([`Authenticated`]): without the guard the body is never read.
+async fn deliver(State(s): State<Arc<HookState>>, auth: Authenticated, req: Request) -> Response {
     let arrival = req
         .extensions()
         .get::<crate::http::guard::Arrival>()
         .map_or_else(Instant::now, |a| a.0);
     let mut event_types = Vec::new();
-    let stored = store_delivery(&s, req, arrival + STORE_DEADLINE, &mut event_types).await;
+    let stored = store_delivery(
+        &s,
+        auth.client(),
+        req,
+        arrival + STORE_DEADLINE,
+        &mut event_types,
+    )
+    .await;
     let (res, outcome) = match stored {
         Ok(o) => (
             StatusCode::OK.into_response(),
@@ -250,6 +273,7 @@ async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Response {
 /// Fills `event_types` once the body is parsed.
 async fn store_delivery(
     s: &Arc<HookState>,
+    client: IpAddr,
     req: Request,
     deadline: Instant,
     event_types: &mut Vec<String>,
@@ -303,6 +327,7 @@ async fn store_delivery(
         Err(_) => {
             tracing::error!(
                 hook = %s.name,
+                client = %client,
                 event_id = %event_id,
                 waited_ms = started.elapsed().as_millis() as u64,
                 "delivery not stored in time: answering 503 so that Okta retries (the write goes on)"
@@ -326,7 +351,7 @@ async fn store_delivery(
         }
     };
     let outcome = committed.map_err(|e| {
-        tracing::error!(hook = %s.name, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
+        tracing::error!(hook = %s.name, client = %client, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
         match e {
             StoreError::Full(_) => ApiError::store_full(),
             StoreError::DiskLow(_) => ApiError::store_disk_low(),
@@ -345,6 +370,7 @@ async fn store_delivery(
     let uuids: Vec<&str> = parsed.events.iter().map(|(h, _)| h.uuid.as_str()).collect();
     tracing::info!(
         hook = %s.name,
+        client = %client,
         event_id = %event_id,
         events = count,
         stored = outcome.stored,

@@ -137,6 +137,16 @@ impl ApiError {
             Reason::store_full,
         )
     }
+
+    /// Not the caller's error: a hook route reached without its guard (see
+    /// [`crate::http::guard::Authenticated`]). A wiring bug, refused before the handler.
+    pub fn not_guarded() -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            summary: Cow::Borrowed("Internal error: this hook is not behind its guard"),
+            reason: None,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
