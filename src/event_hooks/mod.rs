@@ -14,7 +14,7 @@ use crate::metrics::{HookLabel, Metrics};
 use crate::okta::event_hook::{
     DeliveryError, EventHead, ParsedDelivery, VerificationResponse, VERIFICATION_HEADER,
 };
-use crate::store::{glob_match, now_millis, Delivery, NewEvent, Store, StoreError};
+use crate::store::{glob_match, now_millis, Delivery, NewEvent, Store};
 use crate::worker::Waker;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -352,11 +352,7 @@ async fn store_delivery(
     };
     let outcome = committed.map_err(|e| {
         tracing::error!(hook = %s.name, client = %client, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
-        match e {
-            StoreError::Full(_) => ApiError::store_full(),
-            StoreError::DiskLow(_) => ApiError::store_disk_low(),
-            StoreError::Unavailable(_) | StoreError::Closed => ApiError::store_unavailable(),
-        }
+        ApiError::from(e)
     })?;
     let label = HookLabel {
         hook: s.name.clone(),
