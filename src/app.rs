@@ -12,11 +12,12 @@ use crate::event_hooks::{self, HookState};
 use crate::http::error::ApiError;
 use crate::http::guard::{self, DeadlineAnswer, DoorAuth, Guard, Tracked};
 use crate::http::network::{ClientIpResolver, IpAllowlist};
-use crate::http::{server, tls};
+use crate::http::server;
+use crate::http::tls::{self, TlsError};
 use crate::metrics::Metrics;
-use crate::sinks::SinkSet;
+use crate::sinks::{SinkSet, SinkSetupError};
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::worker;
 use axum::response::IntoResponse;
 use axum::Router;
@@ -32,14 +33,19 @@ pub struct Listeners {
     pub admin: Option<std::net::TcpListener>,
 }
 
+/// Why the service could not start or stopped with an error; its words are what `serve`
+/// prints. Each variant keeps its cause as the error's source.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot open the store: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
+    /// `store.backend = "postgres"` without a `[store.postgres]` table.
+    #[error("cannot open the store: store.postgres is missing")]
+    NoPostgres,
     #[error("cannot set up a sink: {0}")]
-    Sink(String),
+    Sink(#[from] SinkSetupError),
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -47,6 +53,8 @@ pub enum RunError {
     },
     #[error("the public listener failed: {0}")]
     Serve(std::io::Error),
+    /// The text is `check-config`'s: the hook's auth or handler problems, or the
+    /// reconciler's (each built by code that returns the words shown to the user).
     #[error("cannot set up a hook: {0}")]
     Hook(String),
 }
@@ -158,26 +166,18 @@ pub struct OpenedStore {
 
 /// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
 pub async fn open_store(config: &Config) -> Result<OpenedStore, RunError> {
-    let store_error = |e: crate::store::StoreError| RunError::Store(e.to_string());
     Ok(match (config.store.backend, &config.store.postgres) {
         (crate::config::StoreBackend::Postgres, Some(pg)) => {
-            let pg = Arc::new(
-                crate::store::postgres::PostgresStore::connect(pg, &config.store)
-                    .await
-                    .map_err(store_error)?,
-            );
+            let pg =
+                Arc::new(crate::store::postgres::PostgresStore::connect(pg, &config.store).await?);
             OpenedStore {
                 store: pg.clone(),
                 shared: Some(pg),
             }
         }
-        (crate::config::StoreBackend::Postgres, None) => {
-            return Err(RunError::Store("store.postgres is missing".to_owned()))
-        }
+        (crate::config::StoreBackend::Postgres, None) => return Err(RunError::NoPostgres),
         (crate::config::StoreBackend::Sqlite, _) => OpenedStore {
-            store: Arc::new(
-                SqliteStore::open(&config.store_path(), &config.store).map_err(store_error)?,
-            ),
+            store: Arc::new(SqliteStore::open(&config.store_path(), &config.store)?),
             shared: None,
         },
     })
@@ -201,7 +201,7 @@ pub async fn run(
     }
 
     let OpenedStore { store, shared } = open_store(&config).await?;
-    let sinks = SinkSet::build(&config).map_err(RunError::Sink)?;
+    let sinks = SinkSet::build(&config)?;
     let metrics = Arc::new(Metrics::new());
     let activity = Arc::new(crate::activity::Activity::new());
 
@@ -216,11 +216,7 @@ pub async fn run(
     };
 
     let tls_config = if config.server.tls.enabled {
-        Some(
-            tls::load(&config.server)
-                .await
-                .map_err(|e| RunError::Tls(e.to_string()))?,
-        )
+        Some(tls::load(&config.server).await?)
     } else {
         None
     };

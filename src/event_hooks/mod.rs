@@ -7,19 +7,21 @@
 
 use crate::activity::{Kind, Note};
 use crate::config::{EventHookConfig, SinkConfig};
+use crate::http::body::read_json_body;
 use crate::http::error::ApiError;
+use crate::http::guard::{Admission, Authenticated};
 use crate::metrics::{HookLabel, Metrics};
 use crate::okta::event_hook::{
     DeliveryError, EventHead, ParsedDelivery, VerificationResponse, VERIFICATION_HEADER,
 };
-use crate::store::{glob_match, now_millis, Delivery, NewEvent, Store, StoreError};
+use crate::store::{glob_match, now_millis, Delivery, NewEvent, Store};
 use crate::worker::Waker;
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,7 +128,8 @@ impl HookState {
 }
 
 /// The routes of one hook: GET verifies, POST delivers, anything else is 405.
-/// The guard (allowlist and auth) is layered on by the caller.
+/// The guard (allowlist and auth) is layered on by the caller; both handlers take its
+/// [`Authenticated`], so without it they refuse every call (500) before reading anything.
 pub fn routes(path: &str, state: Arc<HookState>) -> Router {
     Router::new()
         .route(
@@ -139,7 +142,13 @@ pub fn routes(path: &str, state: Arc<HookState>) -> Router {
 }
 
 /// The one-time verification: echo `X-Okta-Verification-Challenge` as `{"verification": ...}`.
-async fn verify(State(s): State<Arc<HookState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+///
+/// `auth` is the guard's pass ([`Authenticated`]): without the guard there is no verification.
+async fn verify(
+    State(s): State<Arc<HookState>>,
+    auth: Authenticated,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let challenge = headers
         .get(VERIFICATION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -149,7 +158,12 @@ async fn verify(State(s): State<Arc<HookState>>, headers: HeaderMap) -> Result<R
                 "Verification needs an X-Okta-Verification-Challenge header (1 to 1024 visible ASCII characters)",
             )
         })?;
-    tracing::info!(hook = %s.name, "event hook verification answered");
+    tracing::info!(
+        hook = %s.name,
+        client = %auth.client(),
+        credentials = auth.admission() == Admission::Credentials,
+        "event hook verification answered"
+    );
     let note = Note {
         kind: Kind::Verification,
         outcome: "verification answered".to_owned(),
@@ -161,65 +175,6 @@ async fn verify(State(s): State<Arc<HookState>>, headers: HeaderMap) -> Result<R
         })
         .into_response(),
     ))
-}
-
-/// True for `application/json`, with or without parameters (`; charset=utf-8`).
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// True when the body carries a `Content-Encoding` other than `identity`.
-fn is_encoded(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
-        v.to_str().map_or(true, |v| {
-            v.split(',')
-                .any(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
-        })
-    })
-}
-
-/// Reads a JSON request body: 415 unless `Content-Type` is JSON and the body is not
-/// compressed (nothing here inflates bodies, so a gzip label is refused rather than
-/// parsed as JSON), 413 above `limit` (by `Content-Length` before reading, or while
-/// reading a chunked body).
-pub async fn read_json_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    if !is_json(req.headers()) {
-        return Err(ApiError::unsupported_media_type());
-    }
-    if is_encoded(req.headers()) {
-        return Err(ApiError::unsupported_encoding());
-    }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    read_body(req.into_body(), limit, declared).await
-}
-
-async fn read_body(
-    body: Body,
-    limit: usize,
-    declared: Option<u64>,
-) -> Result<axum::body::Bytes, ApiError> {
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        // `to_bytes` reports the limit as a LengthLimitError somewhere in the source chain.
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(err) = source {
-            if err.is::<http_body_util::LengthLimitError>() {
-                return ApiError::payload_too_large(limit);
-            }
-            source = err.source();
-        }
-        ApiError::bad_request("The request body could not be read")
-    })
 }
 
 /// Every number of a stored event must fit an `f64`. Events are kept as sent (raw JSON),
@@ -282,13 +237,22 @@ impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
 }
 
 /// A delivery, with a note for the admin page of what became of it.
-async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Response {
+///
+/// `auth` is the guard's pass ([`Authenticated`]): without the guard the body is never read.
+async fn deliver(State(s): State<Arc<HookState>>, auth: Authenticated, req: Request) -> Response {
     let arrival = req
         .extensions()
         .get::<crate::http::guard::Arrival>()
         .map_or_else(Instant::now, |a| a.0);
     let mut event_types = Vec::new();
-    let stored = store_delivery(&s, req, arrival + STORE_DEADLINE, &mut event_types).await;
+    let stored = store_delivery(
+        &s,
+        auth.client(),
+        req,
+        arrival + STORE_DEADLINE,
+        &mut event_types,
+    )
+    .await;
     let (res, outcome) = match stored {
         Ok(o) => (
             StatusCode::OK.into_response(),
@@ -309,6 +273,7 @@ async fn deliver(State(s): State<Arc<HookState>>, req: Request) -> Response {
 /// Fills `event_types` once the body is parsed.
 async fn store_delivery(
     s: &Arc<HookState>,
+    client: IpAddr,
     req: Request,
     deadline: Instant,
     event_types: &mut Vec<String>,
@@ -362,6 +327,7 @@ async fn store_delivery(
         Err(_) => {
             tracing::error!(
                 hook = %s.name,
+                client = %client,
                 event_id = %event_id,
                 waited_ms = started.elapsed().as_millis() as u64,
                 "delivery not stored in time: answering 503 so that Okta retries (the write goes on)"
@@ -385,12 +351,8 @@ async fn store_delivery(
         }
     };
     let outcome = committed.map_err(|e| {
-        tracing::error!(hook = %s.name, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
-        match e {
-            StoreError::Full(_) => ApiError::store_full(),
-            StoreError::DiskLow(_) => ApiError::store_disk_low(),
-            StoreError::Unavailable(_) | StoreError::Closed => ApiError::store_unavailable(),
-        }
+        tracing::error!(hook = %s.name, client = %client, event_id = %event_id, error = %e, "delivery not stored: answering 503 so that Okta retries");
+        ApiError::from(e)
     })?;
     let label = HookLabel {
         hook: s.name.clone(),
@@ -404,6 +366,7 @@ async fn store_delivery(
     let uuids: Vec<&str> = parsed.events.iter().map(|(h, _)| h.uuid.as_str()).collect();
     tracing::info!(
         hook = %s.name,
+        client = %client,
         event_id = %event_id,
         events = count,
         stored = outcome.stored,
@@ -449,37 +412,6 @@ mod tests {
         assert!(r
             .sinks_for(&head("user.lifecycle.deactivate", Some("svc")))
             .is_empty());
-    }
-
-    #[test]
-    fn content_type_with_parameters_is_json() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            "application/json; charset=utf-8".parse().expect("valid"),
-        );
-        assert!(is_json(&h));
-        h.insert(header::CONTENT_TYPE, "text/plain".parse().expect("valid"));
-        assert!(!is_json(&h));
-        assert!(!is_json(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn any_content_encoding_but_identity_counts_as_encoded() {
-        let with = |values: &[&str]| {
-            let mut h = HeaderMap::new();
-            for v in values {
-                h.append(header::CONTENT_ENCODING, v.parse().expect("valid"));
-            }
-            is_encoded(&h)
-        };
-        assert!(!with(&[]));
-        assert!(!with(&["identity"]));
-        assert!(!with(&["Identity", " identity "]));
-        assert!(with(&["gzip"]));
-        assert!(with(&["identity, gzip"]));
-        assert!(with(&["identity", "br"]));
-        assert!(with(&["x-unknown"]));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! what a caller can act on without revealing which part of a credential failed.
 
 use crate::metrics::Reason;
+use crate::store::StoreError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -137,6 +138,29 @@ impl ApiError {
             Reason::store_full,
         )
     }
+
+    /// Not the caller's error: a hook route reached without its guard (see
+    /// [`crate::http::guard::Authenticated`]). A wiring bug, refused before the handler.
+    pub fn not_guarded() -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            summary: Cow::Borrowed("Internal error: this hook is not behind its guard"),
+            reason: None,
+        }
+    }
+}
+
+/// A store that cannot take a delivery, as Okta sees it: always 503, so that Okta retries,
+/// with words (and a rejection reason) for what is wrong. The one place where a
+/// [`StoreError`] becomes an answer; the caller logs the error itself.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Full(_) => ApiError::store_full(),
+            StoreError::DiskLow(_) => ApiError::store_disk_low(),
+            StoreError::Unavailable(_) | StoreError::Closed => ApiError::store_unavailable(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -151,5 +175,32 @@ impl IntoResponse for ApiError {
         // Handlers and layers record the rejection metric from this extension.
         res.extensions_mut().insert(self);
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_error_is_a_503_that_okta_retries_with_its_own_words() {
+        let cases = [
+            (StoreError::Full(7), ApiError::store_full()),
+            (StoreError::DiskLow(1 << 20), ApiError::store_disk_low()),
+            (
+                StoreError::Unavailable("disk I/O error".to_owned()),
+                ApiError::store_unavailable(),
+            ),
+            (StoreError::Closed, ApiError::store_unavailable()),
+        ];
+        for (store, want) in cases {
+            let what = store.to_string();
+            let got = ApiError::from(store);
+            assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE, "{what}");
+            assert_eq!(got.summary, want.summary, "{what}");
+            assert_eq!(got.reason, want.reason, "{what}");
+            // The store's own words (paths, sizes) stay in the log, not in the answer.
+            assert!(!got.summary.contains("I/O"), "{what}");
+        }
     }
 }

@@ -13,11 +13,12 @@ use super::network::{ClientIpResolver, IpAllowlist};
 use super::oauth::{BearerError, BearerVerifier};
 use crate::config::AuthConfig;
 use crate::metrics::{HookStatus, Metrics};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,9 +105,70 @@ pub struct Guard {
     pub deadline: Option<Arc<dyn DeadlineAnswer>>,
 }
 
-/// The client address as the guard resolved it, for handlers that log it.
+/// Proof that a request went through its hook's [`guard`]: the client address passed the
+/// allowlist and, unless [`Admission::VerificationWithoutCredentials`], the credentials
+/// passed the check.
+///
+/// The fields are private, so only this module makes one: the guard inserts it into the
+/// request's extensions, and every hook handler takes it as an argument (an extractor).
+/// A hook route mounted without its guard therefore refuses every call with a 500 (a
+/// wiring bug, logged as one) before its handler runs: "a handler never reads an
+/// unauthenticated body" holds by the types, not by the care of whoever builds the router.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub std::net::IpAddr);
+pub struct Authenticated {
+    client: IpAddr,
+    admission: Admission,
+}
+
+/// How the guard let a request in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The credentials passed the hook's check.
+    Credentials,
+    /// The event hook's verification GET, let in without credentials because the hook's
+    /// `verify_requires_auth` is false. It has no body; only a GET carries it.
+    VerificationWithoutCredentials,
+}
+
+impl Authenticated {
+    /// The client address as the guard resolved it (through trusted proxies).
+    pub fn client(&self) -> IpAddr {
+        self.client
+    }
+
+    pub fn admission(&self) -> Admission {
+        self.admission
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let found = parts.extensions.get::<Authenticated>().copied();
+        match found {
+            Some(a) if a.admission == Admission::Credentials || parts.method == Method::GET => {
+                Ok(a)
+            }
+            Some(_) => {
+                tracing::error!(
+                    method = %parts.method,
+                    path = %parts.uri.path(),
+                    "wiring bug: a request let in without credentials (the verification GET's admission) reached a handler for another method; refused"
+                );
+                Err(ApiError::not_guarded())
+            }
+            None => {
+                tracing::error!(
+                    method = %parts.method,
+                    path = %parts.uri.path(),
+                    "wiring bug: a hook route is mounted without its guard; every call to it is refused"
+                );
+                Err(ApiError::not_guarded())
+            }
+        }
+    }
+}
 
 pub async fn guard(
     State(g): State<Arc<Guard>>,
@@ -123,7 +185,12 @@ pub async fn guard(
         return ApiError::forbidden().into_response();
     }
     let is_verification = req.method() == Method::GET;
-    if g.verify_requires_auth || !is_verification {
+    let admission = if g.verify_requires_auth || !is_verification {
+        Admission::Credentials
+    } else {
+        Admission::VerificationWithoutCredentials
+    };
+    if admission == Admission::Credentials {
         let deadline = g.deadline.as_ref().map(|d| {
             // Without an Arrival (a guard outside `track`), the budget counts from here.
             let arrival = req
@@ -154,7 +221,8 @@ pub async fn guard(
             }
         }
     }
-    req.extensions_mut().insert(ClientIp(client));
+    req.extensions_mut()
+        .insert(Authenticated { client, admission });
     next.run(req).await
 }
 
@@ -223,5 +291,54 @@ pub fn count(metrics: &Metrics, hook: &str, res: &Response) {
         .inc();
     if let Some(reason) = res.extensions().get::<ApiError>().and_then(|e| e.reason) {
         metrics.reject(hook, reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    async fn extract(
+        method: Method,
+        pass: Option<Authenticated>,
+    ) -> Result<Authenticated, ApiError> {
+        let (mut parts, ()) = axum::http::Request::builder()
+            .method(method)
+            .uri("/hooks/okta")
+            .body(())
+            .expect("request")
+            .into_parts();
+        if let Some(pass) = pass {
+            parts.extensions.insert(pass);
+        }
+        Authenticated::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn only_the_guards_pass_is_extracted_and_a_credential_free_one_only_for_get() {
+        let client = IpAddr::from([192, 0, 2, 7]);
+        let with = |admission| Authenticated { client, admission };
+        for method in [Method::GET, Method::POST] {
+            let e = extract(method.clone(), None).await.expect_err("no pass");
+            assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR, "{method}");
+            assert_eq!(e.reason, None, "{method}: not the caller's error");
+            let a = extract(method.clone(), Some(with(Admission::Credentials)))
+                .await
+                .expect("the guard's pass");
+            assert_eq!(
+                (a.client(), a.admission()),
+                (client, Admission::Credentials)
+            );
+        }
+        let open = Some(with(Admission::VerificationWithoutCredentials));
+        let a = extract(Method::GET, open)
+            .await
+            .expect("the verification GET");
+        assert_eq!(a.admission(), Admission::VerificationWithoutCredentials);
+        let e = extract(Method::POST, open)
+            .await
+            .expect_err("a POST without credentials");
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

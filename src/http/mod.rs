@@ -1,6 +1,7 @@
 //! The HTTP side: listeners, guards, TLS and error bodies.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod guard;
 pub mod network;

@@ -504,18 +504,42 @@ struct KeySet {
     fetched_at: Instant,
 }
 
+/// Why a key set could not be had: a fetch of the issuer's keys that failed, or a
+/// document that cannot be installed. Logged (with the URL) by the caller, which keeps the
+/// cached keys; `jwks_file` problems become `check-config`'s words.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    /// The request failed (connect, TLS, timeout, body); the URL is left out of the words.
+    #[error(transparent)]
+    Request(reqwest::Error),
+    #[error("status {0}")]
+    Status(reqwest::StatusCode),
+    #[error("larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("not a JWKS document: {0}")]
+    NotJwks(#[source] serde_json::Error),
+    /// Installing it would lock Okta out.
+    #[error(
+        "none of its {total} key(s) is an RSA (RS256/384/512) or EC (P-256/P-384) signing key"
+    )]
+    NoSigningKey { total: usize },
+}
+
+impl JwksError {
+    fn request(e: reqwest::Error) -> Self {
+        JwksError::Request(e.without_url())
+    }
+}
+
 impl KeySet {
     /// Parses a JWKS document and keeps the keys that fit the allow-list. A document
     /// without one usable signing key is an error: installing it would lock Okta out.
-    fn parse(bytes: &[u8], generation: u64) -> Result<KeySet, String> {
-        let set: JwkSet =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
+    fn parse(bytes: &[u8], generation: u64) -> Result<KeySet, JwksError> {
+        let set: JwkSet = serde_json::from_slice(bytes).map_err(JwksError::NotJwks)?;
         let total = set.keys.len();
         let keys: Vec<VerifyKey> = set.keys.iter().filter_map(usable_key).collect();
         if keys.is_empty() {
-            return Err(format!(
-                "none of its {total} key(s) is an RSA (RS256/384/512) or EC (P-256/P-384) signing key"
-            ));
+            return Err(JwksError::NoSigningKey { total });
         }
         if keys.len() < total {
             tracing::debug!(
@@ -823,27 +847,27 @@ impl Remote {
     }
 
     /// One GET of the JWKS, bounded in time and size.
-    async fn fetch_once(&self, generation: u64) -> Result<KeySet, String> {
+    async fn fetch_once(&self, generation: u64) -> Result<KeySet, JwksError> {
         let mut res = self
             .client
             .get(self.url.clone())
             .header(header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(JwksError::request)?;
         if !res.status().is_success() {
-            return Err(format!("status {}", res.status()));
+            return Err(JwksError::Status(res.status()));
         }
         if res
             .content_length()
             .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
         {
-            return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+            return Err(JwksError::TooLarge);
         }
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| e.without_url().to_string())? {
+        while let Some(chunk) = res.chunk().await.map_err(JwksError::request)? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+                return Err(JwksError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }

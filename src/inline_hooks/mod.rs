@@ -15,8 +15,9 @@ pub mod rules;
 pub mod script;
 
 use crate::config::{Config, Fallback, HandlerConfig, InlineHookConfig, Problem};
-use crate::event_hooks::read_json_body;
+use crate::http::body::read_json_body;
 use crate::http::error::ApiError;
+use crate::http::guard::Authenticated;
 use crate::metrics::{HookLabel, InlineLabel, InlineOutcome, Metrics};
 use crate::okta::inline::answer;
 use crate::okta::inline::settle::{settle, Settled, Settlement};
@@ -274,7 +275,9 @@ fn json_response(bytes: bytes::Bytes) -> Response {
 }
 
 /// An inline call, with a note for the admin page of how it was answered.
-async fn handle(State(h): State<Arc<InlineHook>>, req: Request) -> Response {
+///
+/// The guard's pass ([`Authenticated`]) is required: without the guard the body is never read.
+async fn handle(State(h): State<Arc<InlineHook>>, _: Authenticated, req: Request) -> Response {
     let (res, outcome) = match answer_call(&h, req).await {
         Ok(answered) => answered,
         Err(e) => (e.clone().into_response(), format!("refused: {}", e.summary)),

@@ -34,29 +34,29 @@ impl HttpSink {
         url: &str,
         headers: &BTreeMap<String, Secret>,
         timeout: Duration,
-    ) -> Result<Self, String> {
-        let parsed = Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    ) -> Result<Self, SetupError> {
+        let parsed = Url::parse(url).map_err(SetupError::Url)?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!(
-                "URL scheme must be http or https, not {}",
-                parsed.scheme()
-            ));
+            return Err(SetupError::Scheme {
+                allowed: "http or https",
+                scheme: parsed.scheme().to_owned(),
+            });
         }
         let mut map = HeaderMap::new();
         for (name, secret) in headers {
             let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("header {name}: not a valid header name"))?;
+                .map_err(|_| SetupError::HeaderName(name.clone()))?;
             let value = secret
                 .value()
-                .ok_or_else(|| format!("header {name}: the secret could not be resolved"))?;
+                .ok_or_else(|| SetupError::HeaderUnresolved(name.clone()))?;
             let mut value = HeaderValue::from_str(expose(value))
-                .map_err(|_| format!("header {name}: the value cannot be sent in HTTP"))?;
+                .map_err(|_| SetupError::HeaderValue(name.clone()))?;
             value.set_sensitive(true);
             map.insert(header, value);
         }
         let client = outbound::client(timeout)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(SetupError::Client)?;
         Ok(HttpSink {
             shown_url: shown_url(&parsed),
             client,
@@ -309,6 +309,7 @@ mod tests {
         let err = HttpSink::new("http://127.0.0.1/", &headers, Duration::from_secs(1))
             .err()
             .expect("must fail");
+        let err = err.to_string();
         assert!(
             err.contains("X-Bad") && !err.contains("break-secret"),
             "{err}"

@@ -76,21 +76,28 @@ pub struct JsonlSink {
 impl JsonlSink {
     /// Opens (creating it and its folders if needed) the file for appending, and ends
     /// a torn last line left by a crash with a newline.
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub fn open(path: &Path) -> Result<Self, SetupError> {
+        let open = |source| SetupError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create folder {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|source| SetupError::CreateFolder {
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
             .open(path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        end_with_newline(&file).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
-        let sync_file = file
-            .try_clone()
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(open)?;
+        end_with_newline(&file).map_err(|source| SetupError::Repair {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let sync_file = file.try_clone().map_err(open)?;
         Ok(JsonlSink {
             path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(Writer {

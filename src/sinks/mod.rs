@@ -128,6 +128,60 @@ impl SinkError {
     }
 }
 
+/// Why a configured sink cannot be set up at start (a failed delivery is a [`SinkError`]).
+/// The words are those shown to the user at start; a secret's value is never in them.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot create folder {}: {source}", path.display())]
+    CreateFolder {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Ending a torn last line (left by a crash) with a newline failed.
+    #[error("cannot repair {}: {source}", path.display())]
+    Repair {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid URL: {0}")]
+    Url(#[source] url::ParseError),
+    #[error("URL scheme must be {allowed}, not {scheme}")]
+    Scheme {
+        allowed: &'static str,
+        scheme: String,
+    },
+    #[error(
+        "subject template {template:?} does not give a valid subject \
+         (tokens separated by dots, no spaces, no * or >): {sample:?}"
+    )]
+    Subject { template: String, sample: String },
+    #[error("the token secret could not be resolved")]
+    TokenUnresolved,
+    /// The header's name, never its value.
+    #[error("header {0}: not a valid header name")]
+    HeaderName(String),
+    #[error("header {0}: the secret could not be resolved")]
+    HeaderUnresolved(String),
+    #[error("header {0}: the value cannot be sent in HTTP")]
+    HeaderValue(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// A [`SetupError`] with the hook and sink it is about: what [`SinkSet::build`] fails with.
+#[derive(Debug, thiserror::Error)]
+#[error("event hook '{hook}', sink '{sink}': {source}")]
+pub struct SinkSetupError {
+    pub hook: String,
+    pub sink: String,
+    pub source: SetupError,
+}
+
 /// A destination for events.
 #[async_trait]
 pub trait Sink: Send + Sync + 'static {
@@ -166,13 +220,18 @@ pub struct SinkSet {
 
 impl SinkSet {
     /// Builds every sink of every hook. Fails with a message naming the sink.
-    pub fn build(config: &Config) -> Result<SinkSet, String> {
+    pub fn build(config: &Config) -> Result<SinkSet, SinkSetupError> {
         let mut sinks: HashMap<(String, String), Arc<dyn Sink>> = HashMap::new();
         // Two hooks may name the same JSONL file; they must share one writer.
         let mut files: HashMap<std::path::PathBuf, Arc<jsonl::JsonlSink>> = HashMap::new();
         let stdout: Arc<stdout::StdoutSink> = Arc::new(stdout::StdoutSink::new());
         for hook in &config.event_hooks {
             for sink in &hook.sinks {
+                let named = |source| SinkSetupError {
+                    hook: hook.name.clone(),
+                    sink: sink.name.clone(),
+                    source,
+                };
                 let built: Arc<dyn Sink> = match &sink.kind {
                     SinkKind::Stdout => stdout.clone(),
                     SinkKind::Jsonl { path } => {
@@ -180,9 +239,7 @@ impl SinkSet {
                         if let Some(existing) = files.get(&key) {
                             existing.clone()
                         } else {
-                            let s = Arc::new(jsonl::JsonlSink::open(path).map_err(|e| {
-                                format!("event hook '{}', sink '{}': {e}", hook.name, sink.name)
-                            })?);
+                            let s = Arc::new(jsonl::JsonlSink::open(path).map_err(named)?);
                             files.insert(key, s.clone());
                             s
                         }
@@ -191,18 +248,15 @@ impl SinkSet {
                         url,
                         headers,
                         timeout,
-                    } => Arc::new(http::HttpSink::new(url, headers, *timeout).map_err(|e| {
-                        format!("event hook '{}', sink '{}': {e}", hook.name, sink.name)
-                    })?),
+                    } => Arc::new(http::HttpSink::new(url, headers, *timeout).map_err(named)?),
                     SinkKind::Nats {
                         url,
                         subject,
                         token,
                         timeout,
                     } => Arc::new(
-                        nats::NatsSink::new(url, subject, token.as_ref(), *timeout).map_err(
-                            |e| format!("event hook '{}', sink '{}': {e}", hook.name, sink.name),
-                        )?,
+                        nats::NatsSink::new(url, subject, token.as_ref(), *timeout)
+                            .map_err(named)?,
                     ),
                     SinkKind::Command {
                         program,
@@ -246,5 +300,43 @@ pub(crate) fn test_job(sink: &str, uuid: &str, event_type: &str) -> Job {
         interrupted: false,
         recovered: false,
         payload: format!(r#"{{"uuid":"{uuid}"}}"#),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_that_cannot_be_set_up_is_named_with_its_cause_as_source() {
+        let config = Config::from_toml_str(
+            r#"
+            [[event_hooks]]
+            name = "okta"
+            path = "/hooks/okta"
+            auth = { type = "basic", users = [{ username = "okta", password = "correct horse battery" }] }
+            sinks = [{ name = "archive", type = "jsonl", path = "/dev/null/not-a-folder/events.jsonl" }]
+            "#,
+        )
+        .expect("valid config");
+        let Err(e) = SinkSet::build(&config) else {
+            panic!("a JSONL file under /dev/null cannot be opened");
+        };
+        assert_eq!((e.hook.as_str(), e.sink.as_str()), ("okta", "archive"));
+        assert!(
+            matches!(&e.source, SetupError::CreateFolder { path, .. } if path.ends_with("not-a-folder")),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "event hook 'okta', sink 'archive': cannot create folder /dev/null/not-a-folder: "
+            ),
+            "{text}"
+        );
+        let io = std::error::Error::source(&e)
+            .and_then(std::error::Error::source)
+            .expect("the IO error is the source's source");
+        assert!(io.is::<std::io::Error>(), "{io:?}");
     }
 }

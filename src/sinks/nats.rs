@@ -88,30 +88,25 @@ impl NatsSink {
         subject: &str,
         token: Option<&Secret>,
         timeout: Duration,
-    ) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    ) -> Result<Self, SetupError> {
+        let parsed = url::Url::parse(url).map_err(SetupError::Url)?;
         if !matches!(parsed.scheme(), "nats" | "tls") {
-            return Err(format!(
-                "URL scheme must be nats or tls, not {}",
-                parsed.scheme()
-            ));
+            return Err(SetupError::Scheme {
+                allowed: "nats or tls",
+                scheme: parsed.scheme().to_owned(),
+            });
         }
         // A template that gives an invalid subject for ordinary values (a wildcard, an
         // empty token) would fail every delivery: refuse it at start-up instead.
         let sample = render_subject(subject, "okta", "user.session.start");
         if !is_publish_subject(&sample) {
-            return Err(format!(
-                "subject template {subject:?} does not give a valid subject \
-                 (tokens separated by dots, no spaces, no * or >): {sample:?}"
-            ));
+            return Err(SetupError::Subject {
+                template: subject.to_owned(),
+                sample,
+            });
         }
         let token = match token {
-            Some(secret) => Some(
-                secret
-                    .value()
-                    .ok_or("the token secret could not be resolved")?
-                    .clone(),
-            ),
+            Some(secret) => Some(secret.value().ok_or(SetupError::TokenUnresolved)?.clone()),
             None => None,
         };
         Ok(NatsSink {

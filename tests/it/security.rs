@@ -168,3 +168,106 @@ async fn allowlist_behind_a_trusted_proxy_reads_the_forwarded_chain() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     s.stop().await;
 }
+
+/// "A handler never reads an unauthenticated body" holds by the types: the hook handlers
+/// take the guard's `Authenticated`, which only the guard makes. Mounted without the
+/// guard, an event hook's and an inline hook's routes refuse every call (500, a wiring
+/// bug) with credentials or without, and the handlers never run: nothing is stored,
+/// the forward handler's service is never called, no handler note is attached.
+#[tokio::test]
+async fn hook_routes_mounted_without_their_guard_refuse_every_call() {
+    use axum::body::Body;
+    use axum::http::{header, Method, Request, StatusCode};
+    use hookwarden::activity::Note;
+    use hookwarden::config::Config;
+    use hookwarden::event_hooks::{self, HookState};
+    use hookwarden::metrics::Metrics;
+    use hookwarden::store::sqlite::SqliteStore;
+    use hookwarden::store::Store;
+    use serde_json::Value;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = crate::inline::target().await;
+    let toml = format!(
+        "[server]\ndata_dir = \"{}\"\n{}{}",
+        dir.path().join("data").display(),
+        default_hook(dir.path()),
+        crate::inline::inline_hook(
+            "token",
+            "token",
+            &format!(r#"{{ kind = "forward", url = "{}" }}"#, target.url),
+            ""
+        )
+    );
+    let config = Config::from_toml_str(&toml).expect("valid config");
+    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+    let store = Arc::new(SqliteStore::open(&config.store_path(), &config.store).expect("store"));
+    let metrics = Arc::new(Metrics::new());
+    let (waker, _wake_rx) = hookwarden::worker::wake_channel();
+    let event_hook = &config.event_hooks[0];
+    let state = Arc::new(HookState::new(
+        event_hook,
+        store.clone(),
+        waker,
+        metrics.clone(),
+        config.server.max_body_bytes,
+    ));
+    let (inline_path, inline_hook) = hookwarden::inline_hooks::build(&config, &metrics, None)
+        .expect("inline hook builds")
+        .into_iter()
+        .next()
+        .expect("one inline hook");
+    // The routes as `public_router` gets them, merged without `guard::guard`.
+    let router = event_hooks::routes(&event_hook.path, state)
+        .merge(hookwarden::inline_hooks::routes(&inline_path, inline_hook));
+
+    let delivery = envelope(&[event("user.session.start"), event("user.lifecycle.create")]);
+    let token_call = fixture("token-hook-request.json");
+    for (method, path, body) in [
+        (Method::POST, event_hook.path.as_str(), delivery.as_str()),
+        (Method::GET, event_hook.path.as_str(), ""),
+        (Method::POST, inline_path.as_str(), token_call.as_str()),
+    ] {
+        for credentials in [true, false] {
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("X-Okta-Verification-Challenge", "challenge");
+            if credentials {
+                req = req.header(header::AUTHORIZATION, basic());
+            }
+            let res = router
+                .clone()
+                .oneshot(req.body(Body::from(body.to_owned())).expect("request"))
+                .await
+                .expect("infallible");
+            let what = format!("{method} {path} (credentials: {credentials})");
+            assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{what}");
+            assert!(
+                res.extensions().get::<Note>().is_none(),
+                "{what}: a handler ran"
+            );
+            let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024)
+                .await
+                .expect("body");
+            let json: Value = serde_json::from_slice(&bytes).expect("a JSON error");
+            assert_eq!(
+                json["errorSummary"], "Internal error: this hook is not behind its guard",
+                "{what}"
+            );
+        }
+    }
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(stats.events, 0, "an unguarded delivery was stored");
+    assert_eq!(stats.backlog, 0);
+    assert_eq!(
+        target.calls.load(Ordering::SeqCst),
+        0,
+        "an unguarded inline call reached its handler"
+    );
+    store.close().await;
+}

@@ -628,6 +628,31 @@ fn encryption_keys_and_short_rsa_keys_are_skipped() {
 }
 
 #[test]
+fn a_key_set_that_cannot_be_installed_says_why_in_the_same_words() {
+    let Err(e) = KeySet::parse(b"[1, 2]", 1) else {
+        panic!("not a JWKS document")
+    };
+    assert!(matches!(e, JwksError::NotJwks(_)), "{e:?}");
+    assert!(e.to_string().starts_with("not a JWKS document: "), "{e}");
+    assert!(std::error::Error::source(&e).is_some());
+    let Err(e) = KeySet::parse(br#"{"keys": []}"#, 1) else {
+        panic!("no signing key")
+    };
+    assert_eq!(
+        e.to_string(),
+        "none of its 0 key(s) is an RSA (RS256/384/512) or EC (P-256/P-384) signing key"
+    );
+    assert_eq!(
+        JwksError::TooLarge.to_string(),
+        format!("larger than {MAX_JWKS_BYTES} bytes")
+    );
+    assert_eq!(
+        JwksError::Status(reqwest::StatusCode::BAD_GATEWAY).to_string(),
+        "status 502 Bad Gateway"
+    );
+}
+
+#[test]
 fn refusals_never_echo_the_token() {
     // Every message is a fixed string or a configured scope.
     let errors = [
