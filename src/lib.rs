@@ -11,6 +11,8 @@
 //! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, admin endpoints, error bodies |
 //! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
 //! | [`inline_hooks`] | inline calls: handler (rules, one module per hook type; Rhai script; forward) inside the budget counted from arrival, its answer settled by [`okta::inline::settle`], fallback, idempotent repeats |
+//! | [`glob`] | the event-type glob (`*` only) that sink filters, `events list --type` and inline rules share |
+//! | [`time`] | store time (milliseconds since the epoch): now, RFC 3339 formatting, and operators' `--since 2h` |
 //! | [`store`] | the storage seam ([`store::Store`]) and the embedded SQLite store with group commit |
 //! | [`worker`] | deferred processing: claims stored jobs, delivers them to sinks, retries with backoff, dead-letters |
 //! | [`sinks`] | the sink seam ([`sinks::Sink`]) and the stdout, JSON Lines, HTTP and command sinks |
@@ -34,6 +36,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod event_hooks;
+pub mod glob;
 pub mod http;
 pub mod inline_hooks;
 pub mod metrics;
@@ -44,6 +47,7 @@ pub mod simulate;
 pub mod sinks;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 pub mod worker;
 
 pub use app::{run, Listeners, RunError};

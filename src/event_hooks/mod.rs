@@ -7,12 +7,14 @@
 
 use crate::activity::{Kind, Note};
 use crate::config::{EventHookConfig, SinkConfig};
+use crate::glob::glob_match;
 use crate::http::error::ApiError;
 use crate::metrics::{HookLabel, Metrics};
 use crate::okta::event_hook::{
     DeliveryError, EventHead, ParsedDelivery, VerificationResponse, VERIFICATION_HEADER,
 };
-use crate::store::{glob_match, now_millis, Delivery, NewEvent, Store, StoreError};
+use crate::store::{Delivery, NewEvent, Store, StoreError};
+use crate::time::now_millis;
 use crate::worker::Waker;
 use axum::body::Body;
 use axum::extract::{Request, State};

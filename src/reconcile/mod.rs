@@ -29,7 +29,8 @@ use crate::config::Config;
 use crate::event_hooks::Routing;
 use crate::metrics::{HookLabel, Metrics, ReconcileErrorLabel};
 use crate::okta::event_hook::EventHead;
-use crate::store::{format_millis, now_millis, Delivery, Millis, NewEvent, Store};
+use crate::store::{Delivery, Millis, NewEvent, Store};
+use crate::time::{format_millis, now_millis, parse_time};
 use client::LogsClient;
 pub use error::ReconcileError;
 use std::sync::Arc;
@@ -380,7 +381,7 @@ pub fn main(config: &Config, args: ReconcileArgs) -> i32 {
         return 1;
     };
     let now = SystemTime::now();
-    let since = match crate::cli::events::parse_time(&args.since, now) {
+    let since = match parse_time(&args.since, now) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: --since: {e}");
@@ -388,7 +389,7 @@ pub fn main(config: &Config, args: ReconcileArgs) -> i32 {
         }
     };
     let until = match args.until.as_deref() {
-        Some(u) => match crate::cli::events::parse_time(u, now) {
+        Some(u) => match parse_time(u, now) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: --until: {e}");

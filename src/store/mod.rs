@@ -19,24 +19,9 @@ mod wal;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Milliseconds since the Unix epoch: the one time format the store keeps.
-pub type Millis = i64;
-
-/// Now, in store time.
-pub fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
-
-/// Formats store time as RFC 3339 with milliseconds, UTC.
-pub fn format_millis(ms: Millis) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use crate::time::Millis;
 
 /// One event of an Okta delivery, ready to store.
 #[derive(Debug, Clone)]
@@ -339,46 +324,4 @@ pub trait Store: Send + Sync + 'static {
 
 fn unsupported(what: &str) -> StoreError {
     StoreError::Unavailable(format!("this store does not support {what}"))
-}
-
-/// Matches `text` against a glob whose only wildcard is `*` (any run of characters, dots included).
-///
-/// Event types are dotted names (`user.lifecycle.deactivate`), so `*` alone covers what
-/// operators write (`user.lifecycle.*`, `*.deactivate`, `*`).
-pub fn glob_match(glob: &str, text: &str) -> bool {
-    let mut parts = glob.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("user.lifecycle.*", "user.lifecycle.deactivate"));
-        assert!(!glob_match("user.lifecycle.*", "user.session.start"));
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("*.start", "user.session.start"));
-        assert!(glob_match("user.*.start", "user.session.start"));
-        assert!(!glob_match("user.*.start", "user.session.end"));
-        assert!(glob_match("exact", "exact"));
-        assert!(!glob_match("exact", "exactly"));
-        assert!(glob_match("a*a", "aa"));
-        assert!(!glob_match("a*a", "a"));
-    }
 }

@@ -48,6 +48,7 @@
 
 use super::*;
 use crate::config::{expose, PostgresConfig, StoreConfig};
+use crate::time::{format_millis, now_millis};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -866,7 +867,7 @@ fn count(n: i64) -> u64 {
 
 /// Translates an event type glob (only `*` is a wildcard) to `LIKE ... ESCAPE '\'`,
 /// whose other special characters (`%`, `_`, `\`) are made literal. `LIKE` is
-/// case-sensitive in PostgreSQL, like [`glob_match`] and Okta's event types.
+/// case-sensitive in PostgreSQL, like [`glob_match`](crate::glob::glob_match) and Okta's event types.
 fn like_pattern(glob: &str) -> String {
     let mut out = String::with_capacity(glob.len() + 8);
     for c in glob.chars() {

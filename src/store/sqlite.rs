@@ -44,6 +44,7 @@
 use super::wal::{self, Checkpointer, DiskSpace, Responder, WalPolicy, WalSync};
 use super::*;
 use crate::config::StoreConfig;
+use crate::time::{format_millis, now_millis};
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
@@ -887,7 +888,7 @@ fn attempts(n: i64) -> u32 {
 
 /// Translates an event type glob (only `*` is a wildcard) to SQLite `GLOB`, whose other
 /// special characters (`?`, `[`) are made literal. `GLOB` rather than `LIKE`: it is
-/// case-sensitive, like [`glob_match`] and like Okta's event types.
+/// case-sensitive, like [`glob_match`](crate::glob::glob_match) and like Okta's event types.
 fn sqlite_glob(glob: &str) -> String {
     let mut out = String::with_capacity(glob.len() + 8);
     for c in glob.chars() {

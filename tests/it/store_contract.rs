@@ -12,6 +12,7 @@ use hookwarden::config::{StoreBackend, StoreConfig};
 use hookwarden::store::postgres::PostgresStore;
 use hookwarden::store::sqlite::SqliteStore;
 use hookwarden::store::*;
+use hookwarden::time::now_millis;
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
