@@ -15,7 +15,6 @@ use crate::http::network::{ClientIpResolver, IpAllowlist};
 use crate::http::{server, tls};
 use crate::metrics::Metrics;
 use crate::sinks::SinkSet;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::worker;
 use axum::response::IntoResponse;
@@ -149,40 +148,6 @@ pub fn public_router(
     }))
 }
 
-/// The configured store. `shared` is set for PostgreSQL, which replicas also use to share
-/// the inline hooks' idempotent answers.
-pub struct OpenedStore {
-    pub store: Arc<dyn Store>,
-    pub shared: Option<Arc<crate::store::postgres::PostgresStore>>,
-}
-
-/// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
-pub async fn open_store(config: &Config) -> Result<OpenedStore, RunError> {
-    let store_error = |e: crate::store::StoreError| RunError::Store(e.to_string());
-    Ok(match (config.store.backend, &config.store.postgres) {
-        (crate::config::StoreBackend::Postgres, Some(pg)) => {
-            let pg = Arc::new(
-                crate::store::postgres::PostgresStore::connect(pg, &config.store)
-                    .await
-                    .map_err(store_error)?,
-            );
-            OpenedStore {
-                store: pg.clone(),
-                shared: Some(pg),
-            }
-        }
-        (crate::config::StoreBackend::Postgres, None) => {
-            return Err(RunError::Store("store.postgres is missing".to_owned()))
-        }
-        (crate::config::StoreBackend::Sqlite, _) => OpenedStore {
-            store: Arc::new(
-                SqliteStore::open(&config.store_path(), &config.store).map_err(store_error)?,
-            ),
-            shared: None,
-        },
-    })
-}
-
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
     std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind { addr, source })
 }
@@ -200,7 +165,10 @@ pub async fn run(
         tracing::warn!("{w}");
     }
 
-    let OpenedStore { store, shared } = open_store(&config).await?;
+    let crate::store::OpenedStore { store, shared } =
+        crate::store::open(&config, crate::store::OpenFor::Service)
+            .await
+            .map_err(|e| RunError::Store(e.to_string()))?;
     let sinks = SinkSet::build(&config).map_err(RunError::Sink)?;
     let metrics = Arc::new(Metrics::new());
     let activity = Arc::new(crate::activity::Activity::new());

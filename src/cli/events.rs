@@ -1,14 +1,13 @@
 //! `hookwarden events`: list, show and replay, directly on the store.
 //!
 //! Works while the service runs: the SQLite store is opened with
-//! [`SqliteStore::open_for_cli`], which leaves the service's leases alone and does not
+//! [`SqliteStore::open_for_cli`](crate::store::sqlite::SqliteStore::open_for_cli), which leaves the service's leases alone and does not
 //! truncate its WAL; PostgreSQL is shared by design (connecting clears no lease). A replay only marks jobs pending; the running service's workers
 //! find them at their next poll (`worker.poll_interval`).
 
 use super::{EventsCommand, ListArgs, ReplayArgs};
 use crate::config::Config;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{EventQuery, EventSummary, ReplayTarget, Store};
+use crate::store::{EventQuery, EventSummary, OpenFor, ReplayTarget, Store};
 use crate::time::{format_millis, parse_time};
 use std::io::Write;
 use std::time::{Duration, SystemTime};
@@ -29,8 +28,8 @@ pub async fn run(config: &Config, command: EventsCommand) -> i32 {
         },
         _ => None,
     };
-    let store: Box<dyn Store> = match open(config).await {
-        Ok(s) => s,
+    let store = match crate::store::open(config, OpenFor::Cli).await {
+        Ok(opened) => opened.store,
         Err(msg) => {
             eprintln!("error: {msg}");
             return 1;
@@ -45,32 +44,6 @@ pub async fn run(config: &Config, command: EventsCommand) -> i32 {
     };
     store.close().await;
     code
-}
-
-/// Opens the configured store for the CLI, next to a running service.
-pub(crate) async fn open(config: &Config) -> Result<Box<dyn Store>, String> {
-    use crate::config::StoreBackend;
-    match (config.store.backend, &config.store.postgres) {
-        (StoreBackend::Postgres, Some(pg)) => {
-            crate::store::postgres::PostgresStore::connect(pg, &config.store)
-                .await
-                .map(|s| Box::new(s) as Box<dyn Store>)
-                .map_err(|e| e.to_string())
-        }
-        (StoreBackend::Postgres, None) => Err("store.postgres is missing".to_owned()),
-        (StoreBackend::Sqlite, _) => {
-            let path = config.store_path();
-            if !path.exists() {
-                return Err(format!(
-                    "no store at {}: has the service run with this configuration (server.data_dir, store.path)?",
-                    path.display()
-                ));
-            }
-            SqliteStore::open_for_cli(&path, &config.store)
-                .map(|s| Box::new(s) as Box<dyn Store>)
-                .map_err(|e| e.to_string())
-        }
-    }
 }
 
 /// Builds the store query from `list`'s arguments; the error names the argument.

@@ -427,8 +427,8 @@ pub fn main(config: &Config, args: ReconcileArgs) -> i32 {
 }
 
 async fn run_cli(config: &Config, args: ReconcileArgs, since: Millis, until: Millis) -> i32 {
-    let store: Arc<dyn Store> = match crate::cli::events::open(config).await {
-        Ok(s) => Arc::from(s),
+    let store = match crate::store::open(config, crate::store::OpenFor::Cli).await {
+        Ok(opened) => opened.store,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;

@@ -17,8 +17,10 @@ pub mod postgres;
 pub mod sqlite;
 mod wal;
 
+use crate::config::{Config, StoreBackend};
 use async_trait::async_trait;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::time::Millis;
@@ -240,6 +242,61 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
+}
+
+/// Who opens the store, which decides how the embedded store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFor {
+    /// The service: takes the store over (clears the leases a previous run left, runs
+    /// the WAL's checkpoints).
+    Service,
+    /// A command next to a running service (`hookwarden events`, `hookwarden reconcile`):
+    /// the SQLite store must exist already and is opened with
+    /// [`SqliteStore::open_for_cli`](sqlite::SqliteStore::open_for_cli), which leaves
+    /// the service's leases and WAL alone. PostgreSQL is shared by design either way.
+    Cli,
+}
+
+/// The configured store. `shared` is set for PostgreSQL, which replicas also use to share
+/// the inline hooks' idempotent answers.
+pub struct OpenedStore {
+    pub store: Arc<dyn Store>,
+    pub shared: Option<Arc<postgres::PostgresStore>>,
+}
+
+/// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
+pub async fn open(config: &Config, by: OpenFor) -> Result<OpenedStore, StoreError> {
+    match (config.store.backend, &config.store.postgres) {
+        (StoreBackend::Postgres, Some(pg)) => {
+            let pg = Arc::new(postgres::PostgresStore::connect(pg, &config.store).await?);
+            Ok(OpenedStore {
+                store: pg.clone(),
+                shared: Some(pg),
+            })
+        }
+        (StoreBackend::Postgres, None) => Err(StoreError::Unavailable(
+            "store.postgres is missing".to_owned(),
+        )),
+        (StoreBackend::Sqlite, _) => {
+            let path = config.store_path();
+            let store = match by {
+                OpenFor::Service => sqlite::SqliteStore::open(&path, &config.store)?,
+                OpenFor::Cli => {
+                    if !path.exists() {
+                        return Err(StoreError::Unavailable(format!(
+                            "no store at {}: has the service run with this configuration (server.data_dir, store.path)?",
+                            path.display()
+                        )));
+                    }
+                    sqlite::SqliteStore::open_for_cli(&path, &config.store)?
+                }
+            };
+            Ok(OpenedStore {
+                store: Arc::new(store),
+                shared: None,
+            })
+        }
+    }
 }
 
 /// The storage seam: the embedded SQLite store now, PostgreSQL later.
