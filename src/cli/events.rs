@@ -7,10 +7,31 @@
 
 use super::{EventsCommand, ListArgs, ReplayArgs};
 use crate::config::Config;
-use crate::store::{EventQuery, EventSummary, OpenFor, ReplayTarget, Store};
+use crate::store::{EventQuery, EventState, EventSummary, OpenFor, ReplayTarget, Store};
 use crate::time::{format_millis, parse_time};
 use std::io::Write;
 use std::time::{Duration, SystemTime};
+
+/// `events list --state`: the command line's spelling of [`EventState`] (the store
+/// does not know clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Delivered,
+    Dead,
+    Ignored,
+}
+
+impl From<StateArg> for EventState {
+    fn from(s: StateArg) -> EventState {
+        match s {
+            StateArg::Pending => EventState::Pending,
+            StateArg::Delivered => EventState::Delivered,
+            StateArg::Dead => EventState::Dead,
+            StateArg::Ignored => EventState::Ignored,
+        }
+    }
+}
 
 /// Exit code of a command line mistake (like clap's).
 const USAGE: i32 = 2;
@@ -60,7 +81,7 @@ fn query_of(args: &ListArgs, now: SystemTime) -> Result<EventQuery, String> {
         .transpose()?;
     Ok(EventQuery {
         hook: args.hook.clone(),
-        state: args.state,
+        state: args.state.map(EventState::from),
         event_type: args.event_type.clone(),
         since,
         until,

@@ -98,7 +98,7 @@ pub enum JobOutcome {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Pending,
@@ -126,7 +126,7 @@ impl JobState {
 
 /// An event's state, derived from its jobs: any dead → `dead`; else any pending →
 /// `pending`; else all delivered → `delivered`; no jobs at all → `ignored`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventState {
     Pending,
