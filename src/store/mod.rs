@@ -15,7 +15,6 @@
 
 pub mod postgres;
 pub mod sqlite;
-mod wal;
 
 use crate::config::{Config, StoreBackend};
 use async_trait::async_trait;

@@ -26,7 +26,7 @@
 //! with `synchronous=NORMAL` (which does not sync) and a thread of its own syncs the WAL
 //! and then answers, while the writer runs the next commands; checkpoints run on
 //! another thread. Both keep disk waits off the writer, the one serial stage of every
-//! acknowledgement: see [`super::wal`]. The CLI's connection keeps `synchronous=FULL`.
+//! acknowledgement: see [`wal`]. The CLI's connection keeps `synchronous=FULL`.
 //!
 //! # Readers
 //!
@@ -41,7 +41,6 @@
 //! the service's back; the writer notices through `PRAGMA data_version` (which moves
 //! only when *another* connection commits) and recounts.
 
-use super::wal::{self, Checkpointer, DiskSpace, Responder, WalPolicy, WalSync};
 use super::*;
 use crate::config::StoreConfig;
 use crate::time::{format_millis, now_millis};
@@ -51,6 +50,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
+use wal::{Checkpointer, DiskSpace, Responder, WalPolicy, WalSync};
+
+mod wal;
 
 /// Version of the schema below, kept in `PRAGMA user_version`. Bump it with a migration
 /// step in [`migrate`] whenever the schema changes.
