@@ -8,7 +8,7 @@
 //! Model: an *event* is one System Log event received by one hook, unique by
 //! `(hook, uuid)` (two hooks subscribed to the same type both get it; the embedded
 //! store puts the hour of the event's `published` time in front of that key, see
-//! `sqlite::SCHEMA_V4`, which Okta's retry of an event repeats). Each event
+//! `sqlite::schema::SCHEMA_V4`, which Okta's retry of an event repeats). Each event
 //! fans out at ingest into one *job* per sink whose filters accept it. A job is
 //! `pending` until a worker delivers it (`delivered`) or gives up (`dead`);
 //! replay turns `dead` back into `pending`.
