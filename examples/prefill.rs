@@ -19,7 +19,7 @@
 
 use hookwarden::config::Config;
 use hookwarden::store::sqlite::SqliteStore;
-use hookwarden::store::{Delivery, NewEvent, Store};
+use hookwarden::store::{Delivery, Inspect, NewEvent, Queue, Store};
 use hookwarden::time::now_millis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

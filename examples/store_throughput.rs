@@ -7,7 +7,7 @@
 
 use hookwarden::config::Config;
 use hookwarden::store::sqlite::SqliteStore;
-use hookwarden::store::{Delivery, NewEvent, Store};
+use hookwarden::store::{Delivery, NewEvent, Queue, Store};
 use hookwarden::time::now_millis;
 use std::sync::Arc;
 

@@ -54,7 +54,7 @@ pub enum RunError {
 pub fn public_router(
     config: &Config,
     store: Arc<dyn Store>,
-    shared: Option<Arc<crate::store::postgres::PostgresStore>>,
+    shared: Option<Arc<dyn crate::store::AnswerStore>>,
     waker: worker::Waker,
     metrics: Arc<Metrics>,
     activity: Arc<crate::activity::Activity>,

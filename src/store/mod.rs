@@ -1,7 +1,7 @@
 //! Durable storage of received events and of their per-sink deliveries.
 //!
 //! The store is what makes an acknowledgement safe: the delivery handler answers
-//! Okta only after [`Store::ingest`] has returned, and `ingest` returns only after
+//! Okta only after [`Queue::ingest`] has returned, and `ingest` returns only after
 //! the events are durable. Everything after that (sinks, retries, dead letters)
 //! reads its work from the store, so RAM never holds the backlog.
 //!
@@ -52,7 +52,7 @@ pub struct Delivery {
     pub recovered: bool,
 }
 
-/// What [`Store::ingest`] did with a delivery.
+/// What [`Queue::ingest`] did with a delivery.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// Events stored for the first time.
@@ -65,7 +65,7 @@ pub struct IngestOutcome {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
-    /// Must be given back to [`Store::finish`]; a stale worker whose lease was taken over cannot finish the job.
+    /// Must be given back to [`Queue::finish`]; a stale worker whose lease was taken over cannot finish the job.
     pub lease_token: i64,
     pub hook: String,
     pub sink: String,
@@ -260,7 +260,7 @@ pub enum OpenFor {
 /// the inline hooks' idempotent answers.
 pub struct OpenedStore {
     pub store: Arc<dyn Store>,
-    pub shared: Option<Arc<postgres::PostgresStore>>,
+    pub shared: Option<Arc<dyn AnswerStore>>,
 }
 
 /// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
@@ -298,9 +298,14 @@ pub async fn open(config: &Config, by: OpenFor) -> Result<OpenedStore, StoreErro
     }
 }
 
-/// The storage seam: the embedded SQLite store now, PostgreSQL later.
+/// The storage seam, split by role. Both backends implement every role but
+/// [`AnswerStore`], which only PostgreSQL has; [`Store`] gathers the roles the service
+/// hands around as one `Arc<dyn Store>`.
+///
+/// Ingest and the work queue: what the delivery handler ([`crate::event_hooks`]) and the
+/// workers ([`crate::worker`]) use.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Queue: Send + Sync + 'static {
     /// Stores a delivery's events and their jobs. Returns only when durable (or with an error,
     /// in which case nothing of the delivery may be acknowledged).
     async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError>;
@@ -311,6 +316,16 @@ pub trait Store: Send + Sync + 'static {
     /// Records the outcome of a claimed job. Ignored when the lease was lost to another worker.
     async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError>;
 
+    /// The backlog and the dead letters only (the metrics' gauges): see [`JobCounts`].
+    async fn job_counts(&self) -> Result<JobCounts, StoreError>;
+
+    /// Deletes events received before `before` whose jobs are all finished (delivered or ignored).
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError>;
+}
+
+/// Inspection: what the admin endpoints and page and `hookwarden events` use.
+#[async_trait]
+pub trait Inspect: Send + Sync + 'static {
     async fn list(&self, query: &EventQuery) -> Result<Vec<EventSummary>, StoreError>;
 
     /// Every hook's event with this uuid (usually one).
@@ -320,24 +335,14 @@ pub trait Store: Send + Sync + 'static {
     async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+}
 
-    /// The backlog and the dead letters only (the metrics' gauges): see [`JobCounts`].
-    async fn job_counts(&self) -> Result<JobCounts, StoreError>;
-
-    /// Proves that a write can be committed now (readiness).
-    async fn check_writable(&self) -> Result<(), StoreError>;
-
-    /// Deletes events received before `before` whose jobs are all finished (delivered or ignored).
-    async fn prune(&self, before: Millis) -> Result<u64, StoreError>;
-
-    /// Commits what is queued and stops accepting writes.
-    async fn close(&self);
-
-    // --- System Log reconciliation (see [`crate::reconcile`]) -------------------------
-    //
-    // Default bodies refuse, so that a store written for tests needs none of these; both
-    // real stores implement them all.
-
+/// System Log reconciliation's cursors and leases (see [`crate::reconcile`]).
+///
+/// Default bodies refuse, so that a store written for tests needs none of these; both
+/// real stores implement them all.
+#[async_trait]
+pub trait Leases: Send + Sync + 'static {
     /// The uuids of those of `events` that `hook` already holds (a dry run's "already
     /// stored"). Events, not uuids: the embedded store finds an event by its uuid and
     /// its `published` time together.
@@ -376,6 +381,34 @@ pub trait Store: Send + Sync + 'static {
     async fn release_lease(&self, _key: &str, _owner: &str) -> Result<(), StoreError> {
         Err(unsupported("release_lease"))
     }
+}
+
+/// Every role of a store the service runs on, and its life: readiness and shutdown.
+#[async_trait]
+pub trait Store: Queue + Inspect + Leases {
+    /// Proves that a write can be committed now (readiness).
+    async fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Commits what is queued and stops accepting writes.
+    async fn close(&self);
+}
+
+/// The inline hooks' idempotent answers shared by replicas (PostgreSQL only): Okta's
+/// retry of an inline request gets the same answer, whichever replica it lands on.
+#[async_trait]
+pub trait AnswerStore: Send + Sync + 'static {
+    /// A stored inline-hook answer for `(hook, event_id)` no older than `ttl`.
+    async fn get_answer(
+        &self,
+        hook: &str,
+        event_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores an inline-hook answer. The first answer wins: two replicas answering the
+    /// same request concurrently keep one answer.
+    async fn put_answer(&self, hook: &str, event_id: &str, answer: &[u8])
+        -> Result<(), StoreError>;
 }
 
 fn unsupported(what: &str) -> StoreError {

@@ -303,47 +303,6 @@ impl PostgresStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// A stored inline-hook answer for `(hook, event_id)` no older than `ttl`: Okta's
-    /// retry of an inline request gets the same answer, whichever replica it lands on.
-    pub async fn get_answer(
-        &self,
-        hook: &str,
-        event_id: &str,
-        ttl: Duration,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let client = self.client().await?;
-        let since = now_millis().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        let row = client
-            .query_opt(
-                "SELECT answer FROM inline_answers
-                 WHERE hook = $1 AND event_id = $2 AND created_at >= $3",
-                &[&hook, &event_id, &since],
-            )
-            .await
-            .db()?;
-        row.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose().db()
-    }
-
-    /// Stores an inline-hook answer. The first answer wins (`ON CONFLICT DO NOTHING`):
-    /// two replicas answering the same request concurrently keep one answer.
-    pub async fn put_answer(
-        &self,
-        hook: &str,
-        event_id: &str,
-        answer: &[u8],
-    ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO inline_answers (hook, event_id, answer, created_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&hook, &event_id, &answer, &now_millis()],
-            )
-            .await
-            .db()?;
-        Ok(())
-    }
-
     /// A pooled connection, or `Closed` after `close`.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         if self.closed.load(Ordering::Acquire) {
@@ -979,7 +938,7 @@ const CLAIM_SQL: &str = "
     ORDER BY c.next_attempt_at, c.id";
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Queue for PostgresStore {
     async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
@@ -997,7 +956,6 @@ impl Store for PostgresStore {
             StoreError::Unavailable("the store writer stopped before answering".into())
         })?
     }
-
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
@@ -1036,7 +994,6 @@ impl Store for PostgresStore {
         }
         Ok(jobs)
     }
-
     async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError> {
         let client = self.client().await?;
         let now = now_millis();
@@ -1080,7 +1037,62 @@ impl Store for PostgresStore {
         }
         Ok(())
     }
+    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        let client = self.client().await?;
+        let r = client
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
+                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
+                &[],
+            )
+            .await
+            .db()?;
+        Ok(JobCounts {
+            backlog: count(r.try_get(0).db()?),
+            dead: count(r.try_get(1).db()?),
+        })
+    }
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let chunk = client
+            .prepare_cached(
+                "DELETE FROM events WHERE (hook, uuid) IN (
+                     SELECT e.hook, e.uuid FROM events e
+                     WHERE e.received_at < $1
+                       AND NOT EXISTS (SELECT 1 FROM jobs j
+                                       WHERE j.hook = e.hook AND j.uuid = e.uuid AND j.state <> 'delivered')
+                     ORDER BY e.received_at
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED)",
+            )
+            .await
+            .db()?;
+        let mut total = 0u64;
+        loop {
+            // Jobs go with their event (ON DELETE CASCADE). Each chunk commits on its own.
+            let n = client
+                .execute(&chunk, &[&before, &PRUNE_CHUNK])
+                .await
+                .db()?;
+            total += n;
+            if n < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
+                break;
+            }
+        }
+        // Inline answers past the retention are no use either (their TTL is far shorter).
+        client
+            .execute(
+                "DELETE FROM inline_answers WHERE created_at < $1",
+                &[&before],
+            )
+            .await
+            .db()?;
+        Ok(total)
+    }
+}
 
+#[async_trait]
+impl Inspect for PostgresStore {
     async fn list(&self, q: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
         let mut client = self.client().await?;
         let mut sql =
@@ -1148,7 +1160,6 @@ impl Store for PostgresStore {
         tx.commit().await.db()?;
         Ok(out)
     }
-
     async fn get(&self, uuid: &str) -> Result<Vec<EventDetail>, StoreError> {
         let mut client = self.client().await?;
         let tx = client
@@ -1187,7 +1198,6 @@ impl Store for PostgresStore {
             })
             .collect()
     }
-
     async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let now = now_millis();
@@ -1230,7 +1240,6 @@ impl Store for PostgresStore {
         self.adjust_pending(revived);
         Ok(n)
     }
-
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let jobs = self.job_counts().await?;
         let client = self.client().await?;
@@ -1244,90 +1253,10 @@ impl Store for PostgresStore {
             events: count(r.try_get(0).db()?),
         })
     }
+}
 
-    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        let client = self.client().await?;
-        let r = client
-            .query_one(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
-                &[],
-            )
-            .await
-            .db()?;
-        Ok(JobCounts {
-            backlog: count(r.try_get(0).db()?),
-            dead: count(r.try_get(1).db()?),
-        })
-    }
-
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        // A write that is rolled back still proves the connection, the permissions and
-        // that the server is not a read-only standby, without every replica's probe
-        // contending for one row.
-        let tx = client.transaction().await.db()?;
-        tx.execute(
-            "INSERT INTO hookwarden_meta (key, value) VALUES ('writable_probe', $1)
-             ON CONFLICT (key) DO NOTHING",
-            &[&format_millis(now_millis())],
-        )
-        .await
-        .db()?;
-        tx.rollback().await.db()
-    }
-
-    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let chunk = client
-            .prepare_cached(
-                "DELETE FROM events WHERE (hook, uuid) IN (
-                     SELECT e.hook, e.uuid FROM events e
-                     WHERE e.received_at < $1
-                       AND NOT EXISTS (SELECT 1 FROM jobs j
-                                       WHERE j.hook = e.hook AND j.uuid = e.uuid AND j.state <> 'delivered')
-                     ORDER BY e.received_at
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED)",
-            )
-            .await
-            .db()?;
-        let mut total = 0u64;
-        loop {
-            // Jobs go with their event (ON DELETE CASCADE). Each chunk commits on its own.
-            let n = client
-                .execute(&chunk, &[&before, &PRUNE_CHUNK])
-                .await
-                .db()?;
-            total += n;
-            if n < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
-                break;
-            }
-        }
-        // Inline answers past the retention are no use either (their TTL is far shorter).
-        client
-            .execute(
-                "DELETE FROM inline_answers WHERE created_at < $1",
-                &[&before],
-            )
-            .await
-            .db()?;
-        Ok(total)
-    }
-
-    async fn close(&self) {
-        // Dropping the only sender lets the writer commit what is queued, then stop.
-        drop(lock(&self.tx).take());
-        let mut writer = self.writer.lock().await;
-        if let Some(handle) = writer.take() {
-            if let Err(e) = handle.await {
-                tracing::error!(error = %e, "the postgres store writer failed");
-            }
-        }
-        self.closed.store(true, Ordering::Release);
-        self.pool.close();
-    }
-
+#[async_trait]
+impl Leases for PostgresStore {
     async fn stored_uuids(
         &self,
         hook: &str,
@@ -1344,7 +1273,6 @@ impl Store for PostgresStore {
             .db()?;
         rows.iter().map(|r| r.try_get(0).db()).collect()
     }
-
     async fn cursor(&self, key: &str) -> Result<Option<Millis>, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -1353,7 +1281,6 @@ impl Store for PostgresStore {
             .db()?;
         row.map(|r| r.try_get(0).db()).transpose()
     }
-
     async fn set_cursor(&self, key: &str, at: Millis) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
@@ -1367,7 +1294,6 @@ impl Store for PostgresStore {
             .db()?;
         Ok(())
     }
-
     async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let now = now_millis();
@@ -1385,13 +1311,87 @@ impl Store for PostgresStore {
             .db()?;
         Ok(n == 1)
     }
-
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
                 "DELETE FROM hookwarden_leases WHERE key = $1 AND owner = $2",
                 &[&key, &owner],
+            )
+            .await
+            .db()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        // A write that is rolled back still proves the connection, the permissions and
+        // that the server is not a read-only standby, without every replica's probe
+        // contending for one row.
+        let tx = client.transaction().await.db()?;
+        tx.execute(
+            "INSERT INTO hookwarden_meta (key, value) VALUES ('writable_probe', $1)
+             ON CONFLICT (key) DO NOTHING",
+            &[&format_millis(now_millis())],
+        )
+        .await
+        .db()?;
+        tx.rollback().await.db()
+    }
+    async fn close(&self) {
+        // Dropping the only sender lets the writer commit what is queued, then stop.
+        drop(lock(&self.tx).take());
+        let mut writer = self.writer.lock().await;
+        if let Some(handle) = writer.take() {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "the postgres store writer failed");
+            }
+        }
+        self.closed.store(true, Ordering::Release);
+        self.pool.close();
+    }
+}
+
+#[async_trait]
+impl AnswerStore for PostgresStore {
+    /// A stored inline-hook answer for `(hook, event_id)` no older than `ttl`: Okta's
+    /// retry of an inline request gets the same answer, whichever replica it lands on.
+    async fn get_answer(
+        &self,
+        hook: &str,
+        event_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let since = now_millis().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let row = client
+            .query_opt(
+                "SELECT answer FROM inline_answers
+                 WHERE hook = $1 AND event_id = $2 AND created_at >= $3",
+                &[&hook, &event_id, &since],
+            )
+            .await
+            .db()?;
+        row.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose().db()
+    }
+
+    /// Stores an inline-hook answer. The first answer wins (`ON CONFLICT DO NOTHING`):
+    /// two replicas answering the same request concurrently keep one answer.
+    async fn put_answer(
+        &self,
+        hook: &str,
+        event_id: &str,
+        answer: &[u8],
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO inline_answers (hook, event_id, answer, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&hook, &event_id, &answer, &now_millis()],
             )
             .await
             .db()?;

@@ -21,7 +21,7 @@ use hookwarden::http::network::ClientIpResolver;
 use hookwarden::okta::inline::check::check;
 use hookwarden::okta::inline::{HookType, InlineResponse};
 use hookwarden::store::sqlite::SqliteStore;
-use hookwarden::store::{Delivery, JobOutcome, NewEvent, Store};
+use hookwarden::store::{Delivery, Inspect, JobOutcome, NewEvent, Queue, Store};
 use hookwarden::time::now_millis;
 use ipnet::IpNet;
 use proptest::prelude::*;

@@ -315,11 +315,10 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Queue for SqliteStore {
     async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
         self.write(|reply| Cmd::Ingest(delivery, reply)).await
     }
-
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         self.write(|reply| Cmd::Claim {
@@ -329,7 +328,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError> {
         let (id, token) = (job.id, job.lease_token);
         self.write(|reply| Cmd::Finish {
@@ -340,17 +338,75 @@ impl Store for SqliteStore {
         })
         .await
     }
+    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
+                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
+                [],
+                |r| {
+                    Ok(JobCounts {
+                        backlog: count(r.get(0)?),
+                        dead: count(r.get(1)?),
+                    })
+                },
+            )
+            .db()
+        })
+        .await
+    }
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
+        // One chunk per command: between chunks the writer serves the queued ingests.
+        let mut total = 0;
+        loop {
+            let n = self
+                .write(|reply| Cmd::Prune {
+                    before,
+                    chunk: PRUNE_CHUNK,
+                    reply,
+                })
+                .await?;
+            total += n;
+            if n < PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+}
 
+#[async_trait]
+impl Inspect for SqliteStore {
     async fn list(&self, query: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
         let query = query.clone();
         self.read(move |conn| list_events(conn, &query)).await
     }
-
     async fn get(&self, uuid: &str) -> Result<Vec<EventDetail>, StoreError> {
         let uuid = uuid.to_owned();
         self.read(move |conn| get_events(conn, &uuid)).await
     }
+    async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError> {
+        let target = target.clone();
+        self.write(|reply| Cmd::Replay(target, reply)).await
+    }
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let jobs = self.job_counts().await?;
+        let events = self
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+                    .map(count)
+                    .db()
+            })
+            .await?;
+        Ok(StoreStats {
+            backlog: jobs.backlog,
+            dead: jobs.dead,
+            events,
+        })
+    }
+}
 
+#[async_trait]
+impl Leases for SqliteStore {
     async fn stored_uuids(
         &self,
         hook: &str,
@@ -379,7 +435,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn cursor(&self, key: &str) -> Result<Option<Millis>, StoreError> {
         let key = key.to_owned();
         self.read(move |conn| {
@@ -392,12 +447,10 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn set_cursor(&self, key: &str, at: Millis) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.write(|reply| Cmd::SetCursor { key, at, reply }).await
     }
-
     async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
@@ -409,74 +462,18 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         self.write(|reply| Cmd::ReleaseLease { key, owner, reply })
             .await
     }
+}
 
-    async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError> {
-        let target = target.clone();
-        self.write(|reply| Cmd::Replay(target, reply)).await
-    }
-
-    async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let jobs = self.job_counts().await?;
-        let events = self
-            .read(|conn| {
-                conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
-                    .map(count)
-                    .db()
-            })
-            .await?;
-        Ok(StoreStats {
-            backlog: jobs.backlog,
-            dead: jobs.dead,
-            events,
-        })
-    }
-
-    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
-                [],
-                |r| {
-                    Ok(JobCounts {
-                        backlog: count(r.get(0)?),
-                        dead: count(r.get(1)?),
-                    })
-                },
-            )
-            .db()
-        })
-        .await
-    }
-
+#[async_trait]
+impl Store for SqliteStore {
     async fn check_writable(&self) -> Result<(), StoreError> {
         self.write(Cmd::CheckWritable).await
     }
-
-    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
-        // One chunk per command: between chunks the writer serves the queued ingests.
-        let mut total = 0;
-        loop {
-            let n = self
-                .write(|reply| Cmd::Prune {
-                    before,
-                    chunk: PRUNE_CHUNK,
-                    reply,
-                })
-                .await?;
-            total += n;
-            if n < PRUNE_CHUNK {
-                return Ok(total);
-            }
-        }
-    }
-
     async fn close(&self) {
         self.readers.close();
         // The writer commits what is queued, waits for its sync, checkpoints and returns.
