@@ -14,6 +14,7 @@
 //! replay turns `dead` back into `pending`.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use crate::config::{Config, StoreBackend};

@@ -46,11 +46,11 @@
 //! The password comes from [`PostgresConfig::password`] and is given to the driver only;
 //! logs and errors show the URL, which by validation holds no password.
 
+use super::rows::{self, count, raw_json};
 use super::*;
 use crate::config::{expose, PostgresConfig, StoreConfig};
 use crate::time::{format_millis, now_millis};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -803,25 +803,13 @@ async fn insert_planned(
 }
 
 fn parse_event_state(s: &str) -> Result<EventState, StoreError> {
-    match s {
-        "pending" => Ok(EventState::Pending),
-        "delivered" => Ok(EventState::Delivered),
-        "dead" => Ok(EventState::Dead),
-        "ignored" => Ok(EventState::Ignored),
-        _ => Err(StoreError::Unavailable(format!(
-            "unknown event state '{s}'"
-        ))),
-    }
+    rows::event_state(s)
+        .ok_or_else(|| StoreError::Unavailable(format!("unknown event state '{s}'")))
 }
 
-/// Attempts as stored (an INTEGER) to the `u32` of the API.
+/// Attempts as PostgreSQL stores them (an `integer`, read as `i32`).
 fn attempts(n: i32) -> u32 {
-    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
-}
-
-/// A SQL count as `u64` (counts are never negative).
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+    rows::attempts(i64::from(n))
 }
 
 /// Translates an event type glob (only `*` is a wildcard) to `LIKE ... ESCAPE '\'`,
@@ -900,17 +888,6 @@ async fn fill_sinks(
         }
     }
     Ok(())
-}
-
-/// The stored payload as raw JSON; text that is not JSON (a hand-edited row) is shown as
-/// a JSON string rather than failing the whole `show`.
-fn raw_json(payload: String) -> Result<Box<RawValue>, StoreError> {
-    if serde_json::from_str::<&RawValue>(&payload).is_ok() {
-        RawValue::from_string(payload)
-    } else {
-        serde_json::value::to_raw_value(&payload)
-    }
-    .map_err(|e| StoreError::Unavailable(format!("a stored event payload: {e}")))
 }
 
 // ---------------------------------------------------------------------------------

@@ -41,11 +41,11 @@
 //! the service's back; the writer notices through `PRAGMA data_version` (which moves
 //! only when *another* connection commits) and recounts.
 
+use super::rows::{attempts, count, raw_json};
 use super::*;
 use crate::config::StoreConfig;
 use crate::time::{format_millis, now_millis};
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
-use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -516,10 +516,6 @@ impl<T> Db<T> for rusqlite::Result<T> {
 }
 
 /// A SQL count as `u64` (counts are never negative).
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 fn count_pending(conn: &Connection) -> rusqlite::Result<u64> {
     conn.query_row(
         "SELECT COUNT(*) FROM jobs WHERE state = 'pending'",

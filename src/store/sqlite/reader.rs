@@ -59,13 +59,8 @@ pub(super) fn parse_job_state(s: &str) -> rusqlite::Result<JobState> {
 }
 
 pub(super) fn parse_event_state(s: &str) -> rusqlite::Result<EventState> {
-    match s {
-        "pending" => Ok(EventState::Pending),
-        "delivered" => Ok(EventState::Delivered),
-        "dead" => Ok(EventState::Dead),
-        "ignored" => Ok(EventState::Ignored),
-        _ => Err(bad_value(format!("unknown event state '{s}'"))),
-    }
+    super::super::rows::event_state(s)
+        .ok_or_else(|| bad_value(format!("unknown event state '{s}'")))
 }
 
 pub(super) fn bad_value(msg: String) -> rusqlite::Error {
@@ -74,11 +69,6 @@ pub(super) fn bad_value(msg: String) -> rusqlite::Error {
         rusqlite::types::Type::Text,
         Box::<dyn std::error::Error + Send + Sync>::from(msg),
     )
-}
-
-/// Attempts as stored (an INTEGER) to the `u32` of the API.
-pub(super) fn attempts(n: i64) -> u32 {
-    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 /// Translates an event type glob (only `*` is a wildcard) to SQLite `GLOB`, whose other
@@ -233,16 +223,4 @@ pub(super) fn get_events(conn: &Connection, uuid: &str) -> Result<Vec<EventDetai
     }
     tx.finish().db()?;
     Ok(out)
-}
-
-/// The stored payload as raw JSON. The handler stores only JSON it parsed, so the
-/// fallback (the text as a JSON string) is for a hand-edited database: showing the
-/// text beats failing the whole `show`.
-pub(super) fn raw_json(payload: String) -> Result<Box<RawValue>, StoreError> {
-    if serde_json::from_str::<&RawValue>(&payload).is_ok() {
-        RawValue::from_string(payload)
-    } else {
-        serde_json::value::to_raw_value(&payload)
-    }
-    .map_err(|e| StoreError::Unavailable(format!("a stored event payload: {e}")))
 }
