@@ -7,7 +7,7 @@
 //! as one batch instead (one task, one write, one sync; one slot per job still), which
 //! costs about a sixth less CPU per event and lets the file keep up with the acks.
 //!
-//! Each attempt ends with [`Store::finish`]: delivered, retry later (exponential
+//! Each attempt ends with [`Queue::finish`](crate::store::Queue::finish): delivered, retry later (exponential
 //! backoff with full jitter), or dead (permanent failure or `max_attempts` reached).
 //! If the process dies mid-attempt, the lease expires and the job is claimed again
 //! with `interrupted` set; a sink that can tell ([`Sink::contains`]) then skips it.

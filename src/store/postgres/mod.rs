@@ -89,7 +89,7 @@ const BATCHES_IN_FLIGHT: usize = 3;
 /// TCP keepalive idle time on database connections (see `connect`).
 const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 
-/// Events deleted per statement by [`Store::prune`]: a long sweep must not hold row
+/// Events deleted per statement by [`Queue::prune`]: a long sweep must not hold row
 /// locks (and so other replicas' claims and finishes) for long.
 const PRUNE_CHUNK: i64 = 500;
 

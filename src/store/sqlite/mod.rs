@@ -65,7 +65,7 @@ use writer::*;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Events deleted per transaction by [`Store::prune`]: a large retention sweep must not
+/// Events deleted per transaction by [`Queue::prune`]: a large retention sweep must not
 /// hold the writer (and so every acknowledgement) for long.
 const PRUNE_CHUNK: u64 = 500;
 
