@@ -4,7 +4,7 @@
 //! replica (PostgreSQL) or the CLI next to the service (SQLite: the same file).
 //!
 //! What only one backend has stays with it: group commit, the WAL, migrations and a full
-//! disk in `src/store/sqlite.rs`; replicas racing, inline answers and the database going
+//! disk in `src/store/sqlite/tests.rs`; replicas racing, inline answers and the database going
 //! away in `pg.rs`.
 
 use crate::pgutil::{self, shared, store_config};
