@@ -19,7 +19,8 @@
 
 use hookwarden::config::Config;
 use hookwarden::store::sqlite::SqliteStore;
-use hookwarden::store::{now_millis, Delivery, NewEvent, Store};
+use hookwarden::store::{Delivery, Inspect, NewEvent, Queue, Store};
+use hookwarden::time::now_millis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

@@ -7,7 +7,8 @@
 
 use hookwarden::config::Config;
 use hookwarden::store::sqlite::SqliteStore;
-use hookwarden::store::{now_millis, Delivery, NewEvent, Store};
+use hookwarden::store::{Delivery, NewEvent, Queue, Store};
+use hookwarden::time::now_millis;
 use std::sync::Arc;
 
 #[tokio::main]

@@ -16,7 +16,6 @@ use crate::http::server;
 use crate::http::tls::{self, TlsError};
 use crate::metrics::Metrics;
 use crate::sinks::{SinkSet, SinkSetupError};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::worker;
 use axum::response::IntoResponse;
@@ -39,9 +38,6 @@ pub struct Listeners {
 pub enum RunError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
-    /// `store.backend = "postgres"` without a `[store.postgres]` table.
-    #[error("cannot open the store: store.postgres is missing")]
-    NoPostgres,
     #[error("cannot set up a sink: {0}")]
     Sink(#[from] SinkSetupError),
     #[error("TLS: {0}")]
@@ -63,7 +59,7 @@ pub enum RunError {
 pub fn public_router(
     config: &Config,
     store: Arc<dyn Store>,
-    shared: Option<Arc<crate::store::postgres::PostgresStore>>,
+    shared: Option<Arc<dyn crate::store::AnswerStore>>,
     waker: worker::Waker,
     metrics: Arc<Metrics>,
     activity: Arc<crate::activity::Activity>,
@@ -157,32 +153,6 @@ pub fn public_router(
     }))
 }
 
-/// The configured store. `shared` is set for PostgreSQL, which replicas also use to share
-/// the inline hooks' idempotent answers.
-pub struct OpenedStore {
-    pub store: Arc<dyn Store>,
-    pub shared: Option<Arc<crate::store::postgres::PostgresStore>>,
-}
-
-/// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
-pub async fn open_store(config: &Config) -> Result<OpenedStore, RunError> {
-    Ok(match (config.store.backend, &config.store.postgres) {
-        (crate::config::StoreBackend::Postgres, Some(pg)) => {
-            let pg =
-                Arc::new(crate::store::postgres::PostgresStore::connect(pg, &config.store).await?);
-            OpenedStore {
-                store: pg.clone(),
-                shared: Some(pg),
-            }
-        }
-        (crate::config::StoreBackend::Postgres, None) => return Err(RunError::NoPostgres),
-        (crate::config::StoreBackend::Sqlite, _) => OpenedStore {
-            store: Arc::new(SqliteStore::open(&config.store_path(), &config.store)?),
-            shared: None,
-        },
-    })
-}
-
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
     std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind { addr, source })
 }
@@ -200,7 +170,8 @@ pub async fn run(
         tracing::warn!("{w}");
     }
 
-    let OpenedStore { store, shared } = open_store(&config).await?;
+    let crate::store::OpenedStore { store, shared } =
+        crate::store::open(&config, crate::store::OpenFor::Service).await?;
     let sinks = SinkSet::build(&config)?;
     let metrics = Arc::new(Metrics::new());
     let activity = Arc::new(crate::activity::Activity::new());

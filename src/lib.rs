@@ -11,7 +11,9 @@
 //! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, error bodies |
 //! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
 //! | [`inline_hooks`] | inline calls: handler (rules, one module per hook type; Rhai script; forward) inside the budget counted from arrival, its answer settled by [`okta::inline::settle`], fallback, idempotent repeats |
-//! | [`store`] | the storage seam ([`store::Store`]) and the embedded SQLite store with group commit |
+//! | [`glob`] | the event-type glob (`*` only) that sink filters, `events list --type` and inline rules share |
+//! | [`time`] | store time (milliseconds since the epoch): now, RFC 3339 formatting, and operators' `--since 2h` |
+//! | [`store`] | the storage seam, one trait per role ([`store::Queue`], [`store::Inspect`], [`store::Leases`], [`store::AnswerStore`]; [`store::Store`] gathers the first three), the embedded SQLite store with group commit and the PostgreSQL store shared by replicas, [`store::open`] |
 //! | [`worker`] | deferred processing: claims stored jobs, delivers them to sinks, retries with backoff, dead-letters |
 //! | [`sinks`] | the sink seam ([`sinks::Sink`]) and the stdout, JSON Lines, HTTP and command sinks |
 //! | [`outbound`] | what every call to another service shares: the HTTP client policy (no redirects), error and URL texts without credentials |
@@ -36,6 +38,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod event_hooks;
+pub mod glob;
 pub mod http;
 pub mod inline_hooks;
 pub mod metrics;
@@ -46,6 +49,7 @@ pub mod simulate;
 pub mod sinks;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 pub mod worker;
 
 pub use app::{run, Listeners, RunError};

@@ -1,16 +1,37 @@
 //! `hookwarden events`: list, show and replay, directly on the store.
 //!
 //! Works while the service runs: the SQLite store is opened with
-//! [`SqliteStore::open_for_cli`], which leaves the service's leases alone and does not
+//! [`SqliteStore::open_for_cli`](crate::store::sqlite::SqliteStore::open_for_cli), which leaves the service's leases alone and does not
 //! truncate its WAL; PostgreSQL is shared by design (connecting clears no lease). A replay only marks jobs pending; the running service's workers
 //! find them at their next poll (`worker.poll_interval`).
 
 use super::{EventsCommand, ListArgs, ReplayArgs};
 use crate::config::Config;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{format_millis, EventQuery, EventSummary, Millis, ReplayTarget, Store};
+use crate::store::{EventQuery, EventState, EventSummary, OpenFor, ReplayTarget, Store};
+use crate::time::{format_millis, parse_time};
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+/// `events list --state`: the command line's spelling of [`EventState`] (the store
+/// does not know clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Delivered,
+    Dead,
+    Ignored,
+}
+
+impl From<StateArg> for EventState {
+    fn from(s: StateArg) -> EventState {
+        match s {
+            StateArg::Pending => EventState::Pending,
+            StateArg::Delivered => EventState::Delivered,
+            StateArg::Dead => EventState::Dead,
+            StateArg::Ignored => EventState::Ignored,
+        }
+    }
+}
 
 /// Exit code of a command line mistake (like clap's).
 const USAGE: i32 = 2;
@@ -28,8 +49,8 @@ pub async fn run(config: &Config, command: EventsCommand) -> i32 {
         },
         _ => None,
     };
-    let store: Box<dyn Store> = match open(config).await {
-        Ok(s) => s,
+    let store = match crate::store::open(config, OpenFor::Cli).await {
+        Ok(opened) => opened.store,
         Err(msg) => {
             eprintln!("error: {msg}");
             return 1;
@@ -46,32 +67,6 @@ pub async fn run(config: &Config, command: EventsCommand) -> i32 {
     code
 }
 
-/// Opens the configured store for the CLI, next to a running service.
-pub(crate) async fn open(config: &Config) -> Result<Box<dyn Store>, String> {
-    use crate::config::StoreBackend;
-    match (config.store.backend, &config.store.postgres) {
-        (StoreBackend::Postgres, Some(pg)) => {
-            crate::store::postgres::PostgresStore::connect(pg, &config.store)
-                .await
-                .map(|s| Box::new(s) as Box<dyn Store>)
-                .map_err(|e| e.to_string())
-        }
-        (StoreBackend::Postgres, None) => Err("store.postgres is missing".to_owned()),
-        (StoreBackend::Sqlite, _) => {
-            let path = config.store_path();
-            if !path.exists() {
-                return Err(format!(
-                    "no store at {}: has the service run with this configuration (server.data_dir, store.path)?",
-                    path.display()
-                ));
-            }
-            SqliteStore::open_for_cli(&path, &config.store)
-                .map(|s| Box::new(s) as Box<dyn Store>)
-                .map_err(|e| e.to_string())
-        }
-    }
-}
-
 /// Builds the store query from `list`'s arguments; the error names the argument.
 fn query_of(args: &ListArgs, now: SystemTime) -> Result<EventQuery, String> {
     let since = args
@@ -86,67 +81,12 @@ fn query_of(args: &ListArgs, now: SystemTime) -> Result<EventQuery, String> {
         .transpose()?;
     Ok(EventQuery {
         hook: args.hook.clone(),
-        state: args.state,
+        state: args.state.map(EventState::from),
         event_type: args.event_type.clone(),
         since,
         until,
         limit: args.limit,
     })
-}
-
-/// A point in time as an operator writes it: RFC 3339 (`2026-11-23T10:00:00Z`, or with
-/// an offset `+02:00`; without any it is taken as UTC), a bare date (`2026-11-23`,
-/// midnight UTC), or a duration ago (`15m`, `2h`, `7d`, `1h 30m`).
-pub(crate) fn parse_time(s: &str, now: SystemTime) -> Result<Millis, String> {
-    let s = s.trim();
-    let at = if let Some(t) = parse_rfc3339_with_offset(s) {
-        t
-    } else if let Ok(t) = humantime::parse_rfc3339_weak(&format!("{s}T00:00:00")) {
-        t
-    } else if let Ok(d) = humantime::parse_duration(s) {
-        now.checked_sub(d).unwrap_or(UNIX_EPOCH)
-    } else {
-        return Err(format!(
-            "'{s}' is neither an RFC 3339 time (2026-11-23T10:00:00Z) nor a duration ago (15m, 2h, 7d)"
-        ));
-    };
-    Ok(at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0))
-}
-
-/// humantime reads RFC 3339 in UTC only (`Z`, `+00:00` or nothing); a numeric offset
-/// (`+02:00`, `-05:00`) is applied here.
-fn parse_rfc3339_with_offset(s: &str) -> Option<SystemTime> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Some(t);
-    }
-    let split = s.len().checked_sub(6)?;
-    let (local, offset) = (s.get(..split)?, s.get(split..)?.as_bytes());
-    let sign = match offset[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let digits = |a: u8, b: u8| -> Option<u64> {
-        (a.is_ascii_digit() && b.is_ascii_digit()).then(|| u64::from((a - b'0') * 10 + (b - b'0')))
-    };
-    if offset[3] != b':' {
-        return None;
-    }
-    let (hours, minutes) = (digits(offset[1], offset[2])?, digits(offset[4], offset[5])?);
-    if hours > 23 || minutes > 59 {
-        return None;
-    }
-    let t = humantime::parse_rfc3339_weak(local).ok()?;
-    let shift = Duration::from_secs(hours * 3600 + minutes * 60);
-    // 10:00+02:00 is 08:00 UTC.
-    if sign > 0 {
-        t.checked_sub(shift)
-    } else {
-        t.checked_add(shift)
-    }
 }
 
 /// Writes to stdout, stopping quietly when the reader went away (`| head`).
@@ -333,60 +273,9 @@ async fn replay(store: &dyn Store, args: ReplayArgs, poll_interval: Duration) ->
 mod tests {
     use super::*;
 
-    fn at(s: &str) -> SystemTime {
-        humantime::parse_rfc3339(s).expect("time")
-    }
-
     #[test]
-    fn times_parse_as_rfc3339_dates_or_durations_ago() {
-        let now = at("2026-11-23T12:00:00Z");
-        let ms = |s: &str| parse_time(s, now).expect(s);
-        let epoch = |s: &str| {
-            at(s)
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .expect("after epoch")
-        };
-        assert_eq!(ms("2026-11-23T10:00:00Z"), epoch("2026-11-23T10:00:00Z"));
-        assert_eq!(
-            ms("2026-11-23T10:00:00.250Z"),
-            epoch("2026-11-23T10:00:00.250Z")
-        );
-        assert_eq!(ms("2026-11-23 10:00:00"), epoch("2026-11-23T10:00:00Z"));
-        assert_eq!(ms("2026-11-23"), epoch("2026-11-23T00:00:00Z"));
-        assert_eq!(ms("15m"), epoch("2026-11-23T11:45:00Z"));
-        assert_eq!(ms("2h"), epoch("2026-11-23T10:00:00Z"));
-        assert_eq!(ms("7d"), epoch("2026-11-16T12:00:00Z"));
-        assert_eq!(ms(" 1h 30m "), epoch("2026-11-23T10:30:00Z"));
-        assert_eq!(
-            ms("2026-11-23T10:00:00+02:00"),
-            epoch("2026-11-23T08:00:00Z")
-        );
-        assert_eq!(
-            ms("2026-11-23T10:00:00.5-05:30"),
-            epoch("2026-11-23T15:30:00.5Z")
-        );
-        assert_eq!(
-            ms("2026-11-23T10:00:00+00:00"),
-            epoch("2026-11-23T10:00:00Z")
-        );
-    }
-
-    #[test]
-    fn bad_times_are_reported_with_their_argument() {
-        let now = at("2026-11-23T12:00:00Z");
-        for bad in [
-            "yesterday",
-            "",
-            "2026-13-40",
-            "10:00",
-            "-5m",
-            "2026-11-23T10:00:00+2:00",
-            "2026-11-23T10:00:00+25:00",
-            "é2026-11-23T10:00",
-        ] {
-            assert!(parse_time(bad, now).is_err(), "{bad:?} accepted");
-        }
+    fn bad_time_arguments_are_reported_with_their_argument() {
+        let now = humantime::parse_rfc3339("2026-11-23T12:00:00Z").expect("time");
         let args = ListArgs {
             hook: None,
             state: None,

@@ -74,7 +74,7 @@ pub struct ListArgs {
     pub hook: Option<String>,
     /// Only events in this state.
     #[arg(long, value_enum)]
-    pub state: Option<crate::store::EventState>,
+    pub state: Option<events::StateArg>,
     /// Only this event type; `*` is a wildcard (e.g. 'user.lifecycle.*').
     #[arg(long = "type")]
     pub event_type: Option<String>,

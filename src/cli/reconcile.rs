@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::reconcile::{millis, Reconciler};
-use crate::store::{format_millis, now_millis, Millis, Store};
+use crate::store::Store;
+use crate::time::{format_millis, now_millis, parse_time, Millis};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +39,7 @@ pub fn main(config: &Config, args: ReconcileArgs) -> i32 {
         return 1;
     };
     let now = SystemTime::now();
-    let since = match super::events::parse_time(&args.since, now) {
+    let since = match parse_time(&args.since, now) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: --since: {e}");
@@ -46,7 +47,7 @@ pub fn main(config: &Config, args: ReconcileArgs) -> i32 {
         }
     };
     let until = match args.until.as_deref() {
-        Some(u) => match super::events::parse_time(u, now) {
+        Some(u) => match parse_time(u, now) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: --until: {e}");
@@ -84,8 +85,8 @@ pub fn main(config: &Config, args: ReconcileArgs) -> i32 {
 }
 
 async fn run(config: &Config, args: ReconcileArgs, since: Millis, until: Millis) -> i32 {
-    let store: Arc<dyn Store> = match super::events::open(config).await {
-        Ok(s) => Arc::from(s),
+    let store: Arc<dyn Store> = match crate::store::open(config, crate::store::OpenFor::Cli).await {
+        Ok(opened) => opened.store,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;

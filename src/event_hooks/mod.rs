@@ -7,6 +7,7 @@
 
 use crate::activity::{Kind, Note};
 use crate::config::{EventHookConfig, SinkConfig};
+use crate::glob::glob_match;
 use crate::http::body::read_json_body;
 use crate::http::error::ApiError;
 use crate::http::guard::{Admission, Authenticated};
@@ -14,7 +15,8 @@ use crate::metrics::{HookLabel, Metrics};
 use crate::okta::event_hook::{
     DeliveryError, EventHead, ParsedDelivery, VerificationResponse, VERIFICATION_HEADER,
 };
-use crate::store::{glob_match, now_millis, Delivery, NewEvent, Store};
+use crate::store::{Delivery, NewEvent, Store};
+use crate::time::now_millis;
 use crate::worker::Waker;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -22,7 +22,7 @@ use crate::metrics::{HookLabel, InlineLabel, InlineOutcome, Metrics};
 use crate::okta::inline::answer;
 use crate::okta::inline::settle::{settle, Settled, Settlement};
 use crate::okta::inline::{HookType, InlineResponse};
-use crate::store::postgres::PostgresStore;
+use crate::store::AnswerStore;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -57,7 +57,7 @@ fn lookup_bound(left: Duration) -> Duration {
 enum Answers {
     Local(cache::AnswerCache),
     Shared {
-        store: Arc<PostgresStore>,
+        store: Arc<dyn AnswerStore>,
         ttl: Duration,
     },
 }
@@ -127,7 +127,7 @@ pub fn build_handler(config: &InlineHookConfig) -> Result<Arc<dyn Handler>, Stri
 pub fn build(
     config: &Config,
     metrics: &Arc<Metrics>,
-    shared: Option<Arc<PostgresStore>>,
+    shared: Option<Arc<dyn AnswerStore>>,
 ) -> Result<Vec<(String, Arc<InlineHook>)>, Vec<Problem>> {
     let mut hooks = Vec::new();
     let mut problems = Vec::new();

@@ -21,7 +21,8 @@ pub mod nats;
 pub mod stdout;
 
 use crate::config::{Config, SinkKind};
-use crate::store::{format_millis, Job};
+use crate::store::Job;
+use crate::time::format_millis;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::value::RawValue;

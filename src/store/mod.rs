@@ -1,42 +1,29 @@
 //! Durable storage of received events and of their per-sink deliveries.
 //!
 //! The store is what makes an acknowledgement safe: the delivery handler answers
-//! Okta only after [`Store::ingest`] has returned, and `ingest` returns only after
+//! Okta only after [`Queue::ingest`] has returned, and `ingest` returns only after
 //! the events are durable. Everything after that (sinks, retries, dead letters)
 //! reads its work from the store, so RAM never holds the backlog.
 //!
 //! Model: an *event* is one System Log event received by one hook, unique by
 //! `(hook, uuid)` (two hooks subscribed to the same type both get it; the embedded
 //! store puts the hour of the event's `published` time in front of that key, see
-//! `sqlite::SCHEMA_V4`, which Okta's retry of an event repeats). Each event
+//! `sqlite::schema::SCHEMA_V4`, which Okta's retry of an event repeats). Each event
 //! fans out at ingest into one *job* per sink whose filters accept it. A job is
 //! `pending` until a worker delivers it (`delivered`) or gives up (`dead`);
 //! replay turns `dead` back into `pending`.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
-mod wal;
 
+use crate::config::{Config, StoreBackend};
 use async_trait::async_trait;
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Milliseconds since the Unix epoch: the one time format the store keeps.
-pub type Millis = i64;
-
-/// Now, in store time.
-pub fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
-
-/// Formats store time as RFC 3339 with milliseconds, UTC.
-pub fn format_millis(ms: Millis) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use crate::time::Millis;
 
 /// One event of an Okta delivery, ready to store.
 #[derive(Debug, Clone)]
@@ -66,7 +53,7 @@ pub struct Delivery {
     pub recovered: bool,
 }
 
-/// What [`Store::ingest`] did with a delivery.
+/// What [`Queue::ingest`] did with a delivery.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// Events stored for the first time.
@@ -79,7 +66,7 @@ pub struct IngestOutcome {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
-    /// Must be given back to [`Store::finish`]; a stale worker whose lease was taken over cannot finish the job.
+    /// Must be given back to [`Queue::finish`]; a stale worker whose lease was taken over cannot finish the job.
     pub lease_token: i64,
     pub hook: String,
     pub sink: String,
@@ -111,7 +98,7 @@ pub enum JobOutcome {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Pending,
@@ -139,7 +126,7 @@ impl JobState {
 
 /// An event's state, derived from its jobs: any dead → `dead`; else any pending →
 /// `pending`; else all delivered → `delivered`; no jobs at all → `ignored`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventState {
     Pending,
@@ -257,9 +244,69 @@ pub enum StoreError {
     Closed,
 }
 
-/// The storage seam: the embedded SQLite store now, PostgreSQL later.
+/// Who opens the store, which decides how the embedded store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFor {
+    /// The service: takes the store over (clears the leases a previous run left, runs
+    /// the WAL's checkpoints).
+    Service,
+    /// A command next to a running service (`hookwarden events`, `hookwarden reconcile`):
+    /// the SQLite store must exist already and is opened with
+    /// [`SqliteStore::open_for_cli`](sqlite::SqliteStore::open_for_cli), which leaves
+    /// the service's leases and WAL alone. PostgreSQL is shared by design either way.
+    Cli,
+}
+
+/// The configured store. `shared` is set for PostgreSQL, which replicas also use to share
+/// the inline hooks' idempotent answers.
+pub struct OpenedStore {
+    pub store: Arc<dyn Store>,
+    pub shared: Option<Arc<dyn AnswerStore>>,
+}
+
+/// Opens the configured store: SQLite on this node, or PostgreSQL shared by replicas.
+pub async fn open(config: &Config, by: OpenFor) -> Result<OpenedStore, StoreError> {
+    match (config.store.backend, &config.store.postgres) {
+        (StoreBackend::Postgres, Some(pg)) => {
+            let pg = Arc::new(postgres::PostgresStore::connect(pg, &config.store).await?);
+            Ok(OpenedStore {
+                store: pg.clone(),
+                shared: Some(pg),
+            })
+        }
+        (StoreBackend::Postgres, None) => Err(StoreError::Unavailable(
+            "store.postgres is missing".to_owned(),
+        )),
+        (StoreBackend::Sqlite, _) => {
+            let path = config.store_path();
+            let store = match by {
+                OpenFor::Service => sqlite::SqliteStore::open(&path, &config.store)?,
+                OpenFor::Cli => {
+                    if !path.exists() {
+                        return Err(StoreError::Unavailable(format!(
+                            "no store at {}: has the service run with this configuration (server.data_dir, store.path)?",
+                            path.display()
+                        )));
+                    }
+                    sqlite::SqliteStore::open_for_cli(&path, &config.store)?
+                }
+            };
+            Ok(OpenedStore {
+                store: Arc::new(store),
+                shared: None,
+            })
+        }
+    }
+}
+
+/// The storage seam, split by role. Both backends implement every role but
+/// [`AnswerStore`], which only PostgreSQL has; [`Store`] gathers the roles the service
+/// hands around as one `Arc<dyn Store>`.
+///
+/// Ingest and the work queue: what the delivery handler ([`crate::event_hooks`]) and the
+/// workers ([`crate::worker`]) use.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Queue: Send + Sync + 'static {
     /// Stores a delivery's events and their jobs. Returns only when durable (or with an error,
     /// in which case nothing of the delivery may be acknowledged).
     async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError>;
@@ -270,6 +317,16 @@ pub trait Store: Send + Sync + 'static {
     /// Records the outcome of a claimed job. Ignored when the lease was lost to another worker.
     async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError>;
 
+    /// The backlog and the dead letters only (the metrics' gauges): see [`JobCounts`].
+    async fn job_counts(&self) -> Result<JobCounts, StoreError>;
+
+    /// Deletes events received before `before` whose jobs are all finished (delivered or ignored).
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError>;
+}
+
+/// Inspection: what the admin endpoints and page and `hookwarden events` use.
+#[async_trait]
+pub trait Inspect: Send + Sync + 'static {
     async fn list(&self, query: &EventQuery) -> Result<Vec<EventSummary>, StoreError>;
 
     /// Every hook's event with this uuid (usually one).
@@ -279,24 +336,14 @@ pub trait Store: Send + Sync + 'static {
     async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+}
 
-    /// The backlog and the dead letters only (the metrics' gauges): see [`JobCounts`].
-    async fn job_counts(&self) -> Result<JobCounts, StoreError>;
-
-    /// Proves that a write can be committed now (readiness).
-    async fn check_writable(&self) -> Result<(), StoreError>;
-
-    /// Deletes events received before `before` whose jobs are all finished (delivered or ignored).
-    async fn prune(&self, before: Millis) -> Result<u64, StoreError>;
-
-    /// Commits what is queued and stops accepting writes.
-    async fn close(&self);
-
-    // --- System Log reconciliation (see [`crate::reconcile`]) -------------------------
-    //
-    // Default bodies refuse, so that a store written for tests needs none of these; both
-    // real stores implement them all.
-
+/// System Log reconciliation's cursors and leases (see [`crate::reconcile`]).
+///
+/// Default bodies refuse, so that a store written for tests needs none of these; both
+/// real stores implement them all.
+#[async_trait]
+pub trait Leases: Send + Sync + 'static {
     /// The uuids of those of `events` that `hook` already holds (a dry run's "already
     /// stored"). Events, not uuids: the embedded store finds an event by its uuid and
     /// its `published` time together.
@@ -337,48 +384,34 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// Every role of a store the service runs on, and its life: readiness and shutdown.
+#[async_trait]
+pub trait Store: Queue + Inspect + Leases {
+    /// Proves that a write can be committed now (readiness).
+    async fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Commits what is queued and stops accepting writes.
+    async fn close(&self);
+}
+
+/// The inline hooks' idempotent answers shared by replicas (PostgreSQL only): Okta's
+/// retry of an inline request gets the same answer, whichever replica it lands on.
+#[async_trait]
+pub trait AnswerStore: Send + Sync + 'static {
+    /// A stored inline-hook answer for `(hook, event_id)` no older than `ttl`.
+    async fn get_answer(
+        &self,
+        hook: &str,
+        event_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores an inline-hook answer. The first answer wins: two replicas answering the
+    /// same request concurrently keep one answer.
+    async fn put_answer(&self, hook: &str, event_id: &str, answer: &[u8])
+        -> Result<(), StoreError>;
+}
+
 fn unsupported(what: &str) -> StoreError {
     StoreError::Unavailable(format!("this store does not support {what}"))
-}
-
-/// Matches `text` against a glob whose only wildcard is `*` (any run of characters, dots included).
-///
-/// Event types are dotted names (`user.lifecycle.deactivate`), so `*` alone covers what
-/// operators write (`user.lifecycle.*`, `*.deactivate`, `*`).
-pub fn glob_match(glob: &str, text: &str) -> bool {
-    let mut parts = glob.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("user.lifecycle.*", "user.lifecycle.deactivate"));
-        assert!(!glob_match("user.lifecycle.*", "user.session.start"));
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("*.start", "user.session.start"));
-        assert!(glob_match("user.*.start", "user.session.start"));
-        assert!(!glob_match("user.*.start", "user.session.end"));
-        assert!(glob_match("exact", "exact"));
-        assert!(!glob_match("exact", "exactly"));
-        assert!(glob_match("a*a", "aa"));
-        assert!(!glob_match("a*a", "a"));
-    }
 }

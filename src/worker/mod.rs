@@ -7,7 +7,7 @@
 //! as one batch instead (one task, one write, one sync; one slot per job still), which
 //! costs about a sixth less CPU per event and lets the file keep up with the acks.
 //!
-//! Each attempt ends with [`Store::finish`]: delivered, retry later (exponential
+//! Each attempt ends with [`Queue::finish`](crate::store::Queue::finish): delivered, retry later (exponential
 //! backoff with full jitter), or dead (permanent failure or `max_attempts` reached).
 //! If the process dies mid-attempt, the lease expires and the job is claimed again
 //! with `interrupted` set; a sink that can tell ([`Sink::contains`]) then skips it.
@@ -17,7 +17,8 @@
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
 use crate::sinks::{Sink, SinkError, SinkRecord, SinkSet};
-use crate::store::{now_millis, Job, JobOutcome, Millis, Store};
+use crate::store::{Job, JobOutcome, Millis, Store};
+use crate::time::now_millis;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ impl WorkerHandle {
     /// True when the worker loop turned within `within` and has not stopped.
     pub fn alive(&self, within: Duration) -> bool {
         let last = self.heartbeat.load(Ordering::Relaxed);
-        !self.task.is_finished() && crate::store::now_millis() - last <= within.as_millis() as i64
+        !self.task.is_finished() && crate::time::now_millis() - last <= within.as_millis() as i64
     }
 }
 

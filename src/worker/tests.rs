@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::store::{
-    Delivery, EventDetail, EventQuery, EventSummary, IngestOutcome, JobCounts, JobState,
-    ReplayTarget, StoreError, StoreStats,
+    Delivery, EventDetail, EventQuery, EventSummary, IngestOutcome, Inspect, JobCounts, JobState,
+    Leases, Queue, ReplayTarget, StoreError, StoreStats,
 };
 use async_trait::async_trait;
 use std::sync::atomic::AtomicUsize;
@@ -75,7 +75,7 @@ impl MemStore {
 }
 
 #[async_trait]
-impl Store for MemStore {
+impl Queue for MemStore {
     async fn ingest(&self, _delivery: Delivery) -> Result<IngestOutcome, StoreError> {
         Ok(IngestOutcome::default())
     }
@@ -119,6 +119,20 @@ impl Store for MemStore {
         }
         Ok(())
     }
+    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        Ok(JobCounts {
+            backlog: self.count(JobState::Pending) as u64,
+            dead: self.count(JobState::Dead) as u64,
+        })
+    }
+    async fn prune(&self, _before: Millis) -> Result<u64, StoreError> {
+        self.prunes.fetch_add(1, Ordering::Relaxed);
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl Inspect for MemStore {
     async fn list(&self, _query: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
         Ok(Vec::new())
     }
@@ -135,18 +149,15 @@ impl Store for MemStore {
             events: self.rows.lock().expect("lock").len() as u64,
         })
     }
-    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        Ok(JobCounts {
-            backlog: self.count(JobState::Pending) as u64,
-            dead: self.count(JobState::Dead) as u64,
-        })
-    }
+}
+
+#[async_trait]
+impl Leases for MemStore {}
+
+#[async_trait]
+impl Store for MemStore {
     async fn check_writable(&self) -> Result<(), StoreError> {
         Ok(())
-    }
-    async fn prune(&self, _before: Millis) -> Result<u64, StoreError> {
-        self.prunes.fetch_add(1, Ordering::Relaxed);
-        Ok(0)
     }
     async fn close(&self) {}
 }

@@ -427,7 +427,7 @@ async fn a_full_disk_answers_503_never_acks_unstored_data_and_recovers() {
     let dir = tempfile::tempdir().expect("tmp");
     // The store on a 64 MiB tmpfs of its own; the JSONL sink on the ordinary disk. The
     // store's own footprint after the first second of load (its WAL may take up to half
-    // the free space, see `store::wal::DiskSpace`) is 15 to 30 MB: on a 32 MiB disk the
+    // the free space, see `store::sqlite::wal::DiskSpace`) is 15 to 30 MB: on a 32 MiB disk the
     // filler sometimes got only 2 MB, too little for "space comes back" to mean anything.
     // Mounting needs root (CAP_SYS_ADMIN), as the PostgreSQL tests do (runuser): the
     // suite runs as root. Fail rather than skip: a skipped test would hide that the

@@ -300,7 +300,7 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     .expect("cfg");
     let store = hookwarden::store::sqlite::SqliteStore::open(&config.store_path(), &config.store)
         .expect("store");
-    use hookwarden::store::Store;
+    use hookwarden::store::{Inspect, Store};
     let found = store.get(&uuid).await.expect("get");
     assert_eq!(
         found.len(),

@@ -4,7 +4,7 @@
 //! replica (PostgreSQL) or the CLI next to the service (SQLite: the same file).
 //!
 //! What only one backend has stays with it: group commit, the WAL, migrations and a full
-//! disk in `src/store/sqlite.rs`; replicas racing, inline answers and the database going
+//! disk in `src/store/sqlite/tests.rs`; replicas racing, inline answers and the database going
 //! away in `pg.rs`.
 
 use crate::pgutil::{self, shared, store_config};
@@ -12,6 +12,7 @@ use hookwarden::config::{StoreBackend, StoreConfig};
 use hookwarden::store::postgres::PostgresStore;
 use hookwarden::store::sqlite::SqliteStore;
 use hookwarden::store::*;
+use hookwarden::time::now_millis;
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);

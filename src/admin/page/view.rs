@@ -7,7 +7,7 @@
 use super::session::Access;
 use super::{EventHookView, InlineHookView, PageData};
 use crate::activity::Entry;
-use crate::store::format_millis;
+use crate::time::format_millis;
 use maud::{html, Markup, DOCTYPE};
 
 const STYLE: &str = r#"

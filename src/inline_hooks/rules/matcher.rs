@@ -7,8 +7,8 @@ use super::Ctx;
 use crate::config::rules::{
     CharClass, Condition, ConditionSource, Matcher, ProfileTarget, SetRule,
 };
+use crate::glob::glob_match;
 use crate::okta::inline::{pointer_segment, HookType};
-use crate::store::glob_match;
 use serde_json::Value;
 
 /// A place in the request, held as a JSON Pointer.

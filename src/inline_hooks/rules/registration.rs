@@ -6,8 +6,8 @@
 use super::matcher::{compile_sets, is_blank, nonempty, scalar_text, Guard, SetCompiled, Test};
 use super::Ctx;
 use crate::config::rules::{Matcher, RegistrationRules};
+use crate::glob::glob_match;
 use crate::okta::inline::{registration, ErrorCause, HookType, InlineResponse};
-use crate::store::glob_match;
 use serde_json::{json, Map};
 
 const DEFAULT_REGISTRATION_SUMMARY: &str = "Registration cannot be completed.";

@@ -1,6 +1,6 @@
 //! The embedded store's disk waits, kept off its writer thread.
 //!
-//! The writer ([`super::sqlite`]) is the one serial stage of every acknowledgement, so
+//! The writer ([`super`]) is the one serial stage of every acknowledgement, so
 //! whatever it waits for, every queued delivery waits for too. Profiling under load
 //! (64 connections, see BENCHMARKS.md) showed it spent 70% of its time in `COMMIT`,
 //! mostly not working but waiting for the disk: the WAL's fsync (about 1.3 ms under

@@ -1,0 +1,141 @@
+//! The PostgreSQL schema: its migrations, applied once by whichever replica starts first.
+
+use super::*;
+
+/// Key of the advisory lock that serializes migrations of replicas starting together.
+/// Any constant works; this one spells "hookwrdn" in ASCII so it is recognisable in
+/// `pg_locks`.
+pub(super) const MIGRATION_LOCK: i64 = 0x686f_6f6b_7772_646e;
+
+/// The migrations, in order: `(version, SQL)`. Never edit a released step; append one.
+/// Every step runs in the migration transaction, under the advisory lock, and records
+/// its version in `hookwarden_schema`.
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
+CREATE TABLE events (
+    hook        TEXT NOT NULL,
+    uuid        TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    event_type  TEXT NOT NULL,
+    published   TEXT,
+    received_at BIGINT NOT NULL,
+    -- TEXT, not JSONB: the event is kept byte for byte as Okta sent it.
+    payload     TEXT NOT NULL,
+    -- Arrival order, to break ties between events of one delivery in listings.
+    seq         BIGINT GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (hook, uuid)
+);
+-- get / replay by uuid alone (no hook given).
+CREATE INDEX events_uuid ON events (uuid);
+-- list (newest first) and prune (oldest first).
+CREATE INDEX events_received ON events (received_at, seq);
+
+CREATE TABLE jobs (
+    id              BIGSERIAL PRIMARY KEY,
+    hook            TEXT NOT NULL,
+    uuid            TEXT NOT NULL,
+    sink            TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    claims          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    lease_until     BIGINT,
+    lease_token     BIGINT,
+    last_error      TEXT,
+    updated_at      BIGINT NOT NULL,
+    UNIQUE (hook, uuid, sink),
+    FOREIGN KEY (hook, uuid) REFERENCES events (hook, uuid) ON DELETE CASCADE
+);
+-- claim: due pending jobs, oldest due first; partial so finished jobs cost nothing.
+CREATE INDEX jobs_due ON jobs (next_attempt_at, id) WHERE state = 'pending';
+-- counts by state (stats, backlog) and replay of dead letters.
+CREATE INDEX jobs_state ON jobs (state, hook);
+-- replay of one event by uuid without its hook.
+CREATE INDEX jobs_uuid ON jobs (uuid);
+
+CREATE TABLE inline_answers (
+    hook       TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    answer     BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (hook, event_id)
+);
+CREATE INDEX inline_answers_created ON inline_answers (created_at);
+
+CREATE TABLE hookwarden_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+",
+    ),
+    (
+        2,
+        "
+-- System Log reconciliation: events found in the System Log rather than delivered.
+ALTER TABLE events ADD COLUMN recovered BOOLEAN NOT NULL DEFAULT FALSE;
+-- Where each hook's last reconciliation pass ended.
+CREATE TABLE hookwarden_cursors (
+    key        TEXT PRIMARY KEY,
+    at         BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+-- One replica at a time polls Okta: it holds the lease until it expires or is given up.
+CREATE TABLE hookwarden_leases (
+    key   TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until BIGINT NOT NULL
+);
+",
+    ),
+];
+
+/// Runs the migrations this database has not seen, under a transaction-scoped advisory
+/// lock so that replicas starting at once apply each step exactly once (the second
+/// waits for the first's COMMIT, then finds nothing left to do).
+pub(super) async fn migrate(pool: &Pool) -> Result<(), String> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let tx = client.transaction().await.map_err(|e| describe(&e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| describe(&e))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS hookwarden_schema (
+             version    INTEGER PRIMARY KEY,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .await
+    .map_err(|e| describe(&e))?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM hookwarden_schema",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| describe(&e))?;
+    let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
+    if current > known {
+        return Err(format!(
+            "the database has schema version {current}, written by a newer hookwarden (this one knows up to {known})"
+        ));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| format!("migration {version}: {}", describe(&e)))?;
+        tx.execute(
+            "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)",
+            &[version, &now_millis()],
+        )
+        .await
+        .map_err(|e| describe(&e))?;
+        tracing::info!(version, "postgres schema migrated");
+    }
+    tx.commit().await.map_err(|e| describe(&e))
+}
