@@ -27,7 +27,8 @@
 //! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order |
 //!
 //! Request path: TCP accept (connection cap) → TLS → hyper (header-read timeout) →
-//! request timeout → per-hook guard (IP allowlist, then auth: no handler sees an
+//! request timeout → per-hook guard (IP allowlist, then auth; it alone makes the
+//! [`http::guard::Authenticated`] every hook handler takes, so no handler sees an
 //! unauthenticated body) → Content-Type → body limit → handler → store commit → 200.
 
 #![forbid(unsafe_code)]
