@@ -261,7 +261,9 @@ async fn hook_routes_mounted_without_their_guard_refuse_every_call() {
             );
         }
     }
-    let stats = hookwarden::store::Inspect::stats(&*store).await.expect("stats");
+    let stats = hookwarden::store::Inspect::stats(&*store)
+        .await
+        .expect("stats");
     assert_eq!(stats.events, 0, "an unguarded delivery was stored");
     assert_eq!(stats.backlog, 0);
     assert_eq!(
