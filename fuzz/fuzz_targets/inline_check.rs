@@ -74,10 +74,16 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(read) = read(raw.clone()) {
         match settle(*hook_type, read, request).settled {
             Settled::Pass(answer) => {
-                assert!(check(*hook_type, &answer, request).is_ok(), "passed unchecked");
+                assert!(
+                    check(*hook_type, &answer, request).is_ok(),
+                    "passed unchecked"
+                );
             }
             Settled::Repaired { answer, .. } => {
-                assert!(check(*hook_type, &answer, request).is_ok(), "repaired unchecked");
+                assert!(
+                    check(*hook_type, &answer, request).is_ok(),
+                    "repaired unchecked"
+                );
                 assert!(hook_type.is_refusal(&answer), "a repaired refusal says yes");
             }
             Settled::Unsendable(_) | Settled::Invalid(_) => {}
