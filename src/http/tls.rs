@@ -35,9 +35,53 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Why a certificate could not be loaded, generated or reloaded. Every variant names
+/// the file at fault and keeps its cause as the error's source.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TlsError(pub String);
+pub enum TlsError {
+    /// The blocking task that reads or generates the files did not finish.
+    #[error("{doing}: {source}")]
+    Task {
+        doing: &'static str,
+        source: tokio::task::JoinError,
+    },
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a valid PEM {what} file: {source}", path.display())]
+    Pem {
+        what: &'static str,
+        path: PathBuf,
+        source: pem::Error,
+    },
+    #[error("{}: no certificate in file (expected -----BEGIN CERTIFICATE-----)", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: no private key in file (expected PKCS#8 \"PRIVATE KEY\", PKCS#1 \"RSA PRIVATE KEY\" or SEC1 \"EC PRIVATE KEY\"; encrypted keys are not supported)", path.display())]
+    NoKey { path: PathBuf },
+    #[error("TLS protocol versions: {0}")]
+    Versions(#[source] rustls::Error),
+    #[error("{}: the private key does not match the certificate in {}", key.display(), cert.display())]
+    KeyMismatch { key: PathBuf, cert: PathBuf },
+    #[error("{}: unusable {what}: {source}", path.display())]
+    Unusable {
+        what: &'static str,
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("server.tls.cert and server.tls.key must be set together (or neither, for a development certificate)")]
+    HalfPair,
+    #[error("generating the development certificate: {0}")]
+    Generate(#[source] rcgen::Error),
+    #[error("cannot {doing} {}: {source}", path.display())]
+    Write {
+        doing: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// A certificate or key file larger than this is refused before it is read whole:
 /// a real chain is a few kilobytes, and a path pointing at the wrong thing (a log, a
@@ -91,18 +135,19 @@ async fn read_pair<'a>(cert_path: &'a Path, key_path: &'a Path) -> Result<PemFil
     let (c, k) = (cert_path.to_path_buf(), key_path.to_path_buf());
     let read = tokio::task::spawn_blocking(move || (read_pem(&c), read_pem(&k)))
         .await
-        .map_err(|e| TlsError(format!("reading the certificate files: {e}")))?;
-    let cert = read.0.map_err(|e| {
-        TlsError(format!(
-            "cannot read certificate {}: {e}",
-            cert_path.display()
-        ))
+        .map_err(|source| TlsError::Task {
+            doing: "reading the certificate files",
+            source,
+        })?;
+    let cert = read.0.map_err(|source| TlsError::Read {
+        what: "certificate",
+        path: cert_path.to_path_buf(),
+        source,
     })?;
-    let key = read.1.map_err(|e| {
-        TlsError(format!(
-            "cannot read private key {}: {e}",
-            key_path.display()
-        ))
+    let key = read.1.map_err(|source| TlsError::Read {
+        what: "private key",
+        path: key_path.to_path_buf(),
+        source,
     })?;
     Ok(PemFiles {
         cert_path,
@@ -114,43 +159,52 @@ async fn read_pair<'a>(cert_path: &'a Path, key_path: &'a Path) -> Result<PemFil
 
 /// Builds the server configuration from PEM bytes. Every error names the file at fault.
 fn server_config(files: &PemFiles<'_>) -> Result<rustls::ServerConfig, TlsError> {
-    let cert_path = files.cert_path.display();
-    let key_path = files.key_path.display();
+    let cert_path = || files.cert_path.to_path_buf();
+    let key_path = || files.key_path.to_path_buf();
     let chain = CertificateDer::pem_slice_iter(&files.cert)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            TlsError(format!(
-                "{cert_path}: not a valid PEM certificate file: {e}"
-            ))
+        .map_err(|source| TlsError::Pem {
+            what: "certificate",
+            path: cert_path(),
+            source,
         })?;
     if chain.is_empty() {
-        return Err(TlsError(format!(
-            "{cert_path}: no certificate in file (expected -----BEGIN CERTIFICATE-----)"
-        )));
+        return Err(TlsError::NoCertificate { path: cert_path() });
     }
     let key = PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| match e {
-        pem::Error::NoItemsFound => TlsError(format!(
-            "{key_path}: no private key in file (expected PKCS#8 \"PRIVATE KEY\", PKCS#1 \"RSA PRIVATE KEY\" or SEC1 \"EC PRIVATE KEY\"; encrypted keys are not supported)"
-        )),
-        e => TlsError(format!("{key_path}: not a valid PEM private key file: {e}")),
+        pem::Error::NoItemsFound => TlsError::NoKey { path: key_path() },
+        source => TlsError::Pem {
+            what: "private key",
+            path: key_path(),
+            source,
+        },
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError(format!("TLS protocol versions: {e}")))?
+        .map_err(TlsError::Versions)?
         .with_no_client_auth()
         // Checks that the key is usable and that it matches the end-entity certificate.
         .with_single_cert(chain, key)
         .map_err(|e| match e {
             rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                TlsError(format!(
-                    "{key_path}: the private key does not match the certificate in {cert_path}"
-                ))
+                TlsError::KeyMismatch {
+                    key: key_path(),
+                    cert: cert_path(),
+                }
             }
             rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-                TlsError(format!("{cert_path}: unusable certificate: {e}"))
+                TlsError::Unusable {
+                    what: "certificate",
+                    path: cert_path(),
+                    source: e,
+                }
             }
-            e => TlsError(format!("{key_path}: unusable private key: {e}")),
+            source => TlsError::Unusable {
+                what: "private key",
+                path: key_path(),
+                source,
+            },
         })?;
     cfg.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(cfg)
@@ -166,9 +220,7 @@ pub async fn load(config: &ServerConfig) -> Result<RustlsConfig, TlsError> {
             Ok(RustlsConfig::from_config(Arc::new(cfg)))
         }
         (None, None) => load_dev_cert(&config.data_dir).await,
-        _ => Err(TlsError(
-            "server.tls.cert and server.tls.key must be set together (or neither, for a development certificate)".into(),
-        )),
+        _ => Err(TlsError::HalfPair),
     }
 }
 
@@ -194,7 +246,10 @@ async fn load_dev_cert(data_dir: &Path) -> Result<RustlsConfig, TlsError> {
             let dir = data_dir.to_path_buf();
             let (cert, key) = tokio::task::spawn_blocking(move || generate_dev_cert(&dir))
                 .await
-                .map_err(|e| TlsError(format!("generating the development certificate: {e}")))??;
+                .map_err(|source| TlsError::Task {
+                    doing: "generating the development certificate",
+                    source,
+                })??;
             server_config(&PemFiles {
                 cert_path: &cert_path,
                 key_path: &key_path,
@@ -223,18 +278,27 @@ fn generate_dev_cert(data_dir: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
     ])
-    .map_err(|e| TlsError(format!("generating the development certificate: {e}")))?;
+    .map_err(TlsError::Generate)?;
     let cert = generated.cert.pem().into_bytes();
     let key = generated.signing_key.serialize_pem().into_bytes();
 
     if let Some(dir) = cert_path.parent() {
-        create_private_dir(dir)
-            .map_err(|e| TlsError(format!("cannot create {}: {e}", dir.display())))?;
+        create_private_dir(dir).map_err(|source| TlsError::Write {
+            doing: "create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    write_atomically(&key_path, &key, 0o600)
-        .map_err(|e| TlsError(format!("cannot write {}: {e}", key_path.display())))?;
-    write_atomically(&cert_path, &cert, 0o644)
-        .map_err(|e| TlsError(format!("cannot write {}: {e}", cert_path.display())))?;
+    write_atomically(&key_path, &key, 0o600).map_err(|source| TlsError::Write {
+        doing: "write",
+        path: key_path.clone(),
+        source,
+    })?;
+    write_atomically(&cert_path, &cert, 0o644).map_err(|source| TlsError::Write {
+        doing: "write",
+        path: cert_path.clone(),
+        source,
+    })?;
     tracing::info!(cert = %cert_path.display(), key = %key_path.display(), "development certificate generated");
     Ok((cert, key))
 }
@@ -370,7 +434,7 @@ impl Reloader {
             Ok(files) => files,
             Err(e) => {
                 self.report_failure(&e);
-                self.failed = Some(Failure::Read(e.0));
+                self.failed = Some(Failure::Read(e.to_string()));
                 return;
             }
         };
@@ -394,11 +458,11 @@ impl Reloader {
         let files = match read_pair(&self.cert_path, &self.key_path).await {
             Ok(files) => files,
             Err(e) => {
-                if !force && matches!(&self.failed, Some(Failure::Read(m)) if *m == e.0) {
+                if !force && matches!(&self.failed, Some(Failure::Read(m)) if *m == e.to_string()) {
                     return Reload::StillFailing;
                 }
                 self.report_failure(&e);
-                self.failed = Some(Failure::Read(e.0));
+                self.failed = Some(Failure::Read(e.to_string()));
                 return Reload::Failed;
             }
         };

@@ -236,9 +236,9 @@ async fn mismatched_key_and_certificate_is_an_error_naming_the_files() {
     ))
     .await
     .expect_err("must fail");
-    assert!(err.0.contains("does not match"), "{err}");
-    assert!(err.0.contains(&c.display().to_string()), "{err}");
-    assert!(err.0.contains(&k.display().to_string()), "{err}");
+    assert!(err.to_string().contains("does not match"), "{err}");
+    assert!(err.to_string().contains(&c.display().to_string()), "{err}");
+    assert!(err.to_string().contains(&k.display().to_string()), "{err}");
 }
 
 #[tokio::test]
@@ -268,7 +268,7 @@ async fn bad_files_are_errors_naming_the_file() {
         .expect_err(stem);
         let at_fault = if cert_at_fault { &c } else { &k };
         assert!(
-            err.0.contains(&at_fault.display().to_string()),
+            err.to_string().contains(&at_fault.display().to_string()),
             "{stem}: {err}"
         );
     }
@@ -281,11 +281,14 @@ async fn bad_files_are_errors_naming_the_file() {
     ))
     .await
     .expect_err("missing");
-    assert!(err.0.contains(&missing.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&missing.display().to_string()),
+        "{err}"
+    );
     let err = load(&server_config_for(dir.path(), Some(missing), None))
         .await
         .expect_err("half configured");
-    assert!(err.0.contains("together"), "{err}");
+    assert!(err.to_string().contains("together"), "{err}");
 }
 
 #[tokio::test]
