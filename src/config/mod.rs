@@ -19,7 +19,7 @@ mod validate;
 pub use handler::{ForwardConfig, HandlerConfig, ScriptConfig};
 pub use reconcile::ReconcileConfig;
 pub use rules::RulesConfig;
-pub use secret::{expose, SecretSource};
+pub use secret::{expose, SecretError, SecretSource};
 
 use ipnet::IpNet;
 use secrecy::SecretString;
@@ -71,7 +71,8 @@ impl ConfigError {
 /// A secret resolved at load time. `Debug` never shows the value.
 #[derive(Clone)]
 pub struct Secret {
-    value: Result<SecretString, String>,
+    /// The error is shared, not copied, when a config is cloned.
+    value: Result<SecretString, std::sync::Arc<SecretError>>,
     literal: bool,
 }
 
@@ -94,7 +95,7 @@ impl From<SecretSource> for Secret {
     fn from(src: SecretSource) -> Self {
         Secret {
             literal: src.is_literal(),
-            value: src.resolve(),
+            value: src.resolve().map_err(std::sync::Arc::new),
         }
     }
 }

@@ -172,7 +172,7 @@ impl ReconcileConfig {
             ),
             (Some(t), None) => {
                 if let Err(e) = &t.value {
-                    p("reconcile.api_token", e.clone());
+                    p("reconcile.api_token", e.to_string());
                 }
             }
             (None, Some(o)) => {
@@ -183,7 +183,7 @@ impl ReconcileConfig {
                     );
                 }
                 match &o.private_key.value {
-                    Err(e) => p("reconcile.oauth.private_key", e.clone()),
+                    Err(e) => p("reconcile.oauth.private_key", e.to_string()),
                     Ok(pem) => {
                         if jsonwebtoken::EncodingKey::from_rsa_pem(super::expose(pem).as_bytes())
                             .is_err()

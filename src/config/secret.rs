@@ -40,17 +40,19 @@ impl std::fmt::Debug for SecretSource {
 
 impl SecretSource {
     /// Reads the secret. The error says where it was looked for, never what it holds.
-    pub fn resolve(&self) -> Result<SecretString, String> {
+    pub fn resolve(&self) -> Result<SecretString, SecretError> {
         let value = match self {
             SecretSource::Literal(v) => v.clone(),
-            SecretSource::Env { env } => std::env::var(env)
-                .map_err(|_| format!("environment variable {env} is not set (or is not UTF-8)"))?,
+            SecretSource::Env { env } => std::env::var(env).map_err(|source| SecretError::Env {
+                name: env.clone(),
+                source,
+            })?,
             SecretSource::File { file } => read_secret_file(file)?
                 .trim_end_matches(['\r', '\n'])
                 .to_owned(),
         };
         if value.is_empty() {
-            return Err("the secret is empty".to_owned());
+            return Err(SecretError::Empty);
         }
         Ok(SecretString::from(value))
     }
@@ -65,9 +67,32 @@ impl SecretSource {
 /// `/dev/zero` by mistake must fail at start with a clear error, not read without end.
 const MAX_SECRET_FILE: u64 = 64 * 1024;
 
-fn read_secret_file(file: &std::path::Path) -> Result<String, String> {
+/// Why a secret could not be resolved: it says where the secret was looked for, never
+/// what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {name} is not set (or is not UTF-8)")]
+    Env {
+        name: String,
+        source: std::env::VarError,
+    },
+    #[error("cannot read secret file {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("secret file {} is larger than {} KiB: it should hold the secret alone", path.display(), MAX_SECRET_FILE / 1024)]
+    TooLarge { path: std::path::PathBuf },
+    #[error("the secret is empty")]
+    Empty,
+}
+
+fn read_secret_file(file: &std::path::Path) -> Result<String, SecretError> {
     use std::io::Read;
-    let cannot = |e: std::io::Error| format!("cannot read secret file {}: {e}", file.display());
+    let cannot = |source: std::io::Error| SecretError::Read {
+        path: file.to_path_buf(),
+        source,
+    };
     let mut value = String::new();
     std::fs::File::open(file)
         .map_err(cannot)?
@@ -75,11 +100,9 @@ fn read_secret_file(file: &std::path::Path) -> Result<String, String> {
         .read_to_string(&mut value)
         .map_err(cannot)?;
     if value.len() as u64 > MAX_SECRET_FILE {
-        return Err(format!(
-            "secret file {} is larger than {} KiB: it should hold the secret alone",
-            file.display(),
-            MAX_SECRET_FILE / 1024
-        ));
+        return Err(SecretError::TooLarge {
+            path: file.to_path_buf(),
+        });
     }
     Ok(value)
 }
@@ -118,7 +141,8 @@ mod tests {
         std::fs::write(&path, "x".repeat(64 * 1024 + 1)).expect("write");
         let err = SecretSource::File { file: path.clone() }
             .resolve()
-            .expect_err("too large");
+            .expect_err("too large")
+            .to_string();
         assert!(err.contains("larger than 64 KiB"), "{err}");
         assert!(!err.contains("xxx"), "{err}");
         std::fs::write(&path, "x".repeat(64 * 1024)).expect("write");
@@ -131,7 +155,8 @@ mod tests {
             file: "/dev/zero".into(),
         }
         .resolve()
-        .expect_err("/dev/zero");
+        .expect_err("/dev/zero")
+        .to_string();
         assert!(err.contains("/dev/zero"), "{err}");
     }
 
@@ -140,7 +165,7 @@ mod tests {
         let s = SecretSource::Env {
             env: "HOOKWARDEN_TEST_DOES_NOT_EXIST_42".into(),
         };
-        let err = s.resolve().expect_err("must fail");
+        let err = s.resolve().expect_err("must fail").to_string();
         assert!(err.contains("HOOKWARDEN_TEST_DOES_NOT_EXIST_42"));
     }
 }

@@ -82,7 +82,7 @@ impl Config {
             );
         }
         if let Some(Err(e)) = self.admin.token.as_ref().map(|t| &t.value) {
-            p("admin.token".into(), e.clone());
+            p("admin.token".into(), e.to_string());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p(
@@ -111,7 +111,7 @@ impl Config {
                     _ => p("store.postgres.url".into(), "must be a postgres:// URL".into()),
                 }
                 if let Some(Err(e)) = pg.password.as_ref().map(|s| &s.value) {
-                    p("store.postgres.password".into(), e.clone());
+                    p("store.postgres.password".into(), e.to_string());
                 }
                 if pg.pool_size == 0 {
                     p(
@@ -257,7 +257,7 @@ impl Config {
                                 );
                             }
                             if let Err(e) = &value.value {
-                                p(format!("{at}.headers.{name}"), e.clone());
+                                p(format!("{at}.headers.{name}"), e.to_string());
                             }
                         }
                         self.sink_timeout_problem(*timeout, &at, &mut p);
@@ -282,7 +282,7 @@ impl Config {
                             );
                         }
                         if let Some(Err(e)) = token.as_ref().map(|t| &t.value) {
-                            p(format!("{at}.token"), e.clone());
+                            p(format!("{at}.token"), e.to_string());
                         }
                         self.sink_timeout_problem(*timeout, &at, &mut p);
                     }
@@ -336,7 +336,7 @@ impl Config {
                 }
                 for (name, value) in &f.headers {
                     if let Err(e) = &value.value {
-                        p(format!("{at}.handler.headers.{name}"), e.clone());
+                        p(format!("{at}.handler.headers.{name}"), e.to_string());
                     }
                 }
             }
@@ -490,7 +490,7 @@ fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)
                     );
                 }
                 if let Err(e) = &u.password.value {
-                    p(format!("{at}.users[{i}].password"), e.clone());
+                    p(format!("{at}.users[{i}].password"), e.to_string());
                 }
             }
         }
@@ -504,7 +504,7 @@ fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)
             }
             for (i, s) in secrets.iter().enumerate() {
                 match &s.value {
-                    Err(e) => p(format!("{at}.secrets[{i}]"), e.clone()),
+                    Err(e) => p(format!("{at}.secrets[{i}]"), e.to_string()),
                     Ok(v) if expose(v).len() < 16 => p(
                         format!("{at}.secrets[{i}]"),
                         "shorter than 16 characters: too easy to guess".into(),
