@@ -47,10 +47,17 @@ pub enum RunError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Reconcile(#[from] crate::reconcile::SetupError),
     #[error("the public listener failed: {0}")]
     Serve(std::io::Error),
-    /// The text is `check-config`'s: the hook's auth or handler problems, or the
-    /// reconciler's (each built by code that returns the words shown to the user).
+    #[error("cannot set up a hook: hook '{hook}': {source}")]
+    Door {
+        hook: String,
+        source: crate::http::oauth::OAuthSetupError,
+    },
+    /// The text is `check-config`'s: the inline hooks' handler problems, each built by
+    /// code that returns the words shown to the user.
     #[error("cannot set up a hook: {0}")]
     Hook(String),
 }
@@ -80,8 +87,10 @@ pub fn public_router(
      -> Result<Router, RunError> {
         let guard_state = Arc::new(Guard {
             hook: name.to_owned(),
-            auth: DoorAuth::from_config(auth)
-                .map_err(|e| RunError::Hook(format!("hook '{name}': {e}")))?,
+            auth: DoorAuth::from_config(auth).map_err(|source| RunError::Door {
+                hook: name.to_owned(),
+                source,
+            })?,
             allow: IpAllowlist::new(
                 allow_ips
                     .clone()
@@ -230,8 +239,7 @@ pub async fn run(
         waker,
         metrics.clone(),
         shutdown.clone(),
-    )
-    .map_err(RunError::Hook)?;
+    )?;
     let public_addr = public_listener
         .local_addr()
         .map_err(|source| RunError::Bind {

@@ -4,7 +4,7 @@
 //! The token never leaves this module except inside a header value marked sensitive,
 //! and no error message carries it: errors name the token URL and the status only.
 
-use super::error::ReconcileError;
+use super::error::{ReconcileError, SetupError};
 use crate::config::expose;
 use crate::config::reconcile::{ReconcileConfig, ReconcileOAuth};
 use crate::outbound::reqwest_error_text;
@@ -56,18 +56,18 @@ struct TokenResponse {
 
 impl Credentials {
     /// From a valid `[reconcile]` section (checked by `Config::problems`).
-    pub fn from_config(rc: &ReconcileConfig) -> Result<Credentials, String> {
+    pub fn from_config(rc: &ReconcileConfig) -> Result<Credentials, SetupError> {
         match (&rc.api_token, &rc.oauth) {
             (Some(token), None) => token
                 .value()
                 .cloned()
                 .map(Credentials::Ssws)
-                .ok_or_else(|| "reconcile.api_token cannot be read".to_owned()),
+                .ok_or(SetupError::Unreadable("reconcile.api_token")),
             (None, Some(o)) => Ok(Credentials::OAuth(Box::new(OAuthClient::new(
                 o,
                 &format!("{}/oauth2/v1/token", rc.org()),
             )?))),
-            _ => Err("set exactly one of reconcile.api_token and [reconcile.oauth]".to_owned()),
+            _ => Err(SetupError::Credentials),
         }
     }
 
@@ -77,9 +77,7 @@ impl Credentials {
             Credentials::Ssws(token) => format!("SSWS {}", expose(token)),
             Credentials::OAuth(o) => format!("Bearer {}", expose(&o.access_token(http).await?)),
         };
-        let mut value = HeaderValue::from_str(&text).map_err(|_| {
-            ReconcileError::Setup("the API token cannot be sent as an HTTP header value".into())
-        })?;
+        let mut value = HeaderValue::from_str(&text).map_err(|_| ReconcileError::HeaderValue)?;
         value.set_sensitive(true);
         Ok(value)
     }
@@ -95,13 +93,13 @@ impl Credentials {
 }
 
 impl OAuthClient {
-    fn new(o: &ReconcileOAuth, token_url: &str) -> Result<OAuthClient, String> {
+    fn new(o: &ReconcileOAuth, token_url: &str) -> Result<OAuthClient, SetupError> {
         let pem = o
             .private_key
             .value()
-            .ok_or_else(|| "reconcile.oauth.private_key cannot be read".to_owned())?;
+            .ok_or(SetupError::Unreadable("reconcile.oauth.private_key"))?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(expose(pem).as_bytes())
-            .map_err(|e| format!("reconcile.oauth.private_key: {e}"))?;
+            .map_err(SetupError::PrivateKey)?;
         Ok(OAuthClient {
             client_id: o.client_id.clone(),
             key,

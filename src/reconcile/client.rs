@@ -2,7 +2,7 @@
 //! transient failures retried (bounded), following `Link: <…>; rel="next"` as given.
 
 use super::auth::Credentials;
-use super::error::ReconcileError;
+use super::error::{ReconcileError, SetupError};
 use crate::config::reconcile::ReconcileConfig;
 use crate::outbound::{reqwest_error_text, shown_url};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, LINK};
@@ -33,24 +33,27 @@ pub struct LogsClient {
 }
 
 impl LogsClient {
-    pub fn new(rc: &ReconcileConfig) -> Result<LogsClient, String> {
+    pub fn new(rc: &ReconcileConfig) -> Result<LogsClient, SetupError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let org = Url::parse(&rc.org()).map_err(|e| format!("reconcile.org_url: {e}"))?;
+        let org = Url::parse(&rc.org()).map_err(SetupError::OrgUrl)?;
         // No redirects (the shared policy): one would be a misconfigured org URL, and
         // following it could send the token elsewhere. It surfaces as a 3xx error.
         let mut builder = crate::outbound::client(rc.request_timeout)
             .use_rustls_tls()
             .https_only(true);
         if let Some(ca) = &rc.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("reconcile.ca_file {}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("reconcile.ca_file {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|source| SetupError::CaRead {
+                path: ca.clone(),
+                source,
+            })?;
+            let cert =
+                reqwest::Certificate::from_pem(&pem).map_err(|source| SetupError::CaParse {
+                    path: ca.clone(),
+                    source,
+                })?;
             builder = builder.add_root_certificate(cert);
         }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = builder.build().map_err(SetupError::Client)?;
         Ok(LogsClient {
             http,
             org,

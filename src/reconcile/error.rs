@@ -24,8 +24,10 @@ pub enum ReconcileError {
     Token { url: String, message: String },
     #[error("the store: {0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Setup(String),
+    #[error("the API token cannot be sent as an HTTP header value")]
+    HeaderValue,
+    #[error("'{0}' is not in [[reconcile.hooks]]")]
+    UnknownHook(String),
     /// The service is stopping.
     #[error("stopped")]
     Stopped,
@@ -45,8 +47,41 @@ impl ReconcileError {
             ReconcileError::BadResponse { .. } => "bad_response",
             ReconcileError::Token { .. } => "token",
             ReconcileError::Store(_) => "store",
-            ReconcileError::Setup(_) => "setup",
+            ReconcileError::HeaderValue | ReconcileError::UnknownHook(_) => "setup",
             ReconcileError::Stopped => "stopped",
         }
     }
+}
+
+/// Why a reconciler could not be built from the configuration. `check-config` reports
+/// the same problems by key; these words are what `serve` and `reconcile` print.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "reconciliation is not configured: add a [reconcile] section (see config/default.toml)"
+    )]
+    NotConfigured,
+    #[error("reconcile: no event hook named '{0}'")]
+    NoHook(String),
+    #[error("reconcile.org_url: {0}")]
+    OrgUrl(#[source] url::ParseError),
+    #[error("reconcile.ca_file {}: {source}", path.display())]
+    CaRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reconcile.ca_file {}: {source}", path.display())]
+    CaParse {
+        path: std::path::PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// A secret that `check-config` reports with its cause.
+    #[error("{0} cannot be read")]
+    Unreadable(&'static str),
+    #[error("set exactly one of reconcile.api_token and [reconcile.oauth]")]
+    Credentials,
+    #[error("reconcile.oauth.private_key: {0}")]
+    PrivateKey(#[source] jsonwebtoken::errors::Error),
 }

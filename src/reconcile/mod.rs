@@ -32,7 +32,7 @@ use crate::okta::event_hook::EventHead;
 use crate::store::{Delivery, Millis, NewEvent, Store};
 use crate::time::{format_millis, now_millis};
 use client::LogsClient;
-pub use error::ReconcileError;
+pub use error::{ReconcileError, SetupError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -71,18 +71,15 @@ impl Reconciler {
         config: &Config,
         store: Arc<dyn Store>,
         metrics: Option<Arc<Metrics>>,
-    ) -> Result<Reconciler, String> {
-        let rc = config
-            .reconcile
-            .as_ref()
-            .ok_or_else(|| "reconciliation is not configured: add a [reconcile] section (see config/default.toml)".to_owned())?;
+    ) -> Result<Reconciler, SetupError> {
+        let rc = config.reconcile.as_ref().ok_or(SetupError::NotConfigured)?;
         let mut hooks = Vec::with_capacity(rc.hooks.len());
         for h in &rc.hooks {
             let event_hook = config
                 .event_hooks
                 .iter()
                 .find(|e| e.name == h.hook)
-                .ok_or_else(|| format!("reconcile: no event hook named '{}'", h.hook))?;
+                .ok_or_else(|| SetupError::NoHook(h.hook.clone()))?;
             hooks.push((
                 h.clone(),
                 Routing::new(&event_hook.sinks, &event_hook.ignore_actors),
@@ -151,13 +148,11 @@ impl Reconciler {
         waker: Option<&crate::worker::Waker>,
         stop: &CancellationToken,
     ) -> Result<PassReport, ReconcileError> {
-        let (config, routing) =
-            self.hooks
-                .iter()
-                .find(|(h, _)| h.hook == hook)
-                .ok_or_else(|| {
-                    ReconcileError::Setup(format!("'{hook}' is not in [[reconcile.hooks]]"))
-                })?;
+        let (config, routing) = self
+            .hooks
+            .iter()
+            .find(|(h, _)| h.hook == hook)
+            .ok_or_else(|| ReconcileError::UnknownHook(hook.to_owned()))?;
         let mut report = PassReport::default();
         if until <= since {
             return Ok(report);
@@ -250,7 +245,7 @@ pub fn spawn(
     waker: crate::worker::Waker,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+) -> Result<Option<tokio::task::JoinHandle<()>>, SetupError> {
     let Some(rc) = config.reconcile.as_ref().filter(|r| r.background) else {
         return Ok(None);
     };
