@@ -10,7 +10,7 @@
 use super::auth::Authenticator;
 use super::error::ApiError;
 use super::network::{ClientIpResolver, IpAllowlist};
-use super::oauth::{BearerError, BearerVerifier};
+use super::oauth::{BearerError, BearerVerifier, OAuthSetupError};
 use crate::config::AuthConfig;
 use crate::metrics::{HookStatus, Metrics};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -37,7 +37,7 @@ pub enum DoorAuth {
 }
 
 impl DoorAuth {
-    pub fn from_config(config: &AuthConfig) -> Result<DoorAuth, String> {
+    pub fn from_config(config: &AuthConfig) -> Result<DoorAuth, OAuthSetupError> {
         Ok(match config {
             AuthConfig::Oauth(o) => DoorAuth::Bearer(BearerVerifier::new(o)?),
             other => DoorAuth::Shared(Authenticator::from_config(other)),

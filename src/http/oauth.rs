@@ -175,35 +175,62 @@ impl std::fmt::Debug for BearerVerifier {
     }
 }
 
+/// Why a bearer verifier could not be built from `[…auth]` with `type = "oauth"`; the
+/// words are `check-config`'s and `serve`'s.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthSetupError {
+    #[error("oauth: {0} is empty")]
+    Empty(&'static str),
+    /// Zero would let every unknown kid cause a fetch.
+    #[error("oauth: jwks_min_refresh must be longer than zero")]
+    NoMinRefresh,
+    #[error("oauth: set exactly one of jwks_url and jwks_file")]
+    KeySource,
+    #[error("oauth: cannot read jwks_file {}: {source}", path.display())]
+    ReadFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("oauth: jwks_file {}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: JwksError,
+    },
+    #[error("oauth: jwks_url is not a URL: {0}")]
+    Url(#[source] url::ParseError),
+    #[error("oauth: cannot build the JWKS HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 impl BearerVerifier {
     /// Builds the verifier. A `jwks_file` is read and checked now (a bad file is an error);
     /// a `jwks_url` is fetched in the background at once when a Tokio runtime is running,
     /// else on first use.
-    pub fn new(config: &OAuthConfig) -> Result<Self, String> {
+    pub fn new(config: &OAuthConfig) -> Result<Self, OAuthSetupError> {
         if config.issuer.is_empty() {
-            return Err("oauth: issuer is empty".into());
+            return Err(OAuthSetupError::Empty("issuer"));
         }
         if config.audience.is_empty() {
-            return Err("oauth: audience is empty".into());
+            return Err(OAuthSetupError::Empty("audience"));
         }
         if config.jwks_min_refresh.is_zero() {
-            // Zero would let every unknown kid cause a fetch.
-            return Err("oauth: jwks_min_refresh must be longer than zero".into());
+            return Err(OAuthSetupError::NoMinRefresh);
         }
         let keys = match (&config.jwks_url, &config.jwks_file) {
-            (Some(_), Some(_)) | (None, None) => {
-                return Err("oauth: set exactly one of jwks_url and jwks_file".into())
-            }
+            (Some(_), Some(_)) | (None, None) => return Err(OAuthSetupError::KeySource),
             (None, Some(path)) => {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| format!("oauth: cannot read jwks_file {}: {e}", path.display()))?;
-                let set = KeySet::parse(&bytes, 1)
-                    .map_err(|e| format!("oauth: jwks_file {}: {e}", path.display()))?;
+                let bytes = std::fs::read(path).map_err(|source| OAuthSetupError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                let set = KeySet::parse(&bytes, 1).map_err(|source| OAuthSetupError::File {
+                    path: path.clone(),
+                    source,
+                })?;
                 KeySource::Fixed(Arc::new(set))
             }
             (Some(url), None) => {
-                let url = reqwest::Url::parse(url)
-                    .map_err(|e| format!("oauth: jwks_url is not a URL: {e}"))?;
+                let url = reqwest::Url::parse(url).map_err(OAuthSetupError::Url)?;
                 let remote = Arc::new(Remote::new(url, config)?);
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
                     // Its first round is the eager first fetch: the first call from Okta then

@@ -194,12 +194,15 @@ impl Drop for Remote {
 }
 
 impl Remote {
-    pub(super) fn new(url: reqwest::Url, config: &OAuthConfig) -> Result<Remote, String> {
+    pub(super) fn new(
+        url: reqwest::Url,
+        config: &OAuthConfig,
+    ) -> Result<Remote, super::OAuthSetupError> {
         // No redirects (the shared policy): the configured URL is the one we trust, and
         // Okta does not redirect its keys endpoint.
         let client = crate::outbound::client(JWKS_FETCH_TIMEOUT)
             .build()
-            .map_err(|e| format!("oauth: cannot build the JWKS HTTP client: {e}"))?;
+            .map_err(super::OAuthSetupError::Client)?;
         Ok(Remote {
             url,
             client,

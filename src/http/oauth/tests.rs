@@ -471,7 +471,9 @@ async fn a_symmetric_key_in_the_jwks_is_never_used() {
     let set = json!({ "keys": [{ "kty": "oct", "kid": "h", "alg": "HS256", "k": "c2VjcmV0" }] })
         .to_string();
     let (_dir, config) = file_config(&set);
-    let err = BearerVerifier::new(&config).expect_err("no usable key");
+    let err = BearerVerifier::new(&config)
+        .expect_err("no usable key")
+        .to_string();
     assert!(err.contains("none of its 1 key"), "{err}");
 }
 
