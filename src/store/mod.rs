@@ -227,7 +227,7 @@ pub struct StoreStats {
     pub events: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The configured capacity (`store.max_backlog`) is reached.
     #[error("the store is full: {0} events wait for a sink (store.max_backlog)")]

@@ -91,51 +91,61 @@ CREATE TABLE hookwarden_leases (
     ),
 ];
 
+/// Why the schema could not be brought up to date; each variant keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum MigrateError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] deadpool_postgres::PoolError),
+    #[error("{}", describe(.0))]
+    Sql(#[from] tokio_postgres::Error),
+    #[error("the database has schema version {current}, written by a newer hookwarden (this one knows up to {known})")]
+    Newer { current: i32, known: i32 },
+    #[error("migration {version}: {}", describe(.source))]
+    Step {
+        version: i32,
+        source: tokio_postgres::Error,
+    },
+}
+
 /// Runs the migrations this database has not seen, under a transaction-scoped advisory
 /// lock so that replicas starting at once apply each step exactly once (the second
 /// waits for the first's COMMIT, then finds nothing left to do).
-pub(super) async fn migrate(pool: &Pool) -> Result<(), String> {
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let tx = client.transaction().await.map_err(|e| describe(&e))?;
+pub(super) async fn migrate(pool: &Pool) -> Result<(), MigrateError> {
+    let mut client = pool.get().await.map_err(MigrateError::Connect)?;
+    let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(|e| describe(&e))?;
+        .await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS hookwarden_schema (
              version    INTEGER PRIMARY KEY,
              applied_at BIGINT NOT NULL
          )",
     )
-    .await
-    .map_err(|e| describe(&e))?;
+    .await?;
     let current: i32 = tx
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM hookwarden_schema",
             &[],
         )
         .await
-        .and_then(|r| r.try_get(0))
-        .map_err(|e| describe(&e))?;
+        .and_then(|r| r.try_get(0))?;
     let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
     if current > known {
-        return Err(format!(
-            "the database has schema version {current}, written by a newer hookwarden (this one knows up to {known})"
-        ));
+        return Err(MigrateError::Newer { current, known });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.batch_execute(sql)
             .await
-            .map_err(|e| format!("migration {version}: {}", describe(&e)))?;
+            .map_err(|source| MigrateError::Step {
+                version: *version,
+                source,
+            })?;
         tx.execute(
             "INSERT INTO hookwarden_schema (version, applied_at) VALUES ($1, $2)",
             &[version, &now_millis()],
         )
-        .await
-        .map_err(|e| describe(&e))?;
+        .await?;
         tracing::info!(version, "postgres schema migrated");
     }
-    tx.commit().await.map_err(|e| describe(&e))
+    Ok(tx.commit().await?)
 }

@@ -69,9 +69,9 @@ impl Writer {
                 // get "stopped before answering", also Unavailable. The connection is in
                 // an unknown state: detach it from the pool so that it is closed.
                 drop(deadpool_postgres::Object::take(client));
-                Some(format!(
+                Some(StoreError::Unavailable(format!(
                     "the batch took longer than {BATCH_TIMEOUT:?}; its connection was dropped"
-                ))
+                )))
             }
         };
         match lost {
@@ -86,11 +86,11 @@ impl Writer {
                     let _ = reply.send(result.map(|(o, _)| o));
                 }
             }
-            Some(msg) => {
-                tracing::error!(error = %msg, deliveries = results.len(), "store commit failed; the whole batch is answered as not stored");
+            Some(lost) => {
+                tracing::error!(error = %lost, deliveries = results.len(), "store commit failed; the whole batch is answered as not stored");
                 for (reply, result) in results {
                     let out = match result {
-                        Ok(_) => Err(StoreError::Unavailable(msg.clone())),
+                        Ok(_) => Err(lost.clone()),
                         Err(e) => Err(e),
                     };
                     let _ = reply.send(out);
@@ -115,12 +115,13 @@ impl Writer {
         client: &mut deadpool_postgres::Object,
         batch: Vec<IngestCmd>,
         results: &mut Vec<Answered>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StoreError> {
         let fail_all = |batch: Vec<IngestCmd>, results: &mut Vec<Answered>, msg: String| {
+            let lost = StoreError::Unavailable(msg);
             for cmd in batch {
-                results.push((cmd.reply, Err(StoreError::Unavailable(msg.clone()))));
+                results.push((cmd.reply, Err(lost.clone())));
             }
-            Err(msg)
+            Err(lost)
         };
         let tx = match client.transaction().await {
             Ok(tx) => tx,
