@@ -20,10 +20,17 @@ pub fn format_millis(ms: Millis) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A time an operator wrote that [`parse_time`] cannot read; holds what was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is neither an RFC 3339 time (2026-11-23T10:00:00Z) nor a duration ago (15m, 2h, 7d)"
+)]
+pub struct TimeError(pub String);
+
 /// A point in time as an operator writes it: RFC 3339 (`2026-11-23T10:00:00Z`, or with
 /// an offset `+02:00`; without any it is taken as UTC), a bare date (`2026-11-23`,
 /// midnight UTC), or a duration ago (`15m`, `2h`, `7d`, `1h 30m`).
-pub fn parse_time(s: &str, now: SystemTime) -> Result<Millis, String> {
+pub fn parse_time(s: &str, now: SystemTime) -> Result<Millis, TimeError> {
     let s = s.trim();
     let at = if let Some(t) = parse_rfc3339_with_offset(s) {
         t
@@ -32,9 +39,7 @@ pub fn parse_time(s: &str, now: SystemTime) -> Result<Millis, String> {
     } else if let Ok(d) = humantime::parse_duration(s) {
         now.checked_sub(d).unwrap_or(UNIX_EPOCH)
     } else {
-        return Err(format!(
-            "'{s}' is neither an RFC 3339 time (2026-11-23T10:00:00Z) nor a duration ago (15m, 2h, 7d)"
-        ));
+        return Err(TimeError(s.to_owned()));
     };
     Ok(at
         .duration_since(UNIX_EPOCH)

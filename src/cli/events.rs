@@ -67,18 +67,24 @@ pub async fn run(config: &Config, command: EventsCommand) -> i32 {
     code
 }
 
+/// A `list` argument that cannot be read, with the argument's name.
+#[derive(Debug, thiserror::Error)]
+#[error("{arg}: {source}")]
+struct ArgError {
+    arg: &'static str,
+    source: crate::time::TimeError,
+}
+
 /// Builds the store query from `list`'s arguments; the error names the argument.
-fn query_of(args: &ListArgs, now: SystemTime) -> Result<EventQuery, String> {
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| parse_time(s, now).map_err(|e| format!("--since: {e}")))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|s| parse_time(s, now).map_err(|e| format!("--until: {e}")))
-        .transpose()?;
+fn query_of(args: &ListArgs, now: SystemTime) -> Result<EventQuery, ArgError> {
+    let time = |arg: &'static str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|s| parse_time(s, now).map_err(|source| ArgError { arg, source }))
+            .transpose()
+    };
+    let since = time("--since", &args.since)?;
+    let until = time("--until", &args.until)?;
     Ok(EventQuery {
         hook: args.hook.clone(),
         state: args.state.map(EventState::from),
@@ -285,7 +291,7 @@ mod tests {
             limit: 50,
             json: false,
         };
-        let err = query_of(&args, now).expect_err("bad --until");
+        let err = query_of(&args, now).expect_err("bad --until").to_string();
         assert!(err.starts_with("--until: 'soon'"), "{err}");
     }
 

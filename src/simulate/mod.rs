@@ -323,7 +323,8 @@ pub fn prepare(args: SimulateArgs) -> Result<(Plan, Transport), String> {
         .as_deref()
         .map(|p| std::fs::read(p).map_err(|e| format!("--cacert {}: {e}", p.display())))
         .transpose()?;
-    let transport = Transport::new(headers, args.insecure, ca.as_deref())?;
+    let transport =
+        Transport::new(headers, args.insecure, ca.as_deref()).map_err(|e| e.to_string())?;
     Ok((
         Plan {
             base,

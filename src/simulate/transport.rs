@@ -62,6 +62,15 @@ pub struct Transport {
     headers: HeaderMap,
 }
 
+/// Why the simulator's HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("--cacert: not a PEM certificate: {0}")]
+    CaCert(#[source] reqwest::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 impl Transport {
     /// `insecure` accepts any certificate (a development or self-signed one); `ca_pem`
     /// adds a trusted root instead, which keeps verification on.
@@ -69,7 +78,7 @@ impl Transport {
         headers: HeaderMap,
         insecure: bool,
         ca_pem: Option<&[u8]>,
-    ) -> Result<Transport, String> {
+    ) -> Result<Transport, TransportError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // No redirects (the shared policy): Okta follows none, a 3xx is the answer.
         let mut builder = crate::outbound::client(OKTA_TIMEOUT)
@@ -80,13 +89,10 @@ impl Transport {
             builder = builder.danger_accept_invalid_certs(true);
         }
         if let Some(pem) = ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| format!("--cacert: not a PEM certificate: {e}"))?;
+            let cert = reqwest::Certificate::from_pem(pem).map_err(TransportError::CaCert)?;
             builder = builder.add_root_certificate(cert);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = builder.build().map_err(TransportError::Client)?;
         Ok(Transport { client, headers })
     }
 

@@ -132,7 +132,7 @@ async fn page(
 
 /// Everything the page shows, read once per request.
 pub struct PageData {
-    pub stats: Result<crate::store::StoreStats, String>,
+    pub stats: Result<crate::store::StoreStats, crate::store::StoreError>,
     pub event_hooks: Vec<EventHookView>,
     pub inline_hooks: Vec<InlineHookView>,
     /// `(metric, labels, value)` of the counters, as `/metrics` has them.
@@ -145,7 +145,7 @@ pub struct EventHookView {
     /// `(name, type)`: never a sink's URL, path or headers.
     pub sinks: Vec<(String, &'static str)>,
     pub recent: Vec<crate::activity::Entry>,
-    pub dead: Result<Vec<crate::store::EventSummary>, String>,
+    pub dead: Result<Vec<crate::store::EventSummary>, crate::store::StoreError>,
 }
 
 pub struct InlineHookView {
@@ -156,7 +156,7 @@ pub struct InlineHookView {
 }
 
 async fn gather(s: &AdminState) -> PageData {
-    let stats = s.store.stats().await.map_err(|e| e.to_string());
+    let stats = s.store.stats().await;
     let mut event_hooks = Vec::new();
     for h in &s.config.event_hooks {
         let dead = s
@@ -167,8 +167,7 @@ async fn gather(s: &AdminState) -> PageData {
                 limit: DEAD_SHOWN,
                 ..EventQuery::default()
             })
-            .await
-            .map_err(|e| e.to_string());
+            .await;
         event_hooks.push(EventHookView {
             name: h.name.clone(),
             path: h.path.clone(),
