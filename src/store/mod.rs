@@ -317,6 +317,18 @@ pub trait Queue: Send + Sync + 'static {
     /// Records the outcome of a claimed job. Ignored when the lease was lost to another worker.
     async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError>;
 
+    /// Records the outcomes of a group of jobs delivered together, one result per job in
+    /// order. By default each is a [`finish`](Queue::finish) of its own, all at once (the
+    /// embedded store's writer gives them one commit anyway); a store whose every commit
+    /// is a round trip and a disk sync records them in one transaction.
+    async fn finish_all(&self, done: Vec<(&Job, JobOutcome)>) -> Vec<Result<(), StoreError>> {
+        futures_util::future::join_all(
+            done.into_iter()
+                .map(|(job, outcome)| self.finish(job, outcome)),
+        )
+        .await
+    }
+
     /// The backlog and the dead letters only (the metrics' gauges): see [`JobCounts`].
     async fn job_counts(&self) -> Result<JobCounts, StoreError>;
 

@@ -7,8 +7,10 @@
 //! as one batch instead (one task, one write, one sync; one slot per job still), which
 //! costs about a sixth less CPU per event and lets the file keep up with the acks.
 //!
-//! Each attempt ends with [`Queue::finish`](crate::store::Queue::finish): delivered, retry later (exponential
-//! backoff with full jitter), or dead (permanent failure or `max_attempts` reached).
+//! Each attempt ends with an outcome, recorded for the whole group at once
+//! ([`Queue::finish_all`](crate::store::Queue::finish_all)): delivered, retry later
+//! (exponential backoff with full jitter), or dead (permanent failure or `max_attempts`
+//! reached).
 //! If the process dies mid-attempt, the lease expires and the job is claimed again
 //! with `interrupted` set; a sink that can tell ([`Sink::contains`]) then skips it.
 //!
@@ -332,19 +334,27 @@ async fn run_group(ctx: Arc<Ctx>, jobs: Vec<Job>, _slots: OwnedSemaphorePermit) 
             .map(|_| Attempt::Failed(SinkError::permanent("sink no longer configured")))
             .collect(),
     };
-    futures_util::future::join_all(
-        jobs.iter()
-            .zip(attempts)
-            .map(|(job, result)| record(&ctx, job, result)),
-    )
-    .await;
+    let done: Vec<(&Job, JobOutcome)> = jobs
+        .iter()
+        .zip(attempts)
+        .map(|(job, result)| (job, outcome(&ctx, job, result)))
+        .collect();
+    let recorded = ctx.store.finish_all(done).await;
+    for (job, result) in jobs.iter().zip(recorded) {
+        if let Err(e) = result {
+            // Nothing else to do: the lease expires and the job is claimed again (at least once).
+            tracing::error!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid,
+                attempt = job.attempts + 1, error = %e,
+                "cannot record the outcome of a delivery; it will be attempted again");
+        }
+    }
 }
 
-/// Turns one job's attempt into its outcome (metrics, log, backoff) and records it.
-async fn record(ctx: &Ctx, job: &Job, result: Attempt) {
+/// Turns one job's attempt into its outcome (metrics, log, backoff).
+fn outcome(ctx: &Ctx, job: &Job, result: Attempt) -> JobOutcome {
     let label = Metrics::sink(&job.hook, &job.sink);
     let attempt_no = job.attempts + 1;
-    let outcome = match result {
+    match result {
         Attempt::Delivered => {
             ctx.metrics.sink_deliveries.get_or_create(&label).inc();
             tracing::debug!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid, attempt = attempt_no, "delivered");
@@ -379,11 +389,6 @@ async fn record(ctx: &Ctx, job: &Job, result: Attempt) {
                 }
             }
         }
-    };
-    if let Err(e) = ctx.store.finish(job, outcome).await {
-        // Nothing else to do: the lease expires and the job is claimed again (at least once).
-        tracing::error!(hook = %job.hook, sink = %job.sink, uuid = %job.uuid, attempt = attempt_no,
-            error = %e, "cannot record the outcome of a delivery; it will be attempted again");
     }
 }
 

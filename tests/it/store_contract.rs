@@ -84,6 +84,7 @@ contract!(
     ingest_counts_stored_and_duplicates,
     same_uuid_in_two_hooks_is_two_events,
     claim_finish_retry_dead_replay_lifecycle,
+    a_group_finished_together_records_each_outcome,
     a_stale_lease_token_is_ignored,
     capacity_answers_full_but_acknowledges_duplicates,
     list_filters_and_derived_states,
@@ -215,6 +216,72 @@ async fn same_uuid_in_two_hooks_is_two_events(backend: Backend) {
         .await
         .expect("replay");
     assert_eq!(n, 0);
+    store.close().await;
+}
+
+/// The worker records a batch's outcomes together ([`Queue::finish_all`]): each job gets
+/// its own outcome, and a job whose lease was lost meanwhile is left alone.
+async fn a_group_finished_together_records_each_outcome(backend: Backend) {
+    let store = backend.open(1000).await;
+    for uuid in ["a", "b", "c"] {
+        store
+            .ingest(delivery("okta", vec![event(uuid, "t", &["s1"])]))
+            .await
+            .expect("ingest");
+    }
+    let mut jobs = store.claim(10, LEASE).await.expect("claim");
+    jobs.sort_by(|x, y| x.uuid.cmp(&y.uuid));
+    assert_eq!(jobs.len(), 3);
+    // "d" is claimed with a lease that runs out, then claimed again: the first claim is stale.
+    store
+        .ingest(delivery("okta", vec![event("d", "t", &["s1"])]))
+        .await
+        .expect("ingest");
+    let stale = store
+        .claim(1, Duration::from_millis(1))
+        .await
+        .expect("claim")
+        .pop()
+        .expect("d");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let current = store.claim(1, LEASE).await.expect("claim");
+    assert_eq!(current.len(), 1, "the lease ran out: d is claimed again");
+
+    let results = store
+        .finish_all(vec![
+            (&jobs[0], JobOutcome::Delivered),
+            (
+                &jobs[1],
+                JobOutcome::Retry {
+                    at: now_millis() + 60_000,
+                    error: "HTTP 502".into(),
+                },
+            ),
+            (
+                &jobs[2],
+                JobOutcome::Dead {
+                    error: "HTTP 400".into(),
+                },
+            ),
+            (&stale, JobOutcome::Delivered),
+        ])
+        .await;
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let state = |uuid: &'static str| {
+        let store = &store;
+        async move {
+            let d = &store.get(uuid).await.expect("get")[0];
+            (d.summary.state, d.summary.sinks[0].attempts)
+        }
+    };
+    assert_eq!(state("a").await, (EventState::Delivered, 1));
+    assert_eq!(state("b").await, (EventState::Pending, 1));
+    assert_eq!(state("c").await, (EventState::Dead, 1));
+    // The stale claim changed nothing: d is pending, leased by the current claim.
+    assert_eq!(state("d").await, (EventState::Pending, 0));
+    let stats = store.stats().await.expect("stats");
+    assert_eq!((stats.backlog, stats.dead), (2, 1));
     store.close().await;
 }
 
