@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Durable event-hook acks on the PostgreSQL store, one and two replicas, next to the
 # embedded store, same load, one run. Starts its own PostgreSQL (Debian's postgresql
-# package) in a temporary folder on 127.0.0.1, builds the release binary, and loads
+# package) in a temporary folder on 127.0.0.1, builds the dist binary, and loads
 # each setup with wrk (Debian's wrk) and Okta's real delivery sample over HTTPS.
 #
 #   bash bench/postgres.sh            # 10 s per setup
@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet
+cargo build --profile dist --quiet --bin hookwarden
 chown postgres "$WORK" 2>/dev/null || chmod 777 "$WORK"
 runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
@@ -38,7 +38,7 @@ start() {
     HOOKWARDEN__SERVER__LISTEN="127.0.0.1:$2" HOOKWARDEN__ADMIN__LISTEN="127.0.0.1:$3" \
     HOOKWARDEN__STORE__BACKEND="$4" \
     HOOKWARDEN__STORE__POSTGRES__URL="postgres://postgres@127.0.0.1:$PGPORT/hookwarden" \
-    "$ROOT/target/release/hookwarden" serve >"$dir/log" 2>&1) &
+    "$ROOT/target/dist/hookwarden" serve >"$dir/log" 2>&1) &
   PIDS+=($!)
   for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$3/readyz" >/dev/null && return 0

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# hookwarden side by side with adnanh/webhook, an Express receiver and nginx: one command.
-# Installs what is missing (Debian's wrk, webhook, nginx, nodejs/npm; express from
-# bench/receivers/package-lock.json; oha with cargo), builds the release binaries, then
-# runs bench/run.py, which prints the table (also written to $OUT/results.md).
+# hookwarden side by side with its null receiver (examples/null_receiver.rs: the same
+# stack, storing nothing), adnanh/webhook, an Express receiver and nginx: one command.
+# Installs what is missing (Debian's wrk, webhook, nginx, nodejs/npm, postgresql; express
+# from bench/receivers/package-lock.json; oha with cargo), builds the `dist` binaries
+# (fat LTO: the container's build), then runs bench/run.py, which prints the tables and
+# every goal with its ratio and verdict (also written to $OUT/results.md).
 #
-#   bash bench/run.sh                 # 3 rounds, 10 s per measurement (~18 min)
+#   bash bench/run.sh                 # 3 rounds, 10 s per measurement, and the cold builds
 #   QUICK=1 bash bench/run.sh         # 1 round, 3 s per measurement, 100,000 stored events
 #   ROUNDS=5 DURATION=20 bash bench/run.sh
-#   PHASES=acks,paced bash bench/run.sh   # a subset: acks, paced, curve, store, inline
+#   PHASES=acks,paced bash bench/run.sh   # a subset of acks, paced, conns, curve, store,
+#                                         # inline, pg, build
 #
 # Run as root on a machine of its own: it loads every core, and the first run writes a
 # million events (about 3 GB) to $PREFILL_DIR (default /tmp/hookwarden-bench-store-1000000-v5),
@@ -23,6 +26,7 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v openssl >/dev/null || need+=(openssl)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   echo "installing ${need[*]}" >&2
   apt-get update -qq
@@ -32,5 +36,5 @@ command -v oha >/dev/null || cargo install --locked oha
 [ -d bench/receivers/node_modules/express ] ||
   (cd bench/receivers && npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build --release --quiet --bin hookwarden --example prefill
+cargo build --profile dist --quiet --bin hookwarden --example prefill --example null_receiver
 exec python3 bench/run.py
