@@ -136,7 +136,7 @@ DROP TABLE events_v2;
 /// With a million events stored, a commit of N events dirtied N leaves scattered over a
 /// file of gigabytes, and the checkpoints that wrote them back stalled the acks (p99
 /// 1.6 to 1.7x an empty store's; 0.94x when the load's uuids were sequential, see
-/// BENCHMARKS.md). Okta's events arrive minutes after their `published` time, so keyed
+/// docs/benchmarks-log.md). Okta's events arrive minutes after their `published` time, so keyed
 /// by `(bucket, uuid, hook)`, with `bucket` the hours since 1970 of `published`, the new
 /// events of a commit land among the index's last pages, whatever the store holds.
 /// Dedupe is unchanged: Okta's retry of an event carries the same `published`, so the

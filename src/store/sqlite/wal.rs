@@ -2,7 +2,7 @@
 //!
 //! The writer ([`super`]) is the one serial stage of every acknowledgement, so
 //! whatever it waits for, every queued delivery waits for too. Profiling under load
-//! (64 connections, see BENCHMARKS.md) showed it spent 70% of its time in `COMMIT`,
+//! (64 connections, see docs/benchmarks-log.md) showed it spent 70% of its time in `COMMIT`,
 //! mostly not working but waiting for the disk: the WAL's fsync (about 1.3 ms under
 //! load) on every commit, and every thousand pages an automatic checkpoint that wrote
 //! the pages back into the database file and fsynced it (about 12 ms, the p99 spikes).
@@ -62,7 +62,7 @@ impl WalPolicy {
     /// A checkpoint every 250 pages (1 MB), a quarter of SQLite's own automatic
     /// threshold: the acks' WAL syncs queue behind each pass's writes, and smaller passes
     /// make shorter stalls (harness at the maximum: p99 21 against 25 ms over HTTPS, 17
-    /// against 22 over HTTP, the same throughput within the noise; BENCHMARKS.md, "The
+    /// against 22 over HTTP, the same throughput within the noise; docs/benchmarks-log.md, "The
     /// million-event store"). A restart at 64 Ki pages (256 MB at 4 kB pages), which a
     /// sustained full load reaches every few seconds (restarts stall the writer for a
     /// few ms, so not too often); 256 pages (1 MB) left for the writer to copy.
