@@ -4,7 +4,7 @@
 //! replicas, concurrent migrations, two replicas on one database, the database going away.
 
 use crate::pgutil::{self, shared, store_config, store_toml};
-use crate::store_contract::{delivery, event};
+use crate::store_contract::{delivery, delivery_at, event};
 use crate::util::{self, start, Options};
 use hookwarden::store::postgres::PostgresStore;
 use hookwarden::store::*;
@@ -429,3 +429,55 @@ async fn a_held_shared_answer_lookup_is_paid_from_the_budget() {
 }
 
 // --- System Log reconciliation: recovered flag, cursors, leases ------------------------
+
+/// Jobs have no foreign key to their event since schema version 3 (it cost a lookup and
+/// a row lock per job): pruning must delete an event's jobs itself, and a replay by uuid
+/// alone (jobs have no uuid index any more) must still find them.
+#[tokio::test]
+async fn pruning_deletes_the_jobs_of_the_events_it_deletes_and_replay_finds_jobs_by_uuid() {
+    let (url, store) = fresh(1000).await;
+    let old = hookwarden::time::now_millis() - 86_400_000;
+    store
+        .ingest(delivery_at(
+            "okta",
+            old,
+            vec![event("gone", "t", &["a", "b"]), event("kept", "t", &["a"])],
+        ))
+        .await
+        .expect("ingest");
+    for job in store.claim(10, LEASE).await.expect("claim") {
+        let outcome = if job.uuid == "gone" {
+            JobOutcome::Delivered
+        } else {
+            JobOutcome::Dead { error: "x".into() }
+        };
+        store.finish(&job, outcome).await.expect("finish");
+    }
+    assert_eq!(
+        store
+            .prune(hookwarden::time::now_millis())
+            .await
+            .expect("prune"),
+        1
+    );
+    let db = shared().superuser(&url).await;
+    let jobs: Vec<(String, String)> = db
+        .query("SELECT uuid, sink FROM jobs ORDER BY uuid, sink", &[])
+        .await
+        .expect("jobs")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(jobs, [("kept".to_owned(), "a".to_owned())]);
+    let replayed = store
+        .replay(&ReplayTarget::Event {
+            uuid: "kept".into(),
+            hook: None,
+        })
+        .await
+        .expect("replay");
+    assert_eq!(replayed, 1);
+    let stats = store.stats().await.expect("stats");
+    assert_eq!((stats.events, stats.backlog, stats.dead), (1, 1, 0));
+    store.close().await;
+}

@@ -168,6 +168,19 @@ impl PostgresStore {
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("hookwarden");
         }
+        // Every statement planned for its own parameters, never a cached generic plan:
+        // PostgreSQL keeps a prepared statement's generic plan once it looks no worse than
+        // the first five custom ones, and on a young store (tables nearly empty, never
+        // analysed) that plan scanned the whole events table for each batch's dedupe
+        // lookup, and kept doing so as the table grew (1.3 ms per batch instead of 0.1;
+        // docs/benchmarks-log.md, "PostgreSQL queue"). Planning each time costs less.
+        let options = match pg_config.get_options() {
+            Some(own) if !own.trim().is_empty() => {
+                format!("{own} -c plan_cache_mode=force_custom_plan")
+            }
+            _ => "-c plan_cache_mode=force_custom_plan".to_owned(),
+        };
+        pg_config.options(&options);
         pg_config.connect_timeout(pg.connect_timeout);
         // A database host that vanishes without a reset (network partition, hard power
         // off) must not hang a connection forever: keepalives notice an idle dead peer,
@@ -415,14 +428,24 @@ impl Queue for PostgresStore {
         }
         Ok(())
     }
-    /// One transaction for the group: one commit and one WAL sync for a whole batch of
-    /// a line sink, instead of one per job (the worker's finishes were most of this
-    /// store's commits under load). Its statements are pipelined on one connection.
+    /// One transaction for the group: one commit for a whole batch of a line sink,
+    /// instead of one per job (the worker's finishes were most of this store's commits
+    /// under load). Its statements are pipelined on one connection.
+    ///
+    /// The commit does not wait for its WAL flush (`synchronous_commit = off`, for this
+    /// transaction only): the next acknowledged ingest, or PostgreSQL's WAL writer within
+    /// a fraction of a second, flushes it. A finish lost to a crash of the database is
+    /// safe, because the claim before it was durable: the job comes back with more claims
+    /// than attempts, that is as interrupted, and a sink that can tell (the JSONL file)
+    /// skips what it already holds, as after a crash of hookwarden itself.
     async fn finish_all(&self, done: Vec<(&Job, JobOutcome)>) -> Vec<Result<(), StoreError>> {
         let count = done.len();
         let result = async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.db()?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .db()?;
             let now = now_millis();
             // In id order: two transactions that touch the same jobs (a lease that ran out
             // and was claimed again) then lock them in the same order and cannot deadlock.
@@ -467,24 +490,34 @@ impl Queue for PostgresStore {
         let client = self.client().await?;
         let chunk = client
             .prepare_cached(
-                "DELETE FROM events WHERE (hook, uuid) IN (
-                     SELECT e.hook, e.uuid FROM events e
-                     WHERE e.received_at < $1
-                       AND NOT EXISTS (SELECT 1 FROM jobs j
-                                       WHERE j.hook = e.hook AND j.uuid = e.uuid AND j.state <> 'delivered')
-                     ORDER BY e.received_at
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED)",
+                // The events and, in the same statement, their jobs (schema version 3
+                // dropped the foreign key that cascaded). Counts the events.
+                "WITH gone AS (
+                     DELETE FROM events WHERE (hook, uuid) IN (
+                         SELECT e.hook, e.uuid FROM events e
+                         WHERE e.received_at < $1
+                           AND NOT EXISTS (SELECT 1 FROM jobs j
+                                           WHERE j.hook = e.hook AND j.uuid = e.uuid AND j.state <> 'delivered')
+                         ORDER BY e.received_at
+                         LIMIT $2
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING hook, uuid
+                 ), jobs_gone AS (
+                     DELETE FROM jobs j USING gone WHERE j.hook = gone.hook AND j.uuid = gone.uuid
+                 )
+                 SELECT COUNT(*) FROM gone",
             )
             .await
             .db()?;
         let mut total = 0u64;
         loop {
-            // Jobs go with their event (ON DELETE CASCADE). Each chunk commits on its own.
-            let n = client
-                .execute(&chunk, &[&before, &PRUNE_CHUNK])
+            // Each chunk commits on its own.
+            let n: i64 = client
+                .query_one(&chunk, &[&before, &PRUNE_CHUNK])
                 .await
+                .and_then(|r| r.try_get(0))
                 .db()?;
+            let n = u64::try_from(n).unwrap_or(0);
             total += n;
             if n < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
                 break;

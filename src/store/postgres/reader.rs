@@ -200,6 +200,15 @@ impl Inspect for PostgresStore {
     async fn replay(&self, target: &ReplayTarget) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let now = now_millis();
+        // An event's jobs by its uuid and maybe its hook (the parameters' numbers):
+        // through the events' uuid index, then the jobs' (hook, uuid, sink) key (jobs
+        // have no uuid index).
+        let of_event = |uuid: &str, hook: &str| {
+            format!(
+                "(hook, uuid) IN (SELECT e.hook, e.uuid FROM events e
+                 WHERE e.uuid = {uuid} AND ({hook}::text IS NULL OR e.hook = {hook}))"
+            )
+        };
         const SET: &str = "UPDATE jobs SET state = 'pending', next_attempt_at = $1,
             lease_until = NULL, lease_token = NULL, updated_at = $1";
         let tx = client.transaction().await.db()?;
@@ -208,8 +217,10 @@ impl Inspect for PostgresStore {
                 // Jobs not pending yet become pending: that is the change to the backlog.
                 let revived: i64 = tx
                     .query_one(
-                        "SELECT COUNT(*) FROM jobs
-                         WHERE uuid = $1 AND ($2::text IS NULL OR hook = $2) AND state <> 'pending'",
+                        &format!(
+                            "SELECT COUNT(*) FROM jobs WHERE {} AND state <> 'pending'",
+                            of_event("$1", "$2")
+                        ),
                         &[uuid, hook],
                     )
                     .await
@@ -217,7 +228,7 @@ impl Inspect for PostgresStore {
                     .db()?;
                 let n = tx
                     .execute(
-                        &format!("{SET} WHERE uuid = $2 AND ($3::text IS NULL OR hook = $3)"),
+                        &format!("{SET} WHERE {}", of_event("$2", "$3")),
                         &[&now, uuid, hook],
                     )
                     .await
