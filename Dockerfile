@@ -22,11 +22,14 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12
 FROM ${BUILDER_IMAGE} AS build
 # The healthcheck client: the runtime image has no shell and no curl. busybox-static is
 # one self-contained file of about 2 MB whose `wget` can GET /healthz.
-RUN test -x /bin/busybox || { apt-get update && apt-get install -y --no-install-recommends busybox-static && rm -rf /var/lib/apt/lists/*; }
+# make: jemalloc's C sources (the `jemalloc` feature) build with it.
+RUN { test -x /bin/busybox && command -v make >/dev/null; } || { apt-get update && apt-get install -y --no-install-recommends busybox-static make && rm -rf /var/lib/apt/lists/*; }
 WORKDIR /src
 # Only what the binary is built from (the simulate catalog embeds Okta's samples from
 # tests/fixtures), so that edits to tests or docs do not recompile it.
 COPY Cargo.toml Cargo.lock ./
+# jemalloc's settings (JEMALLOC_SYS_WITH_MALLOC_CONF), read when it is built.
+COPY .cargo .cargo
 COPY src src
 COPY config config
 COPY examples examples
@@ -40,7 +43,7 @@ COPY tests/fixtures tests/fixtures
 ENV CARGO_PROFILE_DIST_DEBUG=0 \
     CARGO_PROFILE_DIST_STRIP=debuginfo
 RUN touch src/lib.rs src/main.rs \
- && cargo build --profile dist --locked --bin hookwarden \
+ && cargo build --profile dist --features jemalloc --locked --bin hookwarden \
  && mkdir -p /out/usr/local/bin /out/etc/hookwarden /out/var/lib/hookwarden \
  && cp target/dist/hookwarden /out/usr/local/bin/hookwarden \
  && cp /bin/busybox /out/usr/local/bin/busybox \

@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --profile dist --quiet --bin hookwarden
+cargo build --profile dist --features jemalloc --quiet --bin hookwarden
 chown postgres "$WORK" 2>/dev/null || chmod 777 "$WORK"
 runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \

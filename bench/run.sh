@@ -36,5 +36,5 @@ command -v oha >/dev/null || cargo install --locked oha
 [ -d bench/receivers/node_modules/express ] ||
   (cd bench/receivers && npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build --profile dist --quiet --bin hookwarden --example prefill --example null_receiver
+cargo build --profile dist --features jemalloc --quiet --bin hookwarden --example prefill --example null_receiver
 exec python3 bench/run.py

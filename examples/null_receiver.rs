@@ -75,6 +75,11 @@ impl Store for NullStore {
     async fn close(&self) {}
 }
 
+/// The same allocator as `hookwarden` when built with the same features.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let path = std::env::args_os().nth(1).map(std::path::PathBuf::from);
     let config = match Config::load(path.as_deref()) {

@@ -102,12 +102,14 @@ builder_image=localhost/hookwarden-builder:bookworm-rust-$rust_version
 # The tag names the recipe: bump its -rN suffix when the runtime recipe below changes.
 runtime_image=localhost/hookwarden-runtime:bookworm-r2
 
-debootstrap_tree=$STATE/rootfs/bookworm
+# The folder's name changes with the package list below, so that a tree kept from before a
+# change is not reused (make came with the jemalloc feature).
+debootstrap_tree=$STATE/rootfs/bookworm-2
 if [ ! -e "$debootstrap_tree/.complete" ]; then
   step "debootstrap bookworm (minbase) from $mirror"
   rm -rf "$debootstrap_tree"
   mkdir -p "$debootstrap_tree"
-  debootstrap --variant=minbase --include=gcc,libc6-dev,ca-certificates,busybox-static \
+  debootstrap --variant=minbase --include=gcc,libc6-dev,make,ca-certificates,busybox-static \
     bookworm "$debootstrap_tree" "$mirror" >"$STATE/debootstrap.log" 2>&1 ||
     { tail -n 20 "$STATE/debootstrap.log"; echo "debootstrap failed (log: $STATE/debootstrap.log)"; exit 1; }
   rm -rf "$debootstrap_tree"/var/cache/apt/archives/*.deb "$debootstrap_tree"/var/lib/apt/lists/*

@@ -4,6 +4,12 @@ use clap::Parser;
 use hookwarden::cli::{Cli, Command};
 use std::process::ExitCode;
 
+/// With the `jemalloc` feature (the container image, the benchmarks), jemalloc allocates;
+/// its settings are built in from .cargo/config.toml. Without it, glibc's malloc.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
