@@ -2,48 +2,13 @@
 //! Every event that got a 2xx must reach the sink, and none twice. Ten kills in a row,
 //! each at a random moment of a short burst of load, so that some land mid-commit, some
 //! mid-delivery to the sink and some while the previous crash's leases are being taken over.
-//! The helpers here also start the real binary for `faults.rs`.
 
 use crate::util::*;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-pub(crate) fn spawn(config: &Path, port: u16, admin: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("HOOKWARDEN__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKWARDEN__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
-        .env("HOOKWARDEN__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hookwarden")
-}
-
-pub(crate) async fn wait_ready(admin: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "hookwarden not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The sink's records after SIGKILLs. A kill in the middle of an append can tear the
 /// line being written, and the sink ends such a line with a newline when it opens the

@@ -6,7 +6,6 @@
 //! (JWKS endpoint down: cached key accepted, unknown kid refused),
 //! `pg::while_postgres_is_down_deliveries_get_503_and_recover` (one delivery at a time).
 
-use crate::crash::{free_port, spawn, wait_ready};
 use crate::util::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;

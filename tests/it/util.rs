@@ -371,3 +371,42 @@ pub fn metric(text: &str, name: &str, label_fragment: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+// --- the real binary, for the crash, fault and reload tests ------------------------------
+
+/// A free loopback port (for the real binary, which binds its own listeners).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts `hookwarden serve --config <config>` on these ports, logs off.
+pub fn spawn(config: &Path, port: u16, admin: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("HOOKWARDEN__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HOOKWARDEN__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
+        .env("HOOKWARDEN__LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn hookwarden")
+}
+
+/// Waits until the binary's `/readyz` answers 200.
+pub async fn wait_ready(admin: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "hookwarden not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
