@@ -116,11 +116,14 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let (waker, _wake_rx) = hookwarden::worker::wake_channel();
     let router = hookwarden::app::public_router(
         &config,
-        Arc::new(NullStore),
-        None,
-        waker,
-        metrics.clone(),
-        Arc::new(hookwarden::activity::Activity::new()),
+        &hookwarden::app::Shared {
+            store: Arc::new(NullStore),
+            answers: None,
+            waker,
+            metrics: metrics.clone(),
+            activity: Arc::new(hookwarden::activity::Activity::new()),
+        },
+        1,
     )?;
     let tls_config = if config.server.tls.enabled {
         Some(tls::load(&config.server).await?)

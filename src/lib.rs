@@ -20,11 +20,11 @@
 //! | [`metrics`] | Prometheus metrics, one registry per service |
 //! | [`telemetry`] | structured logs (JSON or human) |
 //! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments): one entry point per subcommand (`events`, `reconcile`, `simulate` in modules of their own) over the feature's library API |
-//! | [`admin`] | the admin listener: `/healthz`, `/readyz`, `/metrics`, and the admin page (`/ui`: recent requests, backlog, dead letters, replay) |
+//! | [`admin`] | the admin listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, and the admin page (`/ui`: recent requests, backlog, dead letters, replay) |
 //! | [`activity`] | recent requests per hook, in memory, for the admin page |
 //! | [`reconcile`] | System Log reconciliation: events Okta never delivered, fetched from `/api/v1/logs` and stored as recovered (the background job; `hookwarden reconcile` is in [`cli`]) |
 //! | [`simulate`] | what `hookwarden simulate` runs (its entry point is in [`cli`]): calls a receiver the way Okta does and checks each answer against the contract |
-//! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order |
+//! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order; each configuration generation's public router; reloads in place (SIGHUP, `POST /reload`), swapping router and sinks atomically |
 //!
 //! Request path: TCP accept (connection cap) → TLS → hyper (header-read timeout) →
 //! request timeout → per-hook guard (IP allowlist, then auth; it alone makes the

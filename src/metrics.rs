@@ -130,6 +130,11 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Certificate reloads by result (`ok`, `error`).
     pub tls_reloads: Family<ResultLabel, Counter>,
+    /// Configuration reloads by result (`ok`, `refused`).
+    pub config_reloads: Family<ResultLabel, Counter>,
+    /// The generation of the configuration in service: 1 at start, one more per reload
+    /// that took effect.
+    pub config_generation: Gauge,
     /// Inline hook calls by outcome.
     pub inline_calls: Family<InlineLabel, Counter>,
     /// Inline hook time from request start to the answer.
@@ -186,6 +191,9 @@ impl Metrics {
         let connections_refused = Counter::default();
         let connections_open = Gauge::default();
         let tls_reloads = Family::default();
+        let config_reloads = Family::default();
+        let config_generation = Gauge::default();
+        config_generation.set(1);
         let inline_calls = Family::default();
         let inline_seconds = Family::<HookLabel, Histogram>::new_with_constructor(
             inline_histogram as fn() -> Histogram,
@@ -289,6 +297,16 @@ impl Metrics {
             tls_reloads.clone(),
         );
         registry.register(
+            "config_reloads",
+            "Configuration reloads by result (ok: in service; refused: the running configuration stays)",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "config_generation",
+            "Generation of the configuration in service (1 at start, +1 per reload in service)",
+            config_generation.clone(),
+        );
+        registry.register(
             "inline_calls",
             "Inline hook calls by outcome",
             inline_calls.clone(),
@@ -320,6 +338,8 @@ impl Metrics {
             connections_refused,
             connections_open,
             tls_reloads,
+            config_reloads,
+            config_generation,
             inline_calls,
             inline_seconds,
             inline_handler_seconds,

@@ -22,7 +22,10 @@ pub fn init(config: &LogConfig) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // A request's lines carry its span (`"span":{"generation":N,...}`): which
+            // configuration generation answered it.
+            .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
         LogFormat::Human => builder.try_init(),
     };

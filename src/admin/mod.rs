@@ -1,5 +1,5 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and the admin page ([`page`],
-//! `/ui`). Plain HTTP on a private address.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload` (behind the
+//! admin token) and the admin page ([`page`], `/ui`). Plain HTTP on a private address.
 //!
 //! What its handlers share is in [`state`], below both this router and the page.
 
@@ -11,7 +11,7 @@ pub use state::AdminState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/reload", post(reload))
         .merge(page::routes())
         .fallback(|| async { crate::http::error::ApiError::not_found() })
         .with_state(state)
@@ -51,6 +52,36 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
         })),
     )
         .into_response()
+}
+
+/// Reloads the configuration in place and answers with what the reload did: 200 when
+/// the new configuration is in service, 422 when it was refused (the running one stays).
+/// Takes `Authorization: Bearer <admin.token>`; 404 when no token is set, like `/ui`.
+async fn reload(State(s): State<Arc<AdminState>>, headers: axum::http::HeaderMap) -> Response {
+    let token = s.config.load_full().admin.token.clone();
+    match page::session::check_bearer(token.as_ref(), &headers) {
+        Ok(()) => {}
+        Err(page::session::Denied::Off) => {
+            return crate::http::error::ApiError::not_found().into_response()
+        }
+        Err(page::session::Denied::Unauthorized) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({"errorSummary": "Authentication required: Authorization: Bearer <admin.token>"})),
+            )
+                .into_response()
+        }
+    }
+    let Some(reloader) = &s.reload else {
+        return crate::http::error::ApiError::not_found().into_response();
+    };
+    let report = reloader.reload("POST /reload").await;
+    let status = match report.result {
+        state::ReloadResult::Reloaded => StatusCode::OK,
+        state::ReloadResult::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    (status, Json(report)).into_response()
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> Response {

@@ -5,21 +5,25 @@
 //! requests (each of which either stored its events or answered an error), then the
 //! workers finish their current attempt, then the store commits and closes. That
 //! order is what makes "acknowledged" mean "on disk" across a restart.
+//!
+//! In between, `reload` puts a new configuration generation in service on SIGHUP or
+//! `POST /reload`; `router` builds each generation's public router.
 
+mod reload;
+mod router;
+
+pub use reload::Live;
+pub use router::{problems, public_router, Shared};
+
+use crate::admin::state::Reload;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::event_hooks::{self, HookState};
-use crate::http::error::ApiError;
-use crate::http::guard::{self, DeadlineAnswer, DoorAuth, Guard, Tracked};
-use crate::http::network::{ClientIpResolver, IpAllowlist};
 use crate::http::server;
 use crate::http::tls::{self, TlsError};
 use crate::metrics::Metrics;
 use crate::sinks::{SinkSet, SinkSetupError};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::worker;
-use axum::response::IntoResponse;
-use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,106 +64,6 @@ pub enum RunError {
     /// code that returns the words shown to the user.
     #[error("cannot set up a hook: {0}")]
     Hook(String),
-}
-
-/// Builds the public router: one route per hook, each behind its guard.
-pub fn public_router(
-    config: &Config,
-    store: Arc<dyn Store>,
-    shared: Option<Arc<dyn crate::store::AnswerStore>>,
-    waker: worker::Waker,
-    metrics: Arc<Metrics>,
-    activity: Arc<crate::activity::Activity>,
-) -> Result<Router, RunError> {
-    let resolver = Arc::new(ClientIpResolver::new(
-        config.network.trusted_proxies.clone(),
-    ));
-    let mut router = Router::new();
-    // Every hook's route gets the same two layers: the guard (allowlist, then auth) and,
-    // outermost, the request timeout and the one place where answers are counted. An
-    // inline hook's guard also has its budget and fallback (`deadline`).
-    let guarded = |routes: Router,
-                   name: &str,
-                   auth: &crate::config::AuthConfig,
-                   allow_ips: &Option<Vec<ipnet::IpNet>>,
-                   verify_requires_auth: bool,
-                   deadline: Option<Arc<dyn DeadlineAnswer>>|
-     -> Result<Router, RunError> {
-        let guard_state = Arc::new(Guard {
-            hook: name.to_owned(),
-            auth: DoorAuth::from_config(auth).map_err(|source| RunError::Door {
-                hook: name.to_owned(),
-                source,
-            })?,
-            allow: IpAllowlist::new(
-                allow_ips
-                    .clone()
-                    .unwrap_or_else(|| config.network.allow_ips.clone()),
-            ),
-            resolver: resolver.clone(),
-            verify_requires_auth,
-            deadline,
-        });
-        let tracked = Tracked {
-            hook: name.into(),
-            metrics: metrics.clone(),
-            activity: activity.clone(),
-            request_timeout: config.server.request_timeout,
-        };
-        Ok(routes
-            .layer(axum::middleware::from_fn_with_state(
-                guard_state,
-                guard::guard,
-            ))
-            .layer(axum::middleware::from_fn_with_state(tracked, guard::track)))
-    };
-    for hook in &config.event_hooks {
-        let state = Arc::new(HookState::new(
-            hook,
-            store.clone(),
-            waker.clone(),
-            metrics.clone(),
-            config.server.max_body_bytes,
-        ));
-        router = router.merge(guarded(
-            event_hooks::routes(&hook.path, state),
-            &hook.name,
-            &hook.auth,
-            &hook.allow_ips,
-            hook.verify_requires_auth,
-            None,
-        )?);
-    }
-    let inline = crate::inline_hooks::build(config, &metrics, shared).map_err(|problems| {
-        RunError::Hook(
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    for ((path, hook), cfg) in inline.into_iter().zip(&config.inline_hooks) {
-        // Inline hooks take POST only: there is no verification GET to exempt.
-        let deadline: Arc<dyn DeadlineAnswer> = hook.clone();
-        router = router.merge(guarded(
-            crate::inline_hooks::routes(&path, hook),
-            &cfg.name,
-            &cfg.auth,
-            &cfg.allow_ips,
-            true,
-            Some(deadline),
-        )?);
-    }
-    let fallback_metrics = metrics.clone();
-    Ok(router.fallback(move || {
-        let metrics = fallback_metrics.clone();
-        async move {
-            let res = ApiError::not_found().into_response();
-            guard::count(&metrics, "-", &res);
-            res
-        }
-    }))
 }
 
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
@@ -207,32 +111,36 @@ pub async fn run(
             metrics.clone(),
             shutdown.clone(),
         )),
-        // Nothing to reload, but SIGHUP must not kill the service (its default action).
-        _ => Some(tokio::spawn(ignore_sighup(shutdown.clone()))),
+        _ => None,
     };
 
     // Workers stop only after the public listener has drained: a request in flight
     // may still store events that the workers must not miss at the next start.
     let worker_stop = CancellationToken::new();
     let (waker, wake_rx) = worker::wake_channel();
+    let live = Live::start(
+        config.clone(),
+        Shared {
+            store: store.clone(),
+            answers: shared,
+            waker: waker.clone(),
+            metrics: metrics.clone(),
+            activity: activity.clone(),
+        },
+        sinks,
+    )?;
     let workers = Arc::new(worker::spawn(
         store.clone(),
-        sinks,
+        live.sinks(),
         config.worker.clone(),
         config.store.retention,
         metrics.clone(),
         wake_rx,
         worker_stop.clone(),
     ));
-
-    let router = public_router(
-        &config,
-        store.clone(),
-        shared,
-        waker.clone(),
-        metrics.clone(),
-        activity.clone(),
-    )?;
+    // SIGHUP reloads the configuration (and, in `tls`, the certificate files); its
+    // default action, ending the process, never applies.
+    let sighup = tokio::spawn(reload_on_sighup(live.clone(), shutdown.clone()));
     let reconciler = crate::reconcile::spawn(
         &config,
         store.clone(),
@@ -263,7 +171,8 @@ pub async fn run(
                 workers: workers.clone(),
                 worker_liveness: config.worker.poll_interval * 5 + Duration::from_secs(5),
                 activity: activity.clone(),
-                config: Arc::new(config.clone()),
+                config: live.config(),
+                reload: Some(live.clone() as Arc<dyn Reload>),
             }));
             let stop = shutdown.clone();
             tracing::info!(addr = %addr, "admin listener (healthz, readyz, metrics)");
@@ -297,7 +206,7 @@ pub async fn run(
     );
     let served = server::serve(
         public_listener,
-        router,
+        live.service(),
         tls_config,
         &config.server,
         metrics.clone(),
@@ -320,6 +229,7 @@ pub async fn run(
     if let Some(t) = reloader {
         let _ = t.await;
     }
+    let _ = sighup.await;
     if let Some(t) = reconciler {
         let _ = t.await;
     }
@@ -328,23 +238,32 @@ pub async fn run(
     served.map_err(RunError::Serve)
 }
 
-/// Logs and otherwise ignores SIGHUP when no certificate files are configured.
-async fn ignore_sighup(shutdown: CancellationToken) {
+/// Reloads the configuration on each SIGHUP until `shutdown`.
+async fn reload_on_sighup(live: Arc<Live>, shutdown: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(hup) => hup,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /reload on the admin listener");
+                return;
+            }
         };
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = hup.recv() => tracing::info!("SIGHUP ignored: no certificate files to reload"),
+                _ = hup.recv() => {
+                    live.reload("SIGHUP").await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    shutdown.cancelled().await;
+    {
+        let _ = live;
+        shutdown.cancelled().await;
+    }
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

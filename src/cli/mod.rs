@@ -24,6 +24,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (public listener for event and inline hooks, admin listener, workers).
+    ///
+    /// SIGHUP (or POST /reload on the admin listener) reloads the configuration in place;
+    /// SIGTERM or Ctrl-C stops it gracefully.
     Serve(ConfigArg),
     /// Load the configuration, report every problem with its key, exit 1 if there is any.
     CheckConfig(ConfigArg),
@@ -112,15 +115,7 @@ pub fn check_config(path: Option<&std::path::Path>) -> i32 {
         Ok(config) => {
             // Build what start-up would build (scripts compiled, password files and JWKS
             // files read), so that check-config finds what serve would refuse.
-            let mut problems = Vec::new();
-            for (i, h) in config.inline_hooks.iter().enumerate() {
-                if let Err(e) = crate::inline_hooks::build_handler(h) {
-                    problems.push(format!("inline_hooks[{i}].handler: {e}"));
-                }
-                if let Err(e) = crate::http::guard::DoorAuth::from_config(&h.auth) {
-                    problems.push(format!("inline_hooks[{i}].auth: {e}"));
-                }
-            }
+            let problems = crate::app::problems(&config);
             if !problems.is_empty() {
                 eprintln!("{} configuration problem(s):", problems.len());
                 for p in problems {

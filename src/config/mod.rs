@@ -128,6 +128,22 @@ pub struct Config {
     /// System Log reconciliation (off when absent).
     #[serde(default)]
     pub reconcile: Option<ReconcileConfig>,
+    /// Where this configuration was read from, so that a reload reads the same sources
+    /// again. Not a key of the file.
+    #[serde(skip)]
+    pub source: ConfigSource,
+}
+
+/// Where a [`Config`] came from, which decides what a reload reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Built in code or from a string (tests, tools): there is nothing to read again,
+    /// so a reload is refused.
+    #[default]
+    InCode,
+    /// [`Config::load`] with this argument (`--config`, or `None` for the default path
+    /// when it exists): a reload calls it again, environment included.
+    Loaded(Option<PathBuf>),
 }
 
 /// The public HTTPS listener that Okta calls.
@@ -591,7 +607,9 @@ impl Config {
                 .with_list_parse_key("network.trusted_proxies")
                 .with_list_parse_key("network.allow_ips"),
         );
-        Self::from_builder(builder)
+        let mut config = Self::from_builder(builder)?;
+        config.source = ConfigSource::Loaded(path.map(Path::to_path_buf));
+        Ok(config)
     }
 
     /// Loads defaults and then the given TOML text, ignoring the environment (tests, tools).

@@ -233,6 +233,9 @@ pub struct Tracked {
     pub metrics: Arc<Metrics>,
     pub activity: Arc<crate::activity::Activity>,
     pub request_timeout: Duration,
+    /// The configuration generation whose router serves the request: every log line of
+    /// the request carries it (the `request` span), so an answer is traced to its config.
+    pub generation: u64,
 }
 
 /// Outermost layer of a hook route: the whole-request timeout, and the one place where
@@ -247,7 +250,9 @@ pub async fn track(State(t): State<Tracked>, mut req: Request, next: Next) -> Re
     let started = std::time::Instant::now();
     req.extensions_mut().insert(Arrival(started));
     let at = std::time::SystemTime::now();
-    let mut res = match tokio::time::timeout(t.request_timeout, next.run(req)).await {
+    let span = tracing::info_span!("request", generation = t.generation);
+    let run = tracing::Instrument::instrument(next.run(req), span);
+    let mut res = match tokio::time::timeout(t.request_timeout, run).await {
         Ok(res) => res,
         Err(_) => {
             tracing::info!(hook = %t.hook, "request timed out");

@@ -217,14 +217,35 @@ pub trait Sink: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct SinkSet {
     sinks: HashMap<(String, String), Arc<dyn Sink>>,
+    /// The JSONL writers by file, which a reload hands on to the next set.
+    files: HashMap<std::path::PathBuf, Arc<jsonl::JsonlSink>>,
 }
+
+/// The sinks in service, swapped whole by a config reload: the workers load the set for
+/// each group of jobs, so a group is delivered by the sinks of one generation.
+pub type LiveSinks = Arc<arc_swap::ArcSwap<SinkSet>>;
 
 impl SinkSet {
     /// Builds every sink of every hook. Fails with a message naming the sink.
     pub fn build(config: &Config) -> Result<SinkSet, SinkSetupError> {
+        Self::build_after(config, None)
+    }
+
+    /// Builds the sinks of a reloaded configuration. A JSONL file that `previous`
+    /// already writes keeps its writer: one file must have one writer, whose lock orders
+    /// the lines and whose index answers [`Sink::contains`] after an interrupted attempt.
+    /// Every other sink is built anew from its (possibly changed) settings; deliveries in
+    /// flight finish on the old one.
+    pub fn build_after(
+        config: &Config,
+        previous: Option<&SinkSet>,
+    ) -> Result<SinkSet, SinkSetupError> {
         let mut sinks: HashMap<(String, String), Arc<dyn Sink>> = HashMap::new();
         // Two hooks may name the same JSONL file; they must share one writer.
         let mut files: HashMap<std::path::PathBuf, Arc<jsonl::JsonlSink>> = HashMap::new();
+        if let Some(previous) = previous {
+            files.extend(previous.files.iter().map(|(p, s)| (p.clone(), s.clone())));
+        }
         let stdout: Arc<stdout::StdoutSink> = Arc::new(stdout::StdoutSink::new());
         for hook in &config.event_hooks {
             for sink in &hook.sinks {
@@ -272,7 +293,23 @@ impl SinkSet {
                 sinks.insert((hook.name.clone(), sink.name.clone()), built);
             }
         }
-        Ok(SinkSet { sinks })
+        // Files no sink names any more are closed once their last delivery ends.
+        let named: std::collections::HashSet<&std::path::PathBuf> = config
+            .event_hooks
+            .iter()
+            .flat_map(|h| &h.sinks)
+            .filter_map(|s| match &s.kind {
+                SinkKind::Jsonl { path } => Some(path),
+                _ => None,
+            })
+            .collect();
+        files.retain(|path, _| named.contains(path));
+        Ok(SinkSet { sinks, files })
+    }
+
+    /// The `(hook, sink)` names in this set.
+    pub fn names(&self) -> impl Iterator<Item = &(String, String)> {
+        self.sinks.keys()
     }
 
     /// Adds or replaces one sink (tests and embedders).

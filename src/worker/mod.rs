@@ -18,7 +18,7 @@
 
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
-use crate::sinks::{Sink, SinkError, SinkRecord, SinkSet};
+use crate::sinks::{LiveSinks, Sink, SinkError, SinkRecord, SinkSet};
 use crate::store::{Job, JobOutcome, Millis, Store};
 use crate::time::now_millis;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -60,6 +60,11 @@ impl WorkerHandle {
     }
 }
 
+/// The dead letter's error of a job whose sink is gone from the config (a reload or a
+/// restart removed it): the job is kept, never dropped, and a replay delivers it once
+/// the sink is back.
+pub const SINK_REMOVED: &str = "sink no longer configured (removed from the config): kept as a dead letter; add the sink back and replay to deliver it";
+
 /// How often the retention pruner runs. Pruning is housekeeping: minutes are precise enough.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Gauges read from the store at most this often (`stats` counts rows).
@@ -68,7 +73,8 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// What every delivery task needs.
 struct Ctx {
     store: Arc<dyn Store>,
-    sinks: SinkSet,
+    /// Swapped by a config reload; loaded once per group of jobs.
+    sinks: LiveSinks,
     config: WorkerConfig,
     metrics: Arc<Metrics>,
 }
@@ -76,7 +82,7 @@ struct Ctx {
 /// Starts the workers (and the retention pruner). They stop after their current attempt once `shutdown` fires.
 pub fn spawn(
     store: Arc<dyn Store>,
-    sinks: SinkSet,
+    sinks: LiveSinks,
     config: WorkerConfig,
     retention: Duration,
     metrics: Arc<Metrics>,
@@ -156,7 +162,7 @@ async fn dispatch(
                     tracing::info!("the store answers again; deliveries resume");
                 }
                 let drained = jobs.len() < free;
-                for group in by_sink(&ctx.sinks, jobs) {
+                for group in by_sink(&ctx.sinks.load(), jobs) {
                     // Always immediate: only this loop takes slots, and it claimed no
                     // more jobs than there were free slots. A group holds one per job.
                     let Ok(n) = u32::try_from(group.len()) else {
@@ -325,13 +331,12 @@ async fn run_group(ctx: Arc<Ctx>, jobs: Vec<Job>, _slots: OwnedSemaphorePermit) 
     let jobs = Arc::new(jobs);
     let sink = jobs
         .first()
-        .and_then(|job| ctx.sinks.get(&job.hook, &job.sink))
-        .cloned();
+        .and_then(|job| ctx.sinks.load().get(&job.hook, &job.sink).cloned());
     let attempts = match sink {
         Some(sink) => attempt(sink, jobs.clone(), attempt_limit(ctx.config.lease)).await,
         None => jobs
             .iter()
-            .map(|_| Attempt::Failed(SinkError::permanent("sink no longer configured")))
+            .map(|_| Attempt::Failed(SinkError::permanent(SINK_REMOVED)))
             .collect(),
     };
     let done: Vec<(&Job, JobOutcome)> = jobs

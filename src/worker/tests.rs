@@ -252,7 +252,7 @@ fn start(store: Arc<MemStore>, sink: Arc<TestSink>, config: WorkerConfig) -> Run
     let stop = CancellationToken::new();
     let handle = spawn(
         store.clone(),
-        sinks,
+        Arc::new(arc_swap::ArcSwap::from_pointee(sinks)),
         config,
         Duration::from_secs(3600),
         metrics.clone(),
@@ -366,10 +366,7 @@ async fn a_missing_sink_is_dead() {
     );
     wait_for("dead letter", || store.state("u-1").0 == JobState::Dead).await;
     let (store, _) = w.stop().await;
-    assert_eq!(
-        store.state("u-1").2.as_deref(),
-        Some("sink no longer configured")
-    );
+    assert_eq!(store.state("u-1").2.as_deref(), Some(super::SINK_REMOVED));
 }
 
 #[tokio::test]
@@ -546,7 +543,7 @@ async fn a_panicking_sink_counts_as_a_failed_attempt() {
     let stop = CancellationToken::new();
     let handle = spawn(
         store.clone(),
-        sinks,
+        Arc::new(arc_swap::ArcSwap::from_pointee(sinks)),
         config(2, 2, FAST),
         Duration::from_secs(3600),
         Arc::new(Metrics::new()),

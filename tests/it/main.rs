@@ -21,6 +21,7 @@ mod pgutil;
 mod props;
 mod reconcile;
 mod refusals;
+mod reload;
 mod replicas;
 mod security;
 mod simulate;

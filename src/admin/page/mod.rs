@@ -117,7 +117,7 @@ async fn page(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let access = match sessions.check(s.config.admin.token.as_ref(), &headers) {
+    let access = match sessions.check(s.config.load_full().admin.token.as_ref(), &headers) {
         Ok(a) => a,
         Err(d) => return denied(d, None),
     };
@@ -158,7 +158,8 @@ pub struct InlineHookView {
 async fn gather(s: &AdminState) -> PageData {
     let stats = s.store.stats().await;
     let mut event_hooks = Vec::new();
-    for h in &s.config.event_hooks {
+    let config = s.config.load_full();
+    for h in &config.event_hooks {
         let dead = s
             .store
             .list(&EventQuery {
@@ -180,8 +181,7 @@ async fn gather(s: &AdminState) -> PageData {
             dead,
         });
     }
-    let inline_hooks = s
-        .config
+    let inline_hooks = config
         .inline_hooks
         .iter()
         .map(|h| InlineHookView {
@@ -238,7 +238,7 @@ async fn login(
         Err(res) => return res,
     };
     let presented = fields.get("token").map(String::as_str).unwrap_or("");
-    match sessions.login(s.config.admin.token.as_ref(), presented) {
+    match sessions.login(s.config.load_full().admin.token.as_ref(), presented) {
         Ok(cookie) => {
             tracing::info!("admin page: signed in");
             see_other("/ui", Some(cookie))
@@ -259,7 +259,7 @@ async fn replay(
     Extension(sessions): Extension<Arc<Sessions>>,
     req: Request,
 ) -> Response {
-    let access = match sessions.check(s.config.admin.token.as_ref(), req.headers()) {
+    let access = match sessions.check(s.config.load_full().admin.token.as_ref(), req.headers()) {
         Ok(a) => a,
         Err(d) => return denied(d, None),
     };
@@ -277,7 +277,13 @@ async fn replay(
         );
     }
     let hook = fields.get("hook").map(String::as_str).unwrap_or("");
-    if !s.config.event_hooks.iter().any(|h| h.name == hook) {
+    if !s
+        .config
+        .load_full()
+        .event_hooks
+        .iter()
+        .any(|h| h.name == hook)
+    {
         return html(
             StatusCode::BAD_REQUEST,
             view::message(
