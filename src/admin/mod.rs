@@ -56,13 +56,17 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
 
 /// Reloads the configuration in place and answers with what the reload did: 200 when
 /// the new configuration is in service, 422 when it was refused (the running one stays).
-/// Takes `Authorization: Bearer <admin.token>`; 404 when no token is set, like `/ui`.
+/// Takes `Authorization: Bearer <admin.token>`; 404 saying so when no token is set, like `/ui`.
 async fn reload(State(s): State<Arc<AdminState>>, headers: axum::http::HeaderMap) -> Response {
     let token = s.config.load_full().admin.token.clone();
     match page::session::check_bearer(token.as_ref(), &headers) {
         Ok(()) => {}
         Err(page::session::Denied::Off) => {
-            return crate::http::error::ApiError::not_found().into_response()
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"errorSummary": "POST /reload is off: set admin.token (the bearer token it takes) and reload with SIGHUP, or restart"})),
+            )
+                .into_response()
         }
         Err(page::session::Denied::Unauthorized) => {
             return (

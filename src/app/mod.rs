@@ -175,7 +175,7 @@ pub async fn run(
                 reload: Some(live.clone() as Arc<dyn Reload>),
             }));
             let stop = shutdown.clone();
-            tracing::info!(addr = %addr, "admin listener (healthz, readyz, metrics)");
+            tracing::info!(addr = %addr, "admin listener (healthz, readyz, metrics, POST /reload)");
             Some(tokio::spawn(async move {
                 let _ = axum::serve(l, app)
                     .with_graceful_shutdown(stop.cancelled_owned())

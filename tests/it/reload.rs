@@ -416,6 +416,10 @@ async fn reload_needs_the_admin_token_and_names_what_takes_a_restart() {
         .await
         .expect("post");
     assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers().get("www-authenticate").map(|v| v.as_bytes()),
+        Some(&b"Bearer"[..])
+    );
     let wrong = plain
         .post(format!("{}/reload", s.admin_base))
         .bearer_auth("not-the-token")
@@ -527,4 +531,24 @@ async fn sighup_reloads_the_binary_in_place() {
         .arg(child.id().to_string())
         .status();
     assert!(child.wait().expect("wait").success());
+}
+
+/// Without `admin.token`, `POST /reload` is off and says how to turn it on; SIGHUP still
+/// reloads (the README's first command runs without a token).
+#[tokio::test]
+async fn reload_without_an_admin_token_is_off_and_says_how_to_turn_it_on() {
+    let s = start(Options::default()).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/reload", s.admin_base))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body["errorSummary"],
+        "POST /reload is off: set admin.token (the bearer token it takes) and reload with SIGHUP, or restart"
+    );
+    s.stop().await;
 }
