@@ -193,7 +193,6 @@ impl Metrics {
         let tls_reloads = Family::default();
         let config_reloads = Family::default();
         let config_generation = Gauge::default();
-        config_generation.set(1);
         let inline_calls = Family::default();
         let inline_seconds = Family::<HookLabel, Histogram>::new_with_constructor(
             inline_histogram as fn() -> Histogram,

@@ -628,7 +628,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw = builder
             .build()
-            .map_err(|e| ConfigError::one("(file)", e.to_string()))?;
+            .map_err(|e| ConfigError::one("(file)", without_quoted_lines(&e.to_string())))?;
         let mut unknown = Vec::new();
         let parsed: Result<Config, _> = serde_ignored::deserialize(raw, |path| {
             unknown.push(Problem {
@@ -698,3 +698,20 @@ fn extract_key(msg: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// A TOML parse error without the line of the file it quotes (`17 | password = "...`):
+/// that line may hold a secret, and config problems reach logs (`serve` at start, a
+/// reload's log line and answer). The line and column stay, which is enough to find it.
+fn without_quoted_lines(problem: &str) -> String {
+    problem
+        .lines()
+        .filter(|line| {
+            let quoted = line
+                .trim_start()
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            !(quoted.starts_with('|') || quoted.starts_with('^'))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

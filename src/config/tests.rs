@@ -150,3 +150,12 @@ fn type_errors_name_the_key() {
     assert_eq!(err.0.len(), 1);
     assert!(err.0[0].key.contains("server.listen"), "{:?}", err.0);
 }
+
+#[test]
+fn a_parse_error_keeps_its_position_and_never_quotes_the_line() {
+    let toml = "[[event_hooks]]\nname = \"okta\"\npassword = \"hunter2-secret\n";
+    let err = Config::from_toml_str(toml).expect_err("unclosed string");
+    let text = err.to_string();
+    assert!(!text.contains("hunter2-secret"), "{text}");
+    assert!(text.contains("line 3"), "{text}");
+}

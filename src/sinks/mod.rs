@@ -307,11 +307,6 @@ impl SinkSet {
         Ok(SinkSet { sinks, files })
     }
 
-    /// The `(hook, sink)` names in this set.
-    pub fn names(&self) -> impl Iterator<Item = &(String, String)> {
-        self.sinks.keys()
-    }
-
     /// Adds or replaces one sink (tests and embedders).
     pub fn insert(&mut self, hook: &str, sink: &str, s: Arc<dyn Sink>) {
         self.sinks.insert((hook.to_owned(), sink.to_owned()), s);

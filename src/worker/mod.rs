@@ -73,7 +73,7 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// What every delivery task needs.
 struct Ctx {
     store: Arc<dyn Store>,
-    /// Swapped by a config reload; loaded once per group of jobs.
+    /// Swapped by a config reload; loaded once per claim.
     sinks: LiveSinks,
     config: WorkerConfig,
     metrics: Arc<Metrics>,
@@ -162,7 +162,9 @@ async fn dispatch(
                     tracing::info!("the store answers again; deliveries resume");
                 }
                 let drained = jobs.len() < free;
-                for group in by_sink(&ctx.sinks.load(), jobs) {
+                // One look at the sinks per claim: a group is delivered by the sink that
+                // grouped it, even if a reload swaps the set meanwhile.
+                for (sink, group) in by_sink(&ctx.sinks.load_full(), jobs) {
                     // Always immediate: only this loop takes slots, and it claimed no
                     // more jobs than there were free slots. A group holds one per job.
                     let Ok(n) = u32::try_from(group.len()) else {
@@ -171,7 +173,7 @@ async fn dispatch(
                     let Ok(slots) = slots.clone().acquire_many_owned(n).await else {
                         break;
                     };
-                    in_flight.spawn(run_group(ctx.clone(), group, slots));
+                    in_flight.spawn(run_group(ctx.clone(), sink, group, slots));
                 }
                 drained
             }
@@ -244,20 +246,24 @@ enum Attempt {
 
 /// Splits claimed jobs into the groups delivered together: the jobs of one sink that
 /// batches ([`Sink::batches`]) form one group, every other job a group of its own.
-fn by_sink(sinks: &SinkSet, jobs: Vec<Job>) -> Vec<Vec<Job>> {
-    let mut groups: Vec<Vec<Job>> = Vec::new();
+/// Jobs delivered together, with their sink (`None`: gone from the config).
+type Group = (Option<Arc<dyn Sink>>, Vec<Job>);
+
+fn by_sink(sinks: &SinkSet, jobs: Vec<Job>) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
     for job in jobs {
-        if sinks.get(&job.hook, &job.sink).is_some_and(|s| s.batches()) {
-            let same_sink = groups.iter_mut().find(|g| {
+        let sink = sinks.get(&job.hook, &job.sink).cloned();
+        if sink.as_ref().is_some_and(|s| s.batches()) {
+            let same_sink = groups.iter_mut().find(|(_, g)| {
                 g.first()
                     .is_some_and(|f| f.hook == job.hook && f.sink == job.sink)
             });
-            if let Some(group) = same_sink {
+            if let Some((_, group)) = same_sink {
                 group.push(job);
                 continue;
             }
         }
-        groups.push(vec![job]);
+        groups.push((sink, vec![job]));
     }
     groups
 }
@@ -327,11 +333,14 @@ async fn attempt(sink: Arc<dyn Sink>, jobs: Arc<Vec<Job>>, limit: Duration) -> V
 /// One group of jobs: deliver, then decide and record each job's outcome (the
 /// finishes go to the store together and share its commit). Holds the group's slots
 /// until every outcome is recorded, so in-flight work never exceeds `concurrency`.
-async fn run_group(ctx: Arc<Ctx>, jobs: Vec<Job>, _slots: OwnedSemaphorePermit) {
+/// `sink` is `None` when the jobs' sink is gone from the config.
+async fn run_group(
+    ctx: Arc<Ctx>,
+    sink: Option<Arc<dyn Sink>>,
+    jobs: Vec<Job>,
+    _slots: OwnedSemaphorePermit,
+) {
     let jobs = Arc::new(jobs);
-    let sink = jobs
-        .first()
-        .and_then(|job| ctx.sinks.load().get(&job.hook, &job.sink).cloned());
     let attempts = match sink {
         Some(sink) => attempt(sink, jobs.clone(), attempt_limit(ctx.config.lease)).await,
         None => jobs

@@ -93,10 +93,10 @@ fn claim_of(body: &str) -> &'static str {
     }
 }
 
-async fn inline_call(s: &TestServer, password: &str) -> (u16, String) {
-    let r = s
-        .client
-        .post(s.url("/hooks/okta/token"))
+/// A token hook call at `base` (the server's `https://localhost:<port>`).
+async fn token_call(client: &reqwest::Client, base: &str, password: &str) -> (u16, String) {
+    let r = client
+        .post(format!("{base}/hooks/okta/token"))
         .header("Authorization", basic_for(password))
         .header("Content-Type", "application/json")
         .body(fixture("token-hook-request.json"))
@@ -104,6 +104,10 @@ async fn inline_call(s: &TestServer, password: &str) -> (u16, String) {
         .await
         .expect("inline call");
     (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+async fn inline_call(s: &TestServer, password: &str) -> (u16, String) {
+    token_call(&s.client, &s.base, password).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,20 +472,8 @@ async fn sighup_reloads_the_binary_in_place() {
     let mut child = spawn(&config_path, port, admin);
     wait_ready(admin).await;
     let client = client_for(format!("127.0.0.1:{port}").parse().expect("addr"), &pem);
-    let call = |password: &'static str| {
-        let client = client.clone();
-        async move {
-            let r = client
-                .post(format!("https://localhost:{port}/hooks/okta/token"))
-                .header("Authorization", basic_for(password))
-                .header("Content-Type", "application/json")
-                .body(fixture("token-hook-request.json"))
-                .send()
-                .await
-                .expect("inline call");
-            (r.status().as_u16(), r.text().await.expect("body"))
-        }
-    };
+    let base = format!("https://localhost:{port}");
+    let call = |password: &'static str| token_call(&client, &base, password);
     let (status, body) = call(OLD).await;
     assert_eq!((status, claim_of(&body)), (200, CLAIM_A));
     assert_eq!(call(NEW).await.0, 401);
