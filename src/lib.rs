@@ -7,7 +7,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`config`] | typed configuration: embedded defaults < TOML file < `HOOKWARDEN__*` env; every problem reported with its key; secrets that never print; the inline handlers' settings (rules, script, forward) |
-//! | [`okta`] | Okta's hook contract as lenient Rust types: event hook envelope and System Log event; per inline hook type (one module each), its requests, answers, builders, commands, value checks, refusal and fallbacks; reading and settling an answer (a refusal stays a refusal) |
+//! | [`okta`] | Okta's hook contract as lenient Rust types: event hook envelope and System Log event; Okta's own samples, embedded; per inline hook type (one module each), its requests, answers, builders, commands, value checks, refusal and fallbacks; reading and settling an answer (a refusal stays a refusal) |
 //! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, error bodies |
 //! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
 //! | [`inline_hooks`] | inline calls: handler (rules, one module per hook type; Rhai script; forward) inside the budget counted from arrival, its answer settled by [`okta::inline::settle`], fallback, idempotent repeats |
@@ -19,10 +19,12 @@
 //! | [`outbound`] | what every call to another service shares: the HTTP client policy (no redirects), error and URL texts without credentials |
 //! | [`metrics`] | Prometheus metrics, one registry per service |
 //! | [`telemetry`] | structured logs (JSON or human) |
-//! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments): one entry point per subcommand (`events`, `reconcile`, `simulate` in modules of their own) over the feature's library API |
+//! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments): one entry point per subcommand (`events`, `reconcile`, `okta`, `simulate` in modules of their own) over the feature's library API |
 //! | [`admin`] | the admin listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, and the admin page (`/ui`: recent requests, backlog, dead letters, replay) |
 //! | [`activity`] | recent requests per hook, in memory, for the admin page |
+//! | [`okta_api`] | the Okta Management API client every feature that calls Okta shares: one credential (SSWS or an OAuth service app), rate limits, bounded retries, next links, Okta's error bodies; the hook registration resources |
 //! | [`reconcile`] | System Log reconciliation: events Okta never delivered, fetched from `/api/v1/logs` and stored as recovered (the background job; `hookwarden reconcile` is in [`cli`]) |
+//! | [`registration`] | Okta's hook registrations compared with the config and brought in step (`hookwarden okta status|sync`, entry point in [`cli`]) |
 //! | [`simulate`] | what `hookwarden simulate` runs (its entry point is in [`cli`]): calls a receiver the way Okta does and checks each answer against the contract |
 //! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order; each configuration generation's public router; reloads in place (SIGHUP, `POST /reload`), swapping router and sinks atomically |
 //!
@@ -44,8 +46,10 @@ pub mod http;
 pub mod inline_hooks;
 pub mod metrics;
 pub mod okta;
+pub mod okta_api;
 pub mod outbound;
 pub mod reconcile;
+pub mod registration;
 pub mod simulate;
 pub mod sinks;
 pub mod store;

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
         Command::Reconcile { config, args } => {
             hookwarden::cli::reconcile_main(config.config.as_deref(), args)
         }
+        Command::Okta { config, command } => {
+            hookwarden::cli::okta_main(config.config.as_deref(), command)
+        }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -247,6 +247,7 @@ fn keep_running_values(running: &Config, mut new: Config) -> (Config, Vec<String
     keep("log", &running.log, &mut new.log, &mut needed);
     keep("store", &running.store, &mut new.store, &mut needed);
     keep("worker", &running.worker, &mut new.worker, &mut needed);
+    keep("okta", &running.okta, &mut new.okta, &mut needed);
     keep(
         "reconcile",
         &running.reconcile,

@@ -1,9 +1,10 @@
 //! What the `hookwarden` subcommands do. `main.rs` only parses arguments into these types
 //! and calls the subcommand's entry point: `serve` and `check-config` here, the others in
-//! their own modules ([`events`], [`reconcile`], [`simulate`]), each calling its feature's
+//! their own modules ([`events`], [`reconcile`], [`okta`], [`simulate`]), each calling its feature's
 //! library API.
 
 pub mod events;
+pub mod okta;
 pub mod reconcile;
 pub mod simulate;
 
@@ -46,6 +47,14 @@ pub enum Command {
         config: ConfigArg,
         #[command(flatten)]
         args: reconcile::ReconcileArgs,
+    },
+    /// Keep Okta's hook registrations in step with the config (needs [okta] with
+    /// public_url): `status` compares, `sync` creates, replaces, activates and verifies.
+    Okta {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: okta::OktaCommand,
     },
 }
 
@@ -213,6 +222,18 @@ pub fn reconcile_main(path: Option<&std::path::Path>, args: reconcile::Reconcile
         Err(e) => {
             eprintln!("{e}");
             1
+        }
+    }
+}
+
+/// `okta`: loads the configuration and compares or syncs Okta's hooks (exit 2 when the
+/// configuration does not load, like every reason the command cannot start).
+pub fn okta_main(path: Option<&std::path::Path>, command: okta::OktaCommand) -> i32 {
+    match Config::load(path) {
+        Ok(config) => okta::main(&config, command),
+        Err(e) => {
+            eprintln!("{e}");
+            2
         }
     }
 }

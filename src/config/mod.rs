@@ -11,12 +11,14 @@
 //! `validate.rs`.
 
 mod handler;
+pub mod okta_api;
 pub mod reconcile;
 pub mod rules;
 mod secret;
 mod validate;
 
 pub use handler::{ForwardConfig, HandlerConfig, ScriptConfig};
+pub use okta_api::OktaApiConfig;
 pub use reconcile::ReconcileConfig;
 pub use rules::RulesConfig;
 pub use secret::{expose, SecretError, SecretSource};
@@ -125,6 +127,9 @@ pub struct Config {
     pub event_hooks: Vec<EventHookConfig>,
     #[serde(default)]
     pub inline_hooks: Vec<InlineHookConfig>,
+    /// The org's Management API, for reconciliation and `hookwarden okta`.
+    #[serde(default)]
+    pub okta: Option<OktaApiConfig>,
     /// System Log reconciliation (off when absent).
     #[serde(default)]
     pub reconcile: Option<ReconcileConfig>,
@@ -317,6 +322,15 @@ pub struct EventHookConfig {
     /// (stops feedback loops with our own integration).
     #[serde(default)]
     pub ignore_actors: Vec<String>,
+    /// The exact event types this hook subscribes to in Okta: `hookwarden okta sync`
+    /// registers them, and reconciliation polls them unless `[[reconcile.hooks]]` says
+    /// otherwise. Each must be taken by at least one sink (when the hook has sinks).
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Okta event hook filters (Okta Expression Language), by event type: Okta sends an
+    /// event of that type only when the expression holds. Registered by `okta sync`.
+    #[serde(default)]
+    pub okta_filters: BTreeMap<String, String>,
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
 }
@@ -346,6 +360,41 @@ pub enum AuthConfig {
     },
     /// `Authorization: Bearer <JWT>` from Okta's OAuth 2.0 channel (inline hooks only).
     Oauth(OAuthConfig),
+}
+
+impl AuthConfig {
+    /// The header Okta sends and every value of it that this config accepts, in the
+    /// order written (the last is the newest, which `hookwarden okta sync` gives Okta).
+    /// A Basic user's value is `Basic base64(username:password)`, standard alphabet,
+    /// padded, as Okta sends it. Secrets that could not be resolved are left out (config
+    /// validation reports them). `None` for `oauth`: Okta sends a bearer token it got
+    /// from an authorization server, not a value of ours.
+    pub fn header_values(&self) -> Option<(&str, Vec<SecretString>)> {
+        match self {
+            AuthConfig::Basic { header, users } => Some((
+                header,
+                users
+                    .iter()
+                    .filter_map(|u| Some(basic_value(&u.username, u.password.value()?)))
+                    .collect(),
+            )),
+            AuthConfig::Header { header, secrets } => Some((
+                header,
+                secrets.iter().filter_map(|s| s.value().cloned()).collect(),
+            )),
+            AuthConfig::Oauth(_) => None,
+        }
+    }
+}
+
+/// `Basic base64(username:password)`. Intermediate strings are kept in
+/// [`SecretString`]s so that they are wiped on drop.
+fn basic_value(username: &str, password: &SecretString) -> SecretString {
+    use base64::Engine as _;
+    let pair = SecretString::from(format!("{username}:{}", expose(password)));
+    let encoded =
+        SecretString::from(base64::engine::general_purpose::STANDARD.encode(expose(&pair)));
+    SecretString::from(format!("Basic {}", expose(&encoded)))
 }
 
 /// Checks of the bearer token Okta gets from `tokenUrl` (client_secret_post or private_key_jwt).
@@ -631,10 +680,14 @@ impl Config {
             .map_err(|e| ConfigError::one("(file)", without_quoted_lines(&e.to_string())))?;
         let mut unknown = Vec::new();
         let parsed: Result<Config, _> = serde_ignored::deserialize(raw, |path| {
-            unknown.push(Problem {
-                key: render_ignored_path(&path),
-                message: "unknown key (misspelt? see config/default.toml for every key)".to_owned(),
-            })
+            let key = render_ignored_path(&path);
+            let message = match key.strip_prefix("reconcile.") {
+                Some(k) if okta_api::MOVED_FROM_RECONCILE.contains(&k) => {
+                    format!("moved to the [okta] section (okta.{k}), which reconciliation and `hookwarden okta` share")
+                }
+                _ => "unknown key (misspelt? see config/default.toml for every key)".to_owned(),
+            };
+            unknown.push(Problem { key, message })
         });
         let config = parsed.map_err(|e| {
             let msg = e.to_string();
@@ -666,7 +719,8 @@ fn render_ignored_path(path: &serde_ignored::Path<'_>) -> String {
     // serde_ignored renders `event_hooks.0.sinks.1.pth`; make sequence indexes look like TOML arrays.
     let raw = path.to_string();
     let mut out = String::new();
-    for part in raw.split('.') {
+    // `?` is serde_ignored's step into an `Option` (`reconcile.?.api_token`): not a key.
+    for part in raw.split('.').filter(|p| *p != "?") {
         if !out.is_empty() && part.parse::<usize>().is_ok() {
             out.push_str(&format!("[{part}]"));
         } else {

@@ -22,12 +22,12 @@ fn defaults_and_a_hook_load() {
 #[test]
 fn literal_credentials_outside_hooks_warn_too() {
     let c = Config::from_toml_str(&format!(
-            "{HOOK}\n[admin]\ntoken = \"an-admin-token-of-some-length\"\n[reconcile]\norg_url = \"https://example.okta.com\"\napi_token = \"00abc\"\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = [\"user.session.start\"]\n"
+            "{HOOK}\n[admin]\ntoken = \"an-admin-token-of-some-length\"\n[okta]\norg_url = \"https://example.okta.com\"\napi_token = \"00abc\"\n[reconcile]\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = [\"user.session.start\"]\n"
         ))
         .expect("valid");
     let w = c.warnings().join("\n");
     assert!(
-        w.contains("reconcile has its Okta credential written in the config file"),
+        w.contains("[okta] has its API credential written in the config file"),
         "{w}"
     );
     assert!(

@@ -13,10 +13,11 @@ impl Config {
     /// Checks that span keys or need more than a type: every problem, not the first.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
+        if let Some(o) = &self.okta {
+            out.extend(o.problems());
+        }
         if let Some(r) = &self.reconcile {
-            for problem in r.problems(self) {
-                out.push(problem);
-            }
+            out.extend(r.problems(self));
         }
         let mut p = |key: String, message: String| out.push(Problem { key, message });
 
@@ -201,6 +202,7 @@ impl Config {
                     "a hook needs at least one sink (events would only be stored)".into(),
                 );
             }
+            event_type_problems(h, &at, &mut p);
             let mut sink_names = HashSet::new();
             for (j, sink) in h.sinks.iter().enumerate() {
                 let at = format!("{at}.sinks[{j}]");
@@ -398,12 +400,12 @@ impl Config {
                 ));
             }
         }
-        if let Some(r) = &self.reconcile {
-            let literal = r.api_token.as_ref().is_some_and(Secret::is_literal)
-                || r.oauth.as_ref().is_some_and(|o| o.private_key.is_literal());
-            if literal {
-                out.push("reconcile has its Okta credential written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
-            }
+        if self
+            .okta
+            .as_ref()
+            .is_some_and(|o| o.credential_is_literal())
+        {
+            out.push("[okta] has its API credential written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
         }
         for (i, h) in self.inline_hooks.iter().enumerate() {
             let HandlerConfig::Rules(rules) = &h.handler else {
@@ -555,4 +557,49 @@ fn valid_path(path: &str) -> bool {
         && path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-._~/".contains(c))
+}
+
+/// An event hook's Okta subscription: exact types, each taken by a sink (else Okta would
+/// send events that go nowhere), and filters only for subscribed types.
+fn event_type_problems(h: &super::EventHookConfig, at: &str, p: &mut impl FnMut(String, String)) {
+    use crate::glob::glob_match;
+    use crate::okta::event_hook::is_exact_event_type;
+    let mut seen = HashSet::new();
+    for (k, t) in h.event_types.iter().enumerate() {
+        if !is_exact_event_type(t) {
+            p(
+                format!("{at}.event_types[{k}]"),
+                format!("'{t}' is not an exact event type such as user.session.start (Okta subscribes to exact types: list each one)"),
+            );
+        } else if !seen.insert(t.as_str()) {
+            p(
+                format!("{at}.event_types[{k}]"),
+                format!("'{t}' is listed twice"),
+            );
+        } else if !h.sinks.is_empty()
+            && !h
+                .sinks
+                .iter()
+                .any(|s| s.event_types.is_empty() || s.event_types.iter().any(|g| glob_match(g, t)))
+        {
+            p(
+                format!("{at}.event_types[{k}]"),
+                format!("no sink of this hook takes '{t}': Okta would send events that reach no sink (add a sink for it, or drop the type)"),
+            );
+        }
+    }
+    for (t, expression) in &h.okta_filters {
+        if !h.event_types.contains(t) {
+            p(
+                format!("{at}.okta_filters.{t}"),
+                "a filter for a type the hook does not subscribe to: add it to event_types, or drop the filter".into(),
+            );
+        }
+        if expression.trim().is_empty() {
+            p(
+                format!("{at}.okta_filters.{t}"),
+                "an Okta Expression Language condition, e.g. event.target.?[type eq 'UserGroup'].size()>0".into(),
+            );
+        }
+    }
 }

@@ -21,8 +21,6 @@
 
 use crate::config::{expose, AuthConfig};
 use axum::http::{HeaderMap, HeaderName};
-use base64::Engine as _;
-use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -54,15 +52,6 @@ fn digest(value: &[u8]) -> Credential {
     Sha256::digest(value).into()
 }
 
-/// `Basic base64(username:password)` as Okta sends it (standard alphabet, padded).
-/// Intermediate strings are kept in [`SecretString`]s so that they are wiped on drop.
-fn basic_value(username: &str, password: &SecretString) -> SecretString {
-    let pair = SecretString::from(format!("{username}:{}", expose(password)));
-    let encoded =
-        SecretString::from(base64::engine::general_purpose::STANDARD.encode(expose(&pair)));
-    SecretString::from(format!("Basic {}", expose(&encoded)))
-}
-
 impl Authenticator {
     /// Builds the digests of every accepted header value.
     ///
@@ -70,29 +59,14 @@ impl Authenticator {
     /// reports them before the server starts); an authenticator with no credentials
     /// refuses everything.
     pub fn from_config(config: &AuthConfig) -> Authenticator {
-        let (name, credentials): (&str, Vec<Credential>) = match config {
-            AuthConfig::Basic { header, users } => (
-                header,
-                users
-                    .iter()
-                    .filter_map(|u| {
-                        let password = u.password.value()?;
-                        Some(digest(
-                            expose(&basic_value(&u.username, password)).as_bytes(),
-                        ))
-                    })
-                    .collect(),
-            ),
-            AuthConfig::Header { header, secrets } => (
-                header,
-                secrets
-                    .iter()
-                    .filter_map(|s| s.value().map(|v| digest(expose(v).as_bytes())))
-                    .collect(),
-            ),
-            // Bearer tokens are checked by `http::oauth`; as a shared secret, nothing matches.
-            AuthConfig::Oauth(_) => ("authorization", Vec::new()),
-        };
+        // Bearer tokens are checked by `http::oauth`; as a shared secret, nothing matches.
+        let (name, values) = config
+            .header_values()
+            .unwrap_or(("authorization", Vec::new()));
+        let credentials: Vec<Credential> = values
+            .iter()
+            .map(|v| digest(expose(v).as_bytes()))
+            .collect();
         // `HeaderName` lowercases, and `HeaderMap` lookups are by lowercase name: this
         // is what makes the match case-insensitive.
         let header = HeaderName::from_bytes(name.as_bytes()).ok();
@@ -174,6 +148,7 @@ mod tests {
     }
 
     fn basic_header(user: &str, pw: &str) -> String {
+        use base64::Engine as _;
         format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))

@@ -15,6 +15,17 @@ use serde_json::{Map, Value};
 /// The verification GET carries this header; we echo its value.
 pub const VERIFICATION_HEADER: &str = "x-okta-verification-challenge";
 
+/// Whether `t` is an exact System Log event type (`user.session.start`): dotted
+/// lower-case names with digits, `_` and `-`. What Okta's subscriptions and the System
+/// Log filter take: anything else (a glob, a quote that would break a filter
+/// expression) is refused before it reaches Okta.
+pub fn is_exact_event_type(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 200
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+}
+
 /// The body of our answer to the one-time verification GET.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VerificationResponse {

@@ -7,3 +7,4 @@
 pub mod event_hook;
 pub mod inline;
 pub mod lenient;
+pub mod samples;

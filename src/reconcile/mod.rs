@@ -20,9 +20,8 @@
 //! Recovered events take the hook's own routing ([`Routing::sinks_for`]), so they reach
 //! the same sinks as delivered ones, with `"recovered": true` in the sink record.
 
-pub mod auth;
-pub mod client;
 pub mod error;
+pub mod logs;
 
 use crate::config::reconcile::ReconcileHook;
 use crate::config::Config;
@@ -31,8 +30,8 @@ use crate::metrics::{HookLabel, Metrics, ReconcileErrorLabel};
 use crate::okta::event_hook::EventHead;
 use crate::store::{Delivery, Millis, NewEvent, Store};
 use crate::time::{format_millis, now_millis};
-use client::LogsClient;
 pub use error::{ReconcileError, SetupError};
+use logs::LogsClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -40,9 +39,7 @@ use tokio_util::sync::CancellationToken;
 /// Name of the store lease that one replica holds while it polls.
 const LEASE_KEY: &str = "reconcile";
 
-/// A next link is followed at most this many times in one window: a server that keeps
-/// answering with a next link and events cannot hold a pass forever.
-const MAX_PAGES: u32 = 10_000;
+use crate::okta_api::MAX_PAGES;
 
 /// What a pass over one hook did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,13 +77,18 @@ impl Reconciler {
                 .iter()
                 .find(|e| e.name == h.hook)
                 .ok_or_else(|| SetupError::NoHook(h.hook.clone()))?;
+            // The types to poll: this section's, else what the hook subscribes to in Okta.
+            let mut h = h.clone();
+            if h.event_types.is_empty() {
+                h.event_types = event_hook.event_types.clone();
+            }
             hooks.push((
-                h.clone(),
+                h,
                 Routing::new(&event_hook.sinks, &event_hook.ignore_actors),
             ));
         }
         Ok(Reconciler {
-            client: LogsClient::new(rc)?,
+            client: LogsClient::new(config)?,
             hooks,
             store,
             page_size: rc.page_size,
@@ -125,7 +127,7 @@ impl Reconciler {
                         .get_or_create(&label)
                         .inc_by(r.recovered);
                 }
-                Err(ReconcileError::Stopped) => {}
+                Err(e) if e.is_stopped() => {}
                 Err(e) => {
                     m.reconcile_errors
                         .get_or_create(&ReconcileErrorLabel {
@@ -167,7 +169,7 @@ impl Reconciler {
         ));
         while let Some(current) = url.take() {
             if report.pages >= MAX_PAGES {
-                return Err(ReconcileError::BadResponse {
+                return Err(ReconcileError::BadPage {
                     url: crate::outbound::shown_url(&current),
                     message: format!("more than {MAX_PAGES} pages in one window; stopped"),
                 });
@@ -183,14 +185,14 @@ impl Reconciler {
                 let head: EventHead = match serde_json::from_str(raw.get()) {
                     Ok(h) => h,
                     Err(e) => {
-                        return Err(ReconcileError::BadResponse {
+                        return Err(ReconcileError::BadPage {
                             url: crate::outbound::shown_url(&current),
                             message: format!("an item is not a System Log event: {e}"),
                         })
                     }
                 };
                 if head.uuid.is_empty() || head.uuid.len() > 128 {
-                    return Err(ReconcileError::BadResponse {
+                    return Err(ReconcileError::BadPage {
                         url: crate::outbound::shown_url(&current),
                         message: "an event's uuid is not 1 to 128 characters".into(),
                     });
@@ -331,7 +333,7 @@ async fn background(
                         tracing::debug!(hook = %hook, since = %format_millis(since), until = %format_millis(until), pages = r.pages, fetched = r.fetched, already_stored = r.already_stored, "reconciliation pass: nothing missing");
                     }
                 }
-                Err(ReconcileError::Stopped) => break,
+                Err(e) if e.is_stopped() => break,
                 Err(e) => {
                     tracing::warn!(hook = %hook, error = %e, kind = e.kind(), "reconciliation pass failed; the cursor stays, the window is fetched again next time");
                 }

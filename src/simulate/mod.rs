@@ -2,7 +2,7 @@
 //! does, and checks each answer against Okta's contract, so that an admin can test a
 //! deployment before registering it with Okta, and CI can test ours.
 //!
-//! - [`catalog`]: what is sent: Okta's own samples, embedded, with fresh ids.
+//! - what is sent: Okta's own samples, embedded, with fresh ids ([`crate::okta::samples`]).
 //! - [`transport`]: how: HTTPS, 3 s per attempt, Okta's one retry, no redirects.
 //! - [`judge`](mod@judge): whether Okta would take the answer, and what it would do with it.
 //! - [`report`]: per-call lines, per-scenario summary, `--json`.
@@ -13,7 +13,7 @@
 //! passes, and is counted and shown as such), 1 when any failed, 2 when the command
 //! line cannot be run (bad URL, `http://` without `--insecure`, missing env var).
 
-pub mod catalog;
+use crate::okta::samples as catalog;
 pub mod judge;
 pub mod report;
 pub mod transport;

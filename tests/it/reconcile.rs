@@ -148,17 +148,20 @@ impl FakeOkta {
         f.faults = faults.iter().map(|(n, x)| (base + n, x.clone())).collect();
     }
 
-    /// The `[reconcile]` section for this fake, with SSWS credentials.
-    fn toml(&self, extra: &str) -> String {
+    /// The `[okta]` section for this fake (`okta` adds keys, e.g. the SSWS token) and
+    /// the `[reconcile]` section (`reconcile` adds keys).
+    fn toml(&self, okta: &str, reconcile: &str) -> String {
         format!(
             r#"
-[reconcile]
+[okta]
 org_url = "{base}"
 ca_file = "{ca}"
-{extra}
+{okta}
 max_wait = "5s"
 backoff = "100ms"
 rate_limit_reserve = 0
+[reconcile]
+{reconcile}
 [[reconcile.hooks]]
 hook = "okta"
 event_types = {TYPES}
@@ -369,9 +372,10 @@ async fn cli_recovers_what_the_hook_missed_across_pages_rate_limits_and_errors()
     let toml = format!(
         "{}{}",
         default_hook(tmp.path()),
-        fake.toml(&format!(
-            "api_token = \"{TOKEN}\"\nbackground = false\npage_size = 3"
-        ))
+        fake.toml(
+            &format!("api_token = \"{TOKEN}\""),
+            "background = false\npage_size = 3"
+        )
     );
     let s = start(Options {
         toml: Some(toml),
@@ -503,12 +507,12 @@ async fn cli_recovers_what_the_hook_missed_across_pages_rate_limits_and_errors()
     let (code, out, err) = reconcile_cli(
         &s.config_path,
         &["--since", "1h"],
-        &[("HOOKWARDEN__RECONCILE__API_TOKEN", "wrong-token-value-42")],
+        &[("HOOKWARDEN__OKTA__API_TOKEN", "wrong-token-value-42")],
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains(&format!(
-            "okta: failed: {}/api/v1/logs?… answered 401",
+            "okta: failed: GET {}/api/v1/logs?… answered 401",
             fake.base
         )),
         "{err}"
@@ -532,9 +536,10 @@ async fn the_background_job_recovers_and_continues_from_its_cursor_after_a_resta
     let toml = format!(
         "{}{}",
         default_hook(tmp.path()),
-        fake.toml(&format!(
-            "api_token = \"{TOKEN}\"\ninterval = \"300ms\"\ndelay = \"2s\"\noverlap = \"1s\"\ninitial_lookback = \"1h\""
-        ))
+        fake.toml(
+            &format!("api_token = \"{TOKEN}\""),
+            "interval = \"300ms\"\ndelay = \"2s\"\noverlap = \"1s\"\ninitial_lookback = \"1h\""
+        )
     );
     let started = now_millis();
     let s = start(Options {
@@ -634,9 +639,9 @@ async fn oauth_private_key_jwt_gets_one_token_and_the_logs_api_accepts_it() {
     let key_file = tmp.path().join("app-key.pem");
     std::fs::write(&key_file, APP_KEY_PRIVATE).expect("key");
     let toml = format!(
-        "{}{}\n[reconcile.oauth]\nclient_id = \"0oa-test-service-app\"\nprivate_key = {{ file = \"{}\" }}\nkey_id = \"test-kid\"\n",
+        "{}{}\n[okta.oauth]\nclient_id = \"0oa-test-service-app\"\nprivate_key = {{ file = \"{}\" }}\nkey_id = \"test-kid\"\n",
         default_hook(tmp.path()),
-        fake.toml(""),
+        fake.toml("", ""),
         key_file.display()
     );
     let config = Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("{e}"));
@@ -694,34 +699,53 @@ fn check_config_names_the_reconcile_problems() {
         assert_eq!(out.status.code(), Some(1));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    // No org, no credentials, a glob, an unknown hook.
+    // No [okta] section, a glob, an unknown hook.
     let err = run(
         "[reconcile]\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = [\"user.lifecycle.*\"]\n[[reconcile.hooks]]\nhook = \"nope\"\nevent_types = [\"user.session.start\"]\n",
     );
     for want in [
-        "reconcile.org_url: the Okta org is needed",
-        "reconcile.api_token: set exactly one of",
+        "okta: reconciliation calls the org's System Log API: add an [okta] section",
         "reconcile.hooks[0].event_types[0]: 'user.lifecycle.*' is not an exact event type",
         "reconcile.hooks[1].hook: 'nope' is not the name of an [[event_hooks]] entry",
     ] {
         assert!(err.contains(want), "{want} missing from:\n{err}");
     }
-    // Plain http, and both credentials at once.
+    // No org, no credential.
     let err = run(&format!(
-        "[reconcile]\norg_url = \"http://example.okta.com\"\napi_token = \"x\"\n[reconcile.oauth]\nclient_id = \"c\"\nprivate_key = \"k\"\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = {TYPES}\n"
+        "[okta]\n[reconcile]\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = {TYPES}\n"
     ));
     for want in [
-        "reconcile.org_url: must be the org's https:// URL",
-        "reconcile.api_token: set exactly one of",
+        "okta.org_url: the Okta org is needed",
+        "okta.api_token: set exactly one of",
+    ] {
+        assert!(err.contains(want), "{want} missing from:\n{err}");
+    }
+    // Plain http, and both credentials at once.
+    let err = run(&format!(
+        "[okta]\norg_url = \"http://example.okta.com\"\napi_token = \"x\"\n[okta.oauth]\nclient_id = \"c\"\nprivate_key = \"k\"\n[reconcile]\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = {TYPES}\n"
+    ));
+    for want in [
+        "okta.org_url: must be the org's https:// URL",
+        "okta.api_token: set exactly one of",
     ] {
         assert!(err.contains(want), "{want} missing from:\n{err}");
     }
     // A secret from an unset variable, and a key that is not a key.
     let err = run(&format!(
-        "[reconcile]\norg_url = \"https://example.okta.com\"\n[reconcile.oauth]\nclient_id = \"c\"\nprivate_key = {{ env = \"HOOKWARDEN_IT_RECONCILE_UNSET\" }}\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = {TYPES}\n"
+        "[okta]\norg_url = \"https://example.okta.com\"\n[okta.oauth]\nclient_id = \"c\"\nprivate_key = {{ env = \"HOOKWARDEN_IT_RECONCILE_UNSET\" }}\n[reconcile]\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = {TYPES}\n"
     ));
     assert!(
-        err.contains("reconcile.oauth.private_key: environment variable HOOKWARDEN_IT_RECONCILE_UNSET is not set"),
+        err.contains(
+            "okta.oauth.private_key: environment variable HOOKWARDEN_IT_RECONCILE_UNSET is not set"
+        ),
+        "{err}"
+    );
+    // A key of the old layout says where it went.
+    let err = run(&format!(
+        "[reconcile]\norg_url = \"https://example.okta.com\"\n[[reconcile.hooks]]\nhook = \"okta\"\nevent_types = {TYPES}\n"
+    ));
+    assert!(
+        err.contains("reconcile.org_url: moved to the [okta] section (okta.org_url)"),
         "{err}"
     );
 }

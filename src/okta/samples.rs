@@ -1,5 +1,5 @@
-//! What the simulator sends: Okta's own samples (tests/fixtures/okta, embedded in the
-//! binary so that `simulate` works from an installed copy), each sent with fresh ids.
+//! Okta's own samples (tests/fixtures/okta, embedded in the binary so that `simulate`
+//! and `okta sync`'s inline hook check work from an installed copy), each with fresh ids.
 //!
 //! Fresh ids matter: a receiver deduplicates on the event `uuid` and answers inline
 //! retries by `eventId`, so replaying the samples' fixed ids would test its dedupe

@@ -1,25 +1,49 @@
-//! `GET /api/v1/logs`: one page at a time, with Okta's rate limits honoured and
-//! transient failures retried (bounded), following `Link: <…>; rel="next"` as given.
+//! The Okta Management API as hookwarden calls it, for every feature that does
+//! (System Log reconciliation, `hookwarden okta`): one credential ([`auth`]), one
+//! outbound policy (https only, no redirects, an extra CA), Okta's rate limits honoured
+//! (`X-Rate-Limit-Remaining` / `-Reset`, 429 waited out), transient failures retried
+//! within bounds, `Link: <…>; rel="next"` pages followed, and Okta's error bodies turned
+//! into messages ([`ApiError`]) that name the call and never the credential.
 
-use super::auth::Credentials;
-use super::error::{ReconcileError, SetupError};
-use crate::config::reconcile::ReconcileConfig;
+pub mod auth;
+pub mod error;
+pub mod hooks;
+
+use crate::config::OktaApiConfig;
 use crate::outbound::{reqwest_error_text, shown_url};
+use auth::Credentials;
+pub use error::{ApiError, SetupError};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, LINK};
-use reqwest::Url;
-use serde_json::value::RawValue;
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
-/// One page of System Log events, each kept as the API returned it.
-pub struct Page {
-    pub events: Vec<Box<RawValue>>,
-    /// The `rel="next"` link, resolved against the page's URL.
-    pub next: Option<Url>,
+/// A list is followed over at most this many next links: a server that keeps answering
+/// with one cannot hold a command forever.
+pub const MAX_PAGES: u32 = 10_000;
+
+/// Whether a call may be sent again after a failure that may have reached Okta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads, replacements and lifecycle calls: doing them twice is doing them once.
+    Safe,
+    /// Creations: a 5xx or a lost answer may mean the object exists, and a second
+    /// POST would make a second one. Only a 429 (refused before any work) is retried.
+    OnlyRateLimited,
 }
 
-/// Talks to one org's System Log API.
-pub struct LogsClient {
+/// A successful answer.
+pub struct Answer {
+    pub body: bytes::Bytes,
+    /// The `rel="next"` link, resolved against the call's URL (same origin only).
+    pub next: Option<Url>,
+    /// The URL for messages ([`shown_url`]).
+    pub shown: String,
+}
+
+/// Talks to one org's Management API.
+pub struct Client {
     http: reqwest::Client,
     org: Url,
     credentials: Credentials,
@@ -32,8 +56,10 @@ pub struct LogsClient {
     wait_until: tokio::sync::Mutex<Option<SystemTime>>,
 }
 
-impl LogsClient {
-    pub fn new(rc: &ReconcileConfig) -> Result<LogsClient, SetupError> {
+impl Client {
+    /// From a valid `[okta]` section; `scopes` are what an OAuth service app asks for
+    /// unless `okta.oauth.scopes` names them.
+    pub fn new(rc: &OktaApiConfig, scopes: &[&str]) -> Result<Client, SetupError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let org = Url::parse(&rc.org()).map_err(SetupError::OrgUrl)?;
         // No redirects (the shared policy): one would be a misconfigured org URL, and
@@ -54,10 +80,10 @@ impl LogsClient {
             builder = builder.add_root_certificate(cert);
         }
         let http = builder.build().map_err(SetupError::Client)?;
-        Ok(LogsClient {
+        Ok(Client {
             http,
             org,
-            credentials: Credentials::from_config(rc)?,
+            credentials: Credentials::from_config(rc, scopes)?,
             reserve: rc.rate_limit_reserve,
             max_wait: rc.max_wait,
             max_retries: rc.max_retries,
@@ -66,28 +92,67 @@ impl LogsClient {
         })
     }
 
-    /// The first page's URL: the window, the types, ascending order.
-    pub fn first_url(&self, since: &str, until: &str, event_types: &[String], limit: u32) -> Url {
-        let filter = event_types
-            .iter()
-            .map(|t| format!("eventType eq \"{t}\""))
-            .collect::<Vec<_>>()
-            .join(" or ");
+    /// The org's URL with this path.
+    pub fn url(&self, path: &str) -> Url {
         let mut url = self.org.clone();
-        url.set_path("/api/v1/logs");
-        url.query_pairs_mut()
-            .append_pair("since", since)
-            .append_pair("until", until)
-            .append_pair("filter", &filter)
-            .append_pair("limit", &limit.to_string())
-            .append_pair("sortOrder", "ASCENDING");
+        url.set_path(path);
         url
     }
 
-    /// Fetches one page. Waits out a low rate limit first; retries 429 (until the reset),
-    /// 5xx and network errors (with backoff) up to `max_retries` times; renews an OAuth
-    /// token once after a 401.
-    pub async fn page(&self, url: &Url, stop: &CancellationToken) -> Result<Page, ReconcileError> {
+    /// A JSON answer, parsed; `what` names the shape in the error when it does not parse.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        retry: Retry,
+        what: &str,
+        stop: &CancellationToken,
+    ) -> Result<T, ApiError> {
+        let answer = self.call(method, url, body, retry, stop).await?;
+        parse(&answer, what)
+    }
+
+    /// Every item of a list, following next links.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        first: Url,
+        what: &str,
+        stop: &CancellationToken,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut items = Vec::new();
+        let mut url = Some(first);
+        let mut pages = 0u32;
+        while let Some(current) = url.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(ApiError::BadResponse {
+                    url: shown_url(&current),
+                    message: format!("more than {MAX_PAGES} pages; stopped"),
+                });
+            }
+            let answer = self
+                .call(Method::GET, &current, None, Retry::Safe, stop)
+                .await?;
+            let page: Vec<T> = parse(&answer, what)?;
+            let empty = page.is_empty();
+            items.extend(page);
+            url = answer.next.filter(|n| *n != current && !empty);
+        }
+        Ok(items)
+    }
+
+    /// One call. Waits out a low rate limit first; retries 429 (until the reset) and,
+    /// for [`Retry::Safe`] calls, 5xx and network errors (with backoff), up to
+    /// `max_retries` times; renews an OAuth token once after a 401.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        retry: Retry,
+        stop: &CancellationToken,
+    ) -> Result<Answer, ApiError> {
         let shown = shown_url(url);
         let mut tries = 0u32;
         let mut renewed = false;
@@ -95,24 +160,25 @@ impl LogsClient {
             self.wait_for_rate_limit(stop).await?;
             tries += 1;
             let auth = self.credentials.header(&self.http).await?;
-            let sent = self
+            let mut request = self
                 .http
-                .get(url.clone())
+                .request(method.clone(), url.clone())
                 .header(ACCEPT, "application/json")
-                .header(AUTHORIZATION, auth)
-                .send()
-                .await;
-            let response = match sent {
+                .header(AUTHORIZATION, auth);
+            if let Some(b) = body {
+                request = request.json(b);
+            }
+            let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {
                     let message = reqwest_error_text(e);
-                    if tries > self.max_retries {
-                        return Err(ReconcileError::Network {
+                    if retry != Retry::Safe || tries > self.max_retries {
+                        return Err(ApiError::Network {
                             url: shown,
                             message,
                         });
                     }
-                    tracing::warn!(url = %shown, error = %message, try_ = tries, "System Log request failed; retrying");
+                    tracing::warn!(url = %shown, error = %message, try_ = tries, "Okta API request failed; retrying");
                     self.sleep(self.backoff_for(tries), stop).await?;
                     continue;
                 }
@@ -123,28 +189,22 @@ impl LogsClient {
                 let next = next_link(response.headers())
                     .map(|l| self.resolve_next(url, &l))
                     .transpose()?;
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| ReconcileError::Network {
-                        url: shown.clone(),
-                        message: format!("reading the page: {}", reqwest_error_text(e)),
-                    })?;
-                let events: Vec<Box<RawValue>> =
-                    serde_json::from_slice(&body).map_err(|e| ReconcileError::BadResponse {
-                        url: shown.clone(),
-                        message: format!("not a JSON array of System Log events: {e}"),
-                    })?;
-                return Ok(Page { events, next });
+                let body = response.bytes().await.map_err(|e| ApiError::Network {
+                    url: shown.clone(),
+                    message: format!("reading the answer: {}", reqwest_error_text(e)),
+                })?;
+                return Ok(Answer { body, next, shown });
             }
             let summary = error_summary(response).await;
-            let retryable = status.as_u16() == 429 || status.is_server_error();
             if status.as_u16() == 401 && !renewed && self.credentials.invalidate().await {
                 renewed = true;
                 continue;
             }
+            let retryable =
+                status.as_u16() == 429 || (retry == Retry::Safe && status.is_server_error());
             if !retryable || tries > self.max_retries {
-                return Err(ReconcileError::Status {
+                return Err(ApiError::Status {
+                    method: method_name(&method),
                     url: shown,
                     status: status.as_u16(),
                     summary,
@@ -157,7 +217,7 @@ impl LogsClient {
             } else {
                 self.backoff_for(tries)
             };
-            tracing::warn!(url = %shown, status = status.as_u16(), wait_ms = wait.as_millis() as u64, try_ = tries, "System Log request refused; retrying");
+            tracing::warn!(url = %shown, status = status.as_u16(), wait_ms = wait.as_millis() as u64, try_ = tries, "Okta API request refused; retrying");
             self.sleep(wait, stop).await?;
         }
     }
@@ -187,12 +247,12 @@ impl LogsClient {
         reset
     }
 
-    async fn wait_for_rate_limit(&self, stop: &CancellationToken) -> Result<(), ReconcileError> {
+    async fn wait_for_rate_limit(&self, stop: &CancellationToken) -> Result<(), ApiError> {
         let until = self.wait_until.lock().await.take();
         if let Some(wait) = until.and_then(|t| t.duration_since(SystemTime::now()).ok()) {
             tracing::info!(
                 wait_ms = wait.as_millis() as u64,
-                "System Log rate limit nearly used: waiting for its reset"
+                "Okta API rate limit nearly used: waiting for its reset"
             );
             self.sleep(wait, stop).await?;
         }
@@ -200,24 +260,22 @@ impl LogsClient {
     }
 
     /// Sleeps at most `max_wait`, or until `stop`.
-    async fn sleep(&self, wait: Duration, stop: &CancellationToken) -> Result<(), ReconcileError> {
+    async fn sleep(&self, wait: Duration, stop: &CancellationToken) -> Result<(), ApiError> {
         tokio::select! {
             _ = tokio::time::sleep(wait.min(self.max_wait)) => Ok(()),
-            _ = stop.cancelled() => Err(ReconcileError::Stopped),
+            _ = stop.cancelled() => Err(ApiError::Stopped),
         }
     }
 
     /// The next link as given, relative links resolved; one to another origin is refused,
     /// since following it would send the credentials there.
-    fn resolve_next(&self, current: &Url, link: &str) -> Result<Url, ReconcileError> {
-        let next = current
-            .join(link)
-            .map_err(|e| ReconcileError::BadResponse {
-                url: shown_url(current),
-                message: format!("the next link is not a URL: {e}"),
-            })?;
+    fn resolve_next(&self, current: &Url, link: &str) -> Result<Url, ApiError> {
+        let next = current.join(link).map_err(|e| ApiError::BadResponse {
+            url: shown_url(current),
+            message: format!("the next link is not a URL: {e}"),
+        })?;
         if next.origin() != self.org.origin() {
-            return Err(ReconcileError::BadResponse {
+            return Err(ApiError::BadResponse {
                 url: shown_url(current),
                 message: format!(
                     "the next link points to another origin ({}); not followed",
@@ -229,15 +287,48 @@ impl LogsClient {
     }
 }
 
-/// `: <errorSummary>` from Okta's error body, when there is one.
+/// A successful answer's JSON, or an error that names the shape expected.
+fn parse<T: DeserializeOwned>(answer: &Answer, what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(&answer.body).map_err(|e| ApiError::BadResponse {
+        url: answer.shown.clone(),
+        message: format!("not {what}: {e}"),
+    })
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "request to",
+    }
+}
+
+/// `: <errorSummary> (<cause>; <cause>)` from Okta's error body, when there is one.
 async fn error_summary(response: reqwest::Response) -> String {
     let Ok(body) = response.bytes().await else {
         return String::new();
     };
-    serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["errorSummary"].as_str().map(|s| format!(": {s}")))
-        .unwrap_or_default()
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return String::new();
+    };
+    let Some(summary) = v["errorSummary"].as_str() else {
+        return String::new();
+    };
+    let causes: Vec<&str> = v["errorCauses"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["errorSummary"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if causes.is_empty() {
+        format!(": {summary}")
+    } else {
+        format!(": {summary} ({})", causes.join("; "))
+    }
 }
 
 /// The target of the `rel="next"` link among the `Link` headers (Okta sends `self` and

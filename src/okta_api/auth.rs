@@ -4,9 +4,9 @@
 //! The token never leaves this module except inside a header value marked sensitive,
 //! and no error message carries it: errors name the token URL and the status only.
 
-use super::error::{ReconcileError, SetupError};
+use super::error::{ApiError, SetupError};
 use crate::config::expose;
-use crate::config::reconcile::{ReconcileConfig, ReconcileOAuth};
+use crate::config::okta_api::{OktaApiConfig, OktaOAuth};
 use crate::outbound::reqwest_error_text;
 use reqwest::header::HeaderValue;
 use secrecy::SecretString;
@@ -55,29 +55,31 @@ struct TokenResponse {
 }
 
 impl Credentials {
-    /// From a valid `[reconcile]` section (checked by `Config::problems`).
-    pub fn from_config(rc: &ReconcileConfig) -> Result<Credentials, SetupError> {
+    /// From a valid `[okta]` section (checked by `Config::problems`). `scopes` are
+    /// asked for when `okta.oauth.scopes` does not name them.
+    pub fn from_config(rc: &OktaApiConfig, scopes: &[&str]) -> Result<Credentials, SetupError> {
         match (&rc.api_token, &rc.oauth) {
             (Some(token), None) => token
                 .value()
                 .cloned()
                 .map(Credentials::Ssws)
-                .ok_or(SetupError::Unreadable("reconcile.api_token")),
+                .ok_or(SetupError::Unreadable("okta.api_token")),
             (None, Some(o)) => Ok(Credentials::OAuth(Box::new(OAuthClient::new(
                 o,
                 &format!("{}/oauth2/v1/token", rc.org()),
+                scopes,
             )?))),
             _ => Err(SetupError::Credentials),
         }
     }
 
     /// The `Authorization` header value, marked sensitive (never printed by `Debug`).
-    pub async fn header(&self, http: &reqwest::Client) -> Result<HeaderValue, ReconcileError> {
+    pub async fn header(&self, http: &reqwest::Client) -> Result<HeaderValue, ApiError> {
         let text = match self {
             Credentials::Ssws(token) => format!("SSWS {}", expose(token)),
             Credentials::OAuth(o) => format!("Bearer {}", expose(&o.access_token(http).await?)),
         };
-        let mut value = HeaderValue::from_str(&text).map_err(|_| ReconcileError::HeaderValue)?;
+        let mut value = HeaderValue::from_str(&text).map_err(|_| ApiError::HeaderValue)?;
         value.set_sensitive(true);
         Ok(value)
     }
@@ -93,18 +95,22 @@ impl Credentials {
 }
 
 impl OAuthClient {
-    fn new(o: &ReconcileOAuth, token_url: &str) -> Result<OAuthClient, SetupError> {
+    fn new(o: &OktaOAuth, token_url: &str, scopes: &[&str]) -> Result<OAuthClient, SetupError> {
         let pem = o
             .private_key
             .value()
-            .ok_or(SetupError::Unreadable("reconcile.oauth.private_key"))?;
+            .ok_or(SetupError::Unreadable("okta.oauth.private_key"))?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(expose(pem).as_bytes())
             .map_err(SetupError::PrivateKey)?;
         Ok(OAuthClient {
             client_id: o.client_id.clone(),
             key,
             key_id: o.key_id.clone(),
-            scope: o.scopes.join(" "),
+            scope: if o.scopes.is_empty() {
+                scopes.join(" ")
+            } else {
+                o.scopes.join(" ")
+            },
             token_url: token_url.to_owned(),
             cached: tokio::sync::Mutex::new(None),
         })
@@ -113,7 +119,7 @@ impl OAuthClient {
     /// The cached access token, or a new one from the token endpoint. The lock is held
     /// during the request so concurrent callers wait for one token rather than each
     /// asking for their own.
-    async fn access_token(&self, http: &reqwest::Client) -> Result<SecretString, ReconcileError> {
+    async fn access_token(&self, http: &reqwest::Client) -> Result<SecretString, ApiError> {
         let mut cached = self.cached.lock().await;
         if let Some((token, until)) = cached.as_ref() {
             if Instant::now() < *until {
@@ -126,7 +132,7 @@ impl OAuthClient {
         Ok(token)
     }
 
-    fn assertion(&self) -> Result<String, ReconcileError> {
+    fn assertion(&self) -> Result<String, ApiError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -141,7 +147,7 @@ impl OAuthClient {
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = self.key_id.clone();
-        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| ReconcileError::Token {
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| ApiError::Token {
             url: self.token_url.clone(),
             message: format!("cannot sign the client assertion: {e}"),
         })
@@ -150,9 +156,9 @@ impl OAuthClient {
     async fn request_token(
         &self,
         http: &reqwest::Client,
-    ) -> Result<(SecretString, Duration), ReconcileError> {
+    ) -> Result<(SecretString, Duration), ApiError> {
         let assertion = self.assertion()?;
-        let fail = |message: String| ReconcileError::Token {
+        let fail = |message: String| ApiError::Token {
             url: self.token_url.clone(),
             message,
         };
