@@ -24,7 +24,7 @@
 //! | [`activity`] | recent requests per hook, in memory, for the admin page |
 //! | [`okta_api`] | the Okta Management API client every feature that calls Okta shares: one credential (SSWS or an OAuth service app), rate limits, bounded retries, next links, Okta's error bodies; the hook registration resources |
 //! | [`reconcile`] | System Log reconciliation: events Okta never delivered, fetched from `/api/v1/logs` and stored as recovered (the background job; `hookwarden reconcile` is in [`cli`]) |
-//! | [`registration`] | Okta's hook registrations compared with the config and brought in step (`hookwarden okta status|sync`, entry point in [`cli`]) |
+//! | [`registration`] | Okta's hook registrations compared with the config and brought in step (`hookwarden okta status` and `sync`, entry point in [`cli`]) |
 //! | [`simulate`] | what `hookwarden simulate` runs (its entry point is in [`cli`]): calls a receiver the way Okta does and checks each answer against the contract |
 //! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order; each configuration generation's public router; reloads in place (SIGHUP, `POST /reload`), swapping router and sinks atomically |
 //!

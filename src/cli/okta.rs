@@ -196,11 +196,15 @@ fn print_sync(done: &[Done], dry_run: bool) {
                 } else {
                     " not done"
                 };
-                format!("{a}{mark}")
+                let would = if dry_run && !matches!(a, Action::Keep | Action::Skip(_)) {
+                    "would "
+                } else {
+                    ""
+                };
+                format!("{would}{a}{mark}")
             })
             .collect();
-        let prefix = if dry_run { "would " } else { "" };
-        println!("{}{id}: {prefix}{}", d.label, steps.join(", "));
+        println!("{}{id}: {}", d.label, steps.join(", "));
         if let Some(e) = &d.error {
             println!("  error: {e}");
         }

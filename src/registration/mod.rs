@@ -272,11 +272,13 @@ pub struct Status<'a> {
 }
 
 impl Status<'_> {
-    /// Whether every configured hook is registered with no difference.
+    /// Whether every configured hook is registered with no difference, and no hook
+    /// hookwarden created is left over.
     pub fn in_step(&self) -> bool {
         self.hooks
             .iter()
             .all(|h| h.held.is_some() && h.differences.is_empty())
+            && !self.others.iter().any(|o| o.managed())
     }
 }
 

@@ -16,6 +16,8 @@ mod inline;
 mod lifecycle;
 mod nats;
 mod oauth;
+mod okta_api_fake;
+mod okta_sync;
 mod pg;
 mod pgutil;
 mod props;
