@@ -26,7 +26,7 @@
 //! | [`reconcile`] | System Log reconciliation: events Okta never delivered, fetched from `/api/v1/logs` and stored as recovered (the background job; `hookwarden reconcile` is in [`cli`]) |
 //! | [`registration`] | Okta's hook registrations compared with the config and brought in step (`hookwarden okta status` and `sync`, entry point in [`cli`]) |
 //! | [`simulate`] | what `hookwarden simulate` runs (its entry point is in [`cli`]): calls a receiver the way Okta does and checks each answer against the contract |
-//! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order; each configuration generation's public router; reloads in place (SIGHUP, `POST /reload`), swapping router and sinks atomically |
+//! | [`app`] | [`run`]: starts everything under one shutdown token and stops it in order; each configuration generation's public router; reloads in place (SIGHUP, `POST /reload`, `serve --watch-config`), swapping router and sinks atomically |
 //!
 //! Request path: TCP accept (connection cap) → TLS → hyper (header-read timeout) →
 //! request timeout → per-hook guard (IP allowlist, then auth; it alone makes the
@@ -57,4 +57,4 @@ pub mod telemetry;
 pub mod time;
 pub mod worker;
 
-pub use app::{run, Listeners, RunError};
+pub use app::{run, run_with, Listeners, RunError, RunOptions};

@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::CheckConfig(arg) => hookwarden::cli::check_config(arg.config.as_deref()),
-        Command::Serve(arg) => hookwarden::cli::serve(arg.config.as_deref()),
+        Command::Serve(arg) => hookwarden::cli::serve(
+            arg.config.config.as_deref(),
+            hookwarden::RunOptions {
+                watch_config: arg.watch_config,
+            },
+        ),
         Command::Events { config, command } => {
             hookwarden::cli::events_main(config.config.as_deref(), command)
         }

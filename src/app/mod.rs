@@ -11,6 +11,7 @@
 
 mod reload;
 mod router;
+mod watch;
 
 pub use reload::Live;
 pub use router::{problems, public_router, Shared};
@@ -70,11 +71,29 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
     std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind { addr, source })
 }
 
+/// How this run is started, beyond the configuration itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `serve --watch-config`: poll the configuration file this often and reload it
+    /// in place when it changed ([`watch`]).
+    pub watch_config: Option<Duration>,
+}
+
 /// Runs the service until `shutdown` is cancelled, then stops it in order.
 pub async fn run(
     config: Config,
     listeners: Option<Listeners>,
     shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    run_with(config, listeners, shutdown, RunOptions::default()).await
+}
+
+/// [`run`], with options of the command line.
+pub async fn run_with(
+    config: Config,
+    listeners: Option<Listeners>,
+    shutdown: CancellationToken,
+    options: RunOptions,
 ) -> Result<(), RunError> {
     let started = Instant::now();
     // One crypto provider for the process; a second install (tests) is harmless.
@@ -141,6 +160,29 @@ pub async fn run(
     // SIGHUP reloads the configuration (and, in `tls`, the certificate files); its
     // default action, ending the process, never applies.
     let sighup = tokio::spawn(reload_on_sighup(live.clone(), shutdown.clone()));
+    let watcher = match (&config.source, options.watch_config) {
+        (crate::config::ConfigSource::Loaded(path), Some(every)) => {
+            match crate::config::file_read_by(path.as_deref()) {
+                Some(file) => Some(tokio::spawn(watch::reload_on_change(
+                    live.clone(),
+                    file,
+                    every,
+                    shutdown.clone(),
+                ))),
+                None => {
+                    tracing::warn!("--watch-config: no configuration file is read (embedded defaults and environment only): nothing to watch");
+                    None
+                }
+            }
+        }
+        (_, Some(_)) => {
+            tracing::warn!(
+                "--watch-config: this configuration was not read from a file: nothing to watch"
+            );
+            None
+        }
+        (_, None) => None,
+    };
     let reconciler = crate::reconcile::spawn(
         &config,
         store.clone(),
@@ -230,6 +272,9 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = sighup.await;
+    if let Some(w) = watcher {
+        let _ = w.await;
+    }
     if let Some(t) = reconciler {
         let _ = t.await;
     }

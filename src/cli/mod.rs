@@ -28,7 +28,7 @@ pub enum Command {
     ///
     /// SIGHUP (or POST /reload on the admin listener) reloads the configuration in place;
     /// SIGTERM or Ctrl-C stops it gracefully.
-    Serve(ConfigArg),
+    Serve(ServeArgs),
     /// Load the configuration, report every problem with its key, exit 1 if there is any.
     CheckConfig(ConfigArg),
     /// Inspect stored events and replay dead letters (works while the service runs).
@@ -56,6 +56,24 @@ pub enum Command {
         #[command(subcommand)]
         command: okta::OktaCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Reload the configuration in place when its file changes (checked this often, and
+    /// applied once the file has stayed the same for one more check). Without a value: 2s.
+    #[arg(long, value_name = "EVERY", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_every)]
+    pub watch_config: Option<std::time::Duration>,
+}
+
+fn parse_every(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d >= std::time::Duration::from_millis(10) => Ok(d),
+        Ok(_) => Err("at least 10ms".to_owned()),
+        Err(e) => Err(format!("a duration such as 2s or 500ms: {e}")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -167,7 +185,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// `serve`: runs until SIGTERM or Ctrl-C; returns the exit code.
-pub fn serve(path: Option<&std::path::Path>) -> i32 {
+pub fn serve(path: Option<&std::path::Path>, options: crate::RunOptions) -> i32 {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -186,7 +204,7 @@ pub fn serve(path: Option<&std::path::Path>) -> i32 {
     rt.block_on(async {
         let shutdown = tokio_util::sync::CancellationToken::new();
         tokio::spawn(crate::app::shutdown_on_signal(shutdown.clone()));
-        match crate::run(config, None, shutdown).await {
+        match crate::run_with(config, None, shutdown, options).await {
             Ok(()) => 0,
             Err(e) => {
                 tracing::error!(error = %e, "hookwarden stopped with an error");

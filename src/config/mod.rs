@@ -624,21 +624,13 @@ impl Config {
     ///
     /// An explicit `path` that does not exist is an error; the default path may be absent.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let file = match path {
-            Some(p) => {
-                if !p.is_file() {
-                    return Err(ConfigError::one(
-                        "--config",
-                        format!("no configuration file at {}", p.display()),
-                    ));
-                }
-                Some(p.to_path_buf())
-            }
-            None => {
-                let p = PathBuf::from(DEFAULT_CONFIG_PATH);
-                p.is_file().then_some(p)
-            }
-        };
+        if let Some(p) = path.filter(|p| !p.is_file()) {
+            return Err(ConfigError::one(
+                "--config",
+                format!("no configuration file at {}", p.display()),
+            ));
+        }
+        let file = file_read_by(path);
         let mut builder = config::Config::builder().add_source(config::File::from_str(
             DEFAULTS_TOML,
             config::FileFormat::Toml,
@@ -712,6 +704,18 @@ impl Config {
             .path
             .clone()
             .unwrap_or_else(|| self.server.data_dir.join("hookwarden.db"))
+    }
+}
+
+/// The file [`Config::load`] reads for this argument: the one given, else the default
+/// path when it exists (else none: the embedded defaults and the environment only).
+pub fn file_read_by(path: Option<&Path>) -> Option<PathBuf> {
+    match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let p = PathBuf::from(DEFAULT_CONFIG_PATH);
+            p.is_file().then_some(p)
+        }
     }
 }
 

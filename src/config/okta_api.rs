@@ -43,8 +43,9 @@ pub struct OktaApiConfig {
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Where Okta reaches this service, e.g. `https://hooks.example.com` (the load
-    /// balancer's address, not `server.listen`): `hookwarden okta` registers each hook at
-    /// this URL plus the hook's `path`. Needed by `hookwarden okta` only.
+    /// balancer's address, not `server.listen`; a path prefix is allowed):
+    /// `hookwarden okta` registers each hook at this URL plus the hook's `path`. Needed by
+    /// `hookwarden okta` only.
     #[serde(default)]
     pub public_url: Option<String>,
     /// Wait for the rate limit window to reset when `X-Rate-Limit-Remaining` is at or
@@ -143,10 +144,15 @@ impl OktaApiConfig {
             ),
         }
         if let Some(u) = self.public_url.as_deref() {
-            if !is_origin_url(u) {
+            // A path is allowed: a load balancer may route a prefix to hookwarden.
+            let fine = matches!(url::Url::parse(u), Ok(u) if u.scheme() == "https"
+                && u.host().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none());
+            if !fine {
                 p(
                     "okta.public_url",
-                    "must be the https:// URL where Okta reaches this service, with no path, e.g. https://hooks.example.com (Okta calls https only)".into(),
+                    "must be the https:// URL where Okta reaches this service, e.g. https://hooks.example.com (Okta calls https only; no query)".into(),
                 );
             }
         }
@@ -241,6 +247,8 @@ mod tests {
     #[test]
     fn problems_name_their_keys() {
         let k = keys("[okta]\norg_url = \"http://example.okta.com/x\"\npublic_url = \"http://hooks.example.com\"\nmax_wait = \"0s\"\n");
+        let prefix = keys("[okta]\norg_url = \"https://example.okta.com\"\napi_token = \"x\"\npublic_url = \"https://gw.example.com/hookwarden/\"\n");
+        assert!(prefix.is_empty(), "a path prefix is fine: {prefix:?}");
         for want in [
             "okta.org_url",
             "okta.public_url",

@@ -525,6 +525,89 @@ async fn sighup_reloads_the_binary_in_place() {
     assert!(child.wait().expect("wait").success());
 }
 
+/// `serve --watch-config`: an edit of the file is reloaded by itself; a broken file is
+/// refused once (not again and again) and the running configuration stays.
+#[tokio::test]
+async fn watch_config_reloads_an_edited_file_and_refuses_a_broken_one_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (cert, key, pem) = write_cert(d, "server");
+    let config_path = d.join("hookwarden.toml");
+    std::fs::write(
+        &config_path,
+        text(d, &cert, &key, hooks(d, &[OLD], CLAIM_A, false)),
+    )
+    .expect("write");
+    let (port, admin) = (free_port(), free_port());
+    let mut child = spawn_with(&config_path, port, admin, &["--watch-config", "100ms"]);
+    wait_ready(admin).await;
+    let client = client_for(format!("127.0.0.1:{port}").parse().expect("addr"), &pem);
+    let base = format!("https://localhost:{port}");
+    let call = |password: &'static str| token_call(&client, &base, password);
+    let metrics = || async {
+        reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    assert_eq!(call(OLD).await.0, 200);
+
+    // A broken file: refused once, and the service keeps answering as before.
+    std::fs::write(&config_path, "[[event_hooks]]\nname = 3\n").expect("write");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(
+        &metrics().await,
+        "hookwarden_config_reloads_total",
+        "result=\"refused\"",
+    ) < 1.0
+    {
+        assert!(Instant::now() < deadline, "the broken file was not seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = metrics().await;
+    assert_eq!(
+        metric(&m, "hookwarden_config_reloads_total", "result=\"refused\""),
+        1.0
+    );
+    assert_eq!(metric(&m, "hookwarden_config_generation", ""), 1.0);
+    assert_eq!(call(OLD).await.0, 200);
+
+    // The edit: the new secret and rule are in service without a signal.
+    std::fs::write(
+        &config_path,
+        text(d, &cert, &key, hooks(d, &[NEW], CLAIM_B, false)),
+    )
+    .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = call(NEW).await;
+        if status == 200 {
+            assert_eq!(claim_of(&body), CLAIM_B);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edit was not reloaded: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(call(OLD).await.0, 401);
+    let m = metrics().await;
+    assert_eq!(metric(&m, "hookwarden_config_generation", ""), 2.0);
+    assert_eq!(
+        metric(&m, "hookwarden_config_reloads_total", "result=\"ok\""),
+        1.0
+    );
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().expect("wait").success());
+}
+
 /// Without `admin.token`, `POST /reload` is off and says how to turn it on; SIGHUP still
 /// reloads (the README's first command runs without a token).
 #[tokio::test]

@@ -385,9 +385,15 @@ pub fn free_port() -> u16 {
 
 /// Starts `hookwarden serve --config <config>` on these ports, logs off.
 pub fn spawn(config: &Path, port: u16, admin: u16) -> std::process::Child {
+    spawn_with(config, port, admin, &[])
+}
+
+/// [`spawn`] with more arguments to `serve`.
+pub fn spawn_with(config: &Path, port: u16, admin: u16, args: &[&str]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
         .args(["serve", "--config"])
         .arg(config)
+        .args(args)
         .env("HOOKWARDEN__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("HOOKWARDEN__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
         .env("HOOKWARDEN__LOG__LEVEL", "warn")
