@@ -106,11 +106,7 @@ impl OAuthClient {
             client_id: o.client_id.clone(),
             key,
             key_id: o.key_id.clone(),
-            scope: if o.scopes.is_empty() {
-                scopes.join(" ")
-            } else {
-                o.scopes.join(" ")
-            },
+            scope: scope(&o.scopes, scopes),
             token_url: token_url.to_owned(),
             cached: tokio::sync::Mutex::new(None),
         })
@@ -210,5 +206,30 @@ impl OAuthClient {
         }
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(300).max(1));
         Ok((SecretString::from(parsed.access_token), lifetime))
+    }
+}
+
+/// The `scope` asked for: the configured scopes if any, else what the caller needs.
+fn scope(configured: &[String], needed: &[&str]) -> String {
+    if configured.is_empty() {
+        needed.join(" ")
+    } else {
+        configured.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_command_asks_for_its_scopes_unless_the_config_names_them() {
+        let needed = ["okta.eventHooks.read", "okta.inlineHooks.read"];
+        assert_eq!(
+            super::scope(&[], &needed),
+            "okta.eventHooks.read okta.inlineHooks.read"
+        );
+        assert_eq!(
+            super::scope(&["okta.logs.read".to_owned()], &needed),
+            "okta.logs.read"
+        );
     }
 }
