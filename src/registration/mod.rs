@@ -20,7 +20,7 @@ pub mod sync;
 
 use crate::config::{AuthConfig, Config};
 use crate::okta::inline::HookType;
-use crate::okta_api::hooks::{EventHook, InlineHook, Kind, CHANNEL_VERSION};
+use crate::okta_api::hooks::{Channel, EventHook, InlineHook, Kind, CHANNEL_VERSION};
 use crate::okta_api::{ApiError, Client};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -174,64 +174,64 @@ impl Held {
     }
 }
 
-impl From<EventHook> for Held {
-    fn from(h: EventHook) -> Held {
-        let channel = h.channel.as_ref();
-        let (event_types, filters) = match h.events {
-            Some(e) => (
-                e.items,
-                e.filter
-                    .map(|f| {
-                        f.event_filter_map
-                            .into_iter()
-                            .map(|m| {
-                                (
-                                    m.event,
-                                    m.condition.map(|c| c.expression).unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
+impl Held {
+    /// What both kinds share, the rest empty.
+    fn new(
+        kind: Kind,
+        id: String,
+        name: String,
+        status: Option<String>,
+        channel: Option<&Channel>,
+    ) -> Held {
         Held {
-            kind: Kind::Event,
-            uri: channel.and_then(|c| c.uri()).map(str::to_owned),
-            auth_key: channel.and_then(|c| c.auth_key()).map(str::to_owned),
+            kind,
+            id,
+            name,
+            description: None,
+            status,
+            verification: None,
+            uri: channel.and_then(Channel::uri).map(str::to_owned),
+            auth_key: channel.and_then(Channel::auth_key).map(str::to_owned),
             channel_type: channel.and_then(|c| c.channel_type.clone()),
             channel_version: channel.and_then(|c| c.version.clone()),
-            id: h.id,
-            name: h.name,
-            description: h.description,
-            status: h.status,
-            verification: h.verification_status,
-            event_types,
-            filters,
+            event_types: Vec::new(),
+            filters: Vec::new(),
             inline_type: None,
         }
     }
 }
 
+impl From<EventHook> for Held {
+    fn from(h: EventHook) -> Held {
+        let mut held = Held::new(Kind::Event, h.id, h.name, h.status, h.channel.as_ref());
+        held.description = h.description;
+        held.verification = h.verification_status;
+        if let Some(e) = h.events {
+            held.event_types = e.items;
+            held.filters = e
+                .filter
+                .map(|f| {
+                    f.event_filter_map
+                        .into_iter()
+                        .map(|m| {
+                            (
+                                m.event,
+                                m.condition.map(|c| c.expression).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        held
+    }
+}
+
 impl From<InlineHook> for Held {
     fn from(h: InlineHook) -> Held {
-        let channel = h.channel.as_ref();
-        Held {
-            kind: Kind::Inline,
-            uri: channel.and_then(|c| c.uri()).map(str::to_owned),
-            auth_key: channel.and_then(|c| c.auth_key()).map(str::to_owned),
-            channel_type: channel.and_then(|c| c.channel_type.clone()),
-            channel_version: channel.and_then(|c| c.version.clone()),
-            id: h.id,
-            name: h.name,
-            description: None,
-            status: h.status,
-            verification: None,
-            event_types: Vec::new(),
-            filters: Vec::new(),
-            inline_type: h.hook_type,
-        }
+        let mut held = Held::new(Kind::Inline, h.id, h.name, h.status, h.channel.as_ref());
+        held.inline_type = h.hook_type;
+        held
     }
 }
 

@@ -455,6 +455,29 @@ async fn reload_needs_the_admin_token_and_names_what_takes_a_restart() {
     s.stop().await;
 }
 
+/// The real binary on free ports with this config file and more `serve` arguments,
+/// ready: the child, its admin port, and a client for its public base URL.
+async fn start_binary(
+    config: &Path,
+    pem: &[u8],
+    args: &[&str],
+) -> (std::process::Child, u16, reqwest::Client, String) {
+    let (port, admin) = (free_port(), free_port());
+    let child = spawn_with(config, port, admin, args);
+    wait_ready(admin).await;
+    let client = client_for(format!("127.0.0.1:{port}").parse().expect("addr"), pem);
+    (child, admin, client, format!("https://localhost:{port}"))
+}
+
+/// SIGTERM, and a clean exit.
+fn stop_binary(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().expect("wait").success());
+}
+
 /// SIGHUP runs the same reload in the real binary: the new secret is accepted afterwards
 /// and the new rule answers, without a restart (the process and its connections stay).
 #[tokio::test]
@@ -468,11 +491,7 @@ async fn sighup_reloads_the_binary_in_place() {
         text(d, &cert, &key, hooks(d, &[OLD], CLAIM_A, false)),
     )
     .expect("write");
-    let (port, admin) = (free_port(), free_port());
-    let mut child = spawn(&config_path, port, admin);
-    wait_ready(admin).await;
-    let client = client_for(format!("127.0.0.1:{port}").parse().expect("addr"), &pem);
-    let base = format!("https://localhost:{port}");
+    let (mut child, admin, client, base) = start_binary(&config_path, &pem, &[]).await;
     let call = |password: &'static str| token_call(&client, &base, password);
     let (status, body) = call(OLD).await;
     assert_eq!((status, claim_of(&body)), (200, CLAIM_A));
@@ -518,11 +537,7 @@ async fn sighup_reloads_the_binary_in_place() {
         child.try_wait().expect("try_wait").is_none(),
         "still the same process"
     );
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    assert!(child.wait().expect("wait").success());
+    stop_binary(child);
 }
 
 /// `serve --watch-config`: an edit of the file is reloaded by itself; a broken file is
@@ -538,11 +553,8 @@ async fn watch_config_reloads_an_edited_file_and_refuses_a_broken_one_once() {
         text(d, &cert, &key, hooks(d, &[OLD], CLAIM_A, false)),
     )
     .expect("write");
-    let (port, admin) = (free_port(), free_port());
-    let mut child = spawn_with(&config_path, port, admin, &["--watch-config", "100ms"]);
-    wait_ready(admin).await;
-    let client = client_for(format!("127.0.0.1:{port}").parse().expect("addr"), &pem);
-    let base = format!("https://localhost:{port}");
+    let (child, admin, client, base) =
+        start_binary(&config_path, &pem, &["--watch-config", "100ms"]).await;
     let call = |password: &'static str| token_call(&client, &base, password);
     let metrics = || async {
         reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
@@ -601,11 +613,7 @@ async fn watch_config_reloads_an_edited_file_and_refuses_a_broken_one_once() {
         metric(&m, "hookwarden_config_reloads_total", "result=\"ok\""),
         1.0
     );
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    assert!(child.wait().expect("wait").success());
+    stop_binary(child);
 }
 
 /// Without `admin.token`, `POST /reload` is off and says how to turn it on; SIGHUP still
