@@ -12,6 +12,7 @@
 
 mod handler;
 pub mod okta_api;
+pub mod postgres;
 pub mod reconcile;
 pub mod rules;
 mod secret;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use handler::{ForwardConfig, HandlerConfig, ScriptConfig};
 pub use okta_api::OktaApiConfig;
+pub use postgres::{PostgresConfig, TlsMode};
 pub use reconcile::ReconcileConfig;
 pub use rules::RulesConfig;
 pub use secret::{expose, SecretError, SecretSource};
@@ -75,7 +77,8 @@ impl ConfigError {
 pub struct Secret {
     /// The error is shared, not copied, when a config is cloned.
     value: Result<SecretString, std::sync::Arc<SecretError>>,
-    literal: bool,
+    /// Where it was read, to read it again ([`Secret::read_again`]).
+    source: SecretSource,
 }
 
 impl Secret {
@@ -85,7 +88,12 @@ impl Secret {
     }
     /// True when the value is written in the config file itself.
     pub fn is_literal(&self) -> bool {
-        self.literal
+        self.source.is_literal()
+    }
+    /// The value as its variable or file holds it now, for a secret that is rotated
+    /// under a running service (a database password: each new connection reads it).
+    pub fn read_again(&self) -> Result<SecretString, SecretError> {
+        self.source.resolve()
     }
     /// A secret from a literal, for tests and for code that builds configs.
     pub fn literal(value: impl Into<String>) -> Self {
@@ -96,8 +104,8 @@ impl Secret {
 impl From<SecretSource> for Secret {
     fn from(src: SecretSource) -> Self {
         Secret {
-            literal: src.is_literal(),
             value: src.resolve().map_err(std::sync::Arc::new),
+            source: src,
         }
     }
 }
@@ -225,30 +233,6 @@ pub enum StoreBackend {
     Sqlite,
     /// PostgreSQL: several replicas share dedupe, the work queue and idempotent answers.
     Postgres,
-}
-
-/// `[store.postgres]`: used when `store.backend = "postgres"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresConfig {
-    /// Connection URL without the password, e.g. `postgres://hookwarden@db.internal:5432/hookwarden`.
-    pub url: String,
-    /// The password, from the environment or a file (never in the URL).
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// Connections in the pool.
-    #[serde(default = "default_pg_pool")]
-    pub pool_size: usize,
-    /// Time to get a connection (from the pool or a new one) before the request gets 503.
-    #[serde(with = "humantime_serde", default = "default_pg_timeout")]
-    pub connect_timeout: Duration,
-}
-
-fn default_pg_pool() -> usize {
-    16
-}
-fn default_pg_timeout() -> Duration {
-    Duration::from_secs(2)
 }
 
 #[derive(Debug, Clone, Deserialize)]

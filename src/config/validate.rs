@@ -103,22 +103,8 @@ impl Config {
                 "backend = \"postgres\" needs [store.postgres] with url (and password)".into(),
             ),
             (StoreBackend::Postgres, Some(pg)) => {
-                match reqwest::Url::parse(&pg.url) {
-                    Ok(u) if u.password().is_some() => p(
-                        "store.postgres.url".into(),
-                        "keep the password out of the URL: use store.postgres.password = { env = \"...\" }".into(),
-                    ),
-                    Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => {}
-                    _ => p("store.postgres.url".into(), "must be a postgres:// URL".into()),
-                }
-                if let Some(Err(e)) = pg.password.as_ref().map(|s| &s.value) {
-                    p("store.postgres.password".into(), e.to_string());
-                }
-                if pg.pool_size == 0 {
-                    p(
-                        "store.postgres.pool_size".into(),
-                        "must be at least 1".into(),
-                    );
+                for problem in pg.problems() {
+                    p(problem.key, problem.message);
                 }
             }
             (StoreBackend::Sqlite, _) => {}

@@ -19,6 +19,7 @@ mod oauth;
 mod okta_api_fake;
 mod okta_sync;
 mod pg;
+mod pg_tls;
 mod pgutil;
 mod props;
 mod reconcile;

@@ -27,6 +27,8 @@ pub struct PgServer {
     bin: PathBuf,
     user: String,
     pub port: u16,
+    /// More `-c name=value` server settings (TLS).
+    extra: String,
 }
 
 /// Finds `initdb` and `pg_ctl`: the newest `/usr/lib/postgresql/*/bin` that has them.
@@ -89,6 +91,7 @@ impl PgServer {
             bin,
             user,
             port: free_port()?,
+            extra: String::new(),
         };
         server.run(
             "initdb",
@@ -114,6 +117,33 @@ impl PgServer {
             "CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}' CREATEDB"
         ))?;
         Ok(server)
+    }
+
+    /// Turns TLS on with this certificate and key (PEM), restarting the server. The files
+    /// are copied into the server's folder, owned by its user, the key readable by it alone.
+    pub fn enable_tls(&mut self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let (_, uid, gid) = server_user()?;
+        let cert = self.dir.path().join("server.crt");
+        let key = self.dir.path().join("server.key");
+        for (path, text, mode) in [(&cert, cert_pem, 0o644), (&key, key_pem, 0o600)] {
+            std::fs::write(path, text).map_err(|e| e.to_string())?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| e.to_string())?;
+        }
+        self.extra = format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        );
+        self.stop("fast")?;
+        self.start_again()
+    }
+
+    /// Changes [`ROLE`]'s password (as an operator rotating it would).
+    pub fn set_role_password(&self, password: &str) -> Result<(), String> {
+        self.psql(&format!("ALTER ROLE {ROLE} PASSWORD '{password}'"))
     }
 
     fn data(&self) -> PathBuf {
@@ -165,9 +195,10 @@ impl PgServer {
     /// Starts (or restarts) the server on its port and waits until it accepts connections.
     pub fn start_again(&self) -> Result<(), String> {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         self.run(
             "pg_ctl",
@@ -300,6 +331,10 @@ pub fn pg_config(url: &str) -> PostgresConfig {
         password: Some(Secret::literal(ROLE_PASSWORD)),
         pool_size: 8,
         connect_timeout: Duration::from_secs(2),
+        tls: None,
+        ca_file: None,
+        client_cert: None,
+        client_key: None,
     }
 }
 

@@ -37,18 +37,19 @@
 //!
 //! # TLS
 //!
-//! Connections are plain TCP (`NoTls`) for now: run the database on a private network
-//! or a local socket. `sslmode=require` with rustls (`tokio-postgres-rustls`) is future
-//! work; a URL asking for `sslmode=require` is refused by tokio-postgres at connect.
+//! `disable`, `require` or `verify-full`, with rustls ([`connect`]); set by
+//! `store.postgres.tls` and its files, or by libpq's `sslmode`/`sslrootcert`/`sslcert`/
+//! `sslkey` in the URL.
 //!
 //! # Secrets
 //!
-//! The password comes from [`PostgresConfig::password`] and is given to the driver only;
-//! logs and errors show the URL, which by validation holds no password.
+//! The password comes from [`PostgresConfig::password`], read again for each new
+//! connection, and is given to the driver only; logs and errors show the URL, which by
+//! validation holds no password.
 
 use super::rows::{self, count, raw_json};
 use super::*;
-use crate::config::{expose, PostgresConfig, StoreConfig};
+use crate::config::{PostgresConfig, StoreConfig};
 use crate::time::{format_millis, now_millis};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,8 +57,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
 
+mod connect;
 mod reader;
 mod schema;
 #[cfg(test)]
@@ -159,12 +160,12 @@ impl PostgresStore {
         config: &StoreConfig,
     ) -> Result<PostgresStore, StoreError> {
         let url = redacted_url(&pg.url);
-        let mut pg_config: tokio_postgres::Config = pg.url.parse().map_err(|e| {
+        let tls = pg
+            .tls()
+            .map_err(|p| StoreError::Unavailable(p.to_string()))?;
+        let mut pg_config: tokio_postgres::Config = tls.driver_url.parse().map_err(|e| {
             StoreError::Unavailable(format!("store.postgres.url {url} is not valid: {e}"))
         })?;
-        if let Some(secret) = pg.password.as_ref().and_then(|s| s.value()) {
-            pg_config.password(expose(secret));
-        }
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("hookwarden");
         }
@@ -188,9 +189,11 @@ impl PostgresStore {
         pg_config.keepalives(true);
         pg_config.keepalives_idle(TCP_KEEPALIVE_IDLE);
         pg_config.tcp_user_timeout(BATCH_TIMEOUT);
-        let manager = Manager::from_config(
+        let connector = connect::Connector::new(&tls, pg.password.clone(), &mut pg_config)
+            .map_err(StoreError::Unavailable)?;
+        let manager = Manager::from_connect(
             pg_config,
-            NoTls,
+            connector,
             ManagerConfig {
                 // Fast: a connection whose socket closed (database restarted) is dropped
                 // at checkout; one that fails mid-query answers Unavailable once.
@@ -208,7 +211,7 @@ impl PostgresStore {
         migrate(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("postgres {url}: {e}")))?;
-        tracing::info!(url = %url, pool_size = pg.pool_size, "postgres store ready");
+        tracing::info!(url = %url, pool_size = pg.pool_size, tls = ?tls.mode, "postgres store ready");
 
         let commits = Arc::new(AtomicU64::new(0));
         let pending = Arc::new(Mutex::new(PendingCount { count: 0, at: None }));

@@ -125,8 +125,10 @@ END $$;
 /// Why the schema could not be brought up to date; each variant keeps its cause.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum MigrateError {
-    #[error("cannot connect: {0}")]
-    Connect(#[source] deadpool_postgres::PoolError),
+    /// With its causes in the text: the cause is where "certificate not valid for name"
+    /// or "password authentication failed" is said.
+    #[error("cannot connect: {}", crate::outbound::error_text(.0))]
+    Connect(deadpool_postgres::PoolError),
     #[error("{}", describe(.0))]
     Sql(#[from] tokio_postgres::Error),
     #[error("the database has schema version {current}, written by a newer hookwarden (this one knows up to {known})")]
