@@ -36,6 +36,26 @@ use std::time::Duration;
 /// Shortest `server.request_timeout` accepted: Okta's own timeout for a hook's answer.
 pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long after its arrival (`http::guard::Arrival`) a delivery may wait for its
+/// store commit; past it the delivery is answered 503 (`ApiError::store_too_slow`).
+///
+/// Why a deadline of the handler's own rather than the request timeout: Okta waits 3 s and
+/// retries a 5xx or a timeout once, but never a 4xx. The request timeout answers 408, which
+/// is right for a client too slow to send its body and wrong for a store too slow to take
+/// it: a delivery answered 408 is never sent again. So the wait for the store is bounded
+/// here, counted from arrival, with a 503 that ends before Okta's 3 s (the 0.5 s left is for
+/// the network, the TLS handshake and the head, which Okta's clock counts too) and always
+/// before the request timeout (at least 3 s, checked with the config).
+///
+/// Nothing acknowledged is lost: the 503 goes only while the commit has not answered, so
+/// the events were not acknowledged. The write itself is not cancelled (the store's writer
+/// owns it); if it commits after the 503, Okta's retry finds the events by `uuid` and is
+/// acknowledged as duplicates, with each event stored and delivered once.
+///
+/// The PostgreSQL store's own waits (`store.postgres.statement_timeout`, `lock_timeout`,
+/// `connect_timeout`) are held to at most this, so that the database gives up no later.
+pub const STORE_DEADLINE: Duration = Duration::from_millis(2500);
+
 /// The defaults every key falls back to, compiled into the binary.
 pub const DEFAULTS_TOML: &str = include_str!("../../config/default.toml");
 /// Where `serve` looks for a file when `--config` is not given.
@@ -176,7 +196,7 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Whole request, body included, from the first byte to the answer. At least
     /// [`MIN_REQUEST_TIMEOUT`]: it is for clients too slow to send their request (408),
-    /// never for a slow store (503, see `event_hooks::STORE_DEADLINE`).
+    /// never for a slow store (503, see [`STORE_DEADLINE`]).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// Time allowed for the TLS handshake.

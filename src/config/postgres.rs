@@ -26,6 +26,15 @@ pub struct PostgresConfig {
     /// Time to get a connection (from the pool or a new one) before the request gets 503.
     #[serde(with = "humantime_serde", default = "default_pg_timeout")]
     pub connect_timeout: Duration,
+    /// Longest a statement may run in the database (`statement_timeout`, set on each
+    /// connection): an overloaded database ends it, and the delivery gets 503 (Okta
+    /// retries) instead of waiting. Under Okta's 3 s, with room for the answer.
+    #[serde(with = "humantime_serde", default = "default_statement_timeout")]
+    pub statement_timeout: Duration,
+    /// Longest a statement waits for a lock (`lock_timeout`), e.g. behind a migration or
+    /// an operator's `LOCK TABLE`.
+    #[serde(with = "humantime_serde", default = "default_lock_timeout")]
+    pub lock_timeout: Duration,
     /// TLS to the database. Default: the URL's `sslmode`, else `disable`.
     #[serde(default)]
     pub tls: Option<TlsMode>,
@@ -46,6 +55,12 @@ fn default_pg_pool() -> usize {
 }
 fn default_pg_timeout() -> Duration {
     Duration::from_secs(2)
+}
+fn default_statement_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_lock_timeout() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// How the connection to the database is protected.
@@ -186,6 +201,19 @@ impl PostgresConfig {
         if self.pool_size == 0 {
             p("pool_size", "must be at least 1".into());
         }
+        for (key, value) in [
+            ("statement_timeout", self.statement_timeout),
+            ("lock_timeout", self.lock_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            // A wait in the database must end before the delivery's own deadline.
+            if value.is_zero() || value > super::STORE_DEADLINE {
+                p(
+                    key,
+                    format!("between 1ms and {}ms: a database wait must end before a delivery's deadline, inside Okta's 3 s", super::STORE_DEADLINE.as_millis()),
+                );
+            }
+        }
         match self.tls() {
             Err(problem) => out.push(problem),
             Ok(tls) => {
@@ -234,6 +262,8 @@ mod tests {
             password: None,
             pool_size: 4,
             connect_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(2),
+            lock_timeout: Duration::from_secs(1),
             tls: None,
             ca_file: None,
             client_cert: None,

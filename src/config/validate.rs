@@ -34,7 +34,7 @@ impl Config {
         // Okta waits 3 s for an event hook's answer and never retries a 4xx. A request
         // timeout under that could fire (408) while a delivery waits for its store commit,
         // and the delivery would be lost; at 3 s or more the event-hook handler's own store
-        // deadline (`event_hooks::STORE_DEADLINE`, a 503 that Okta retries) always ends first.
+        // deadline (`STORE_DEADLINE`, a 503 that Okta retries) always ends first.
         if s.request_timeout < MIN_REQUEST_TIMEOUT {
             p(
                 "server.request_timeout".into(),

@@ -25,24 +25,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// How long after its arrival ([`crate::http::guard::Arrival`]) a delivery may wait for its
-/// store commit; past it the delivery is answered 503 ([`ApiError::store_too_slow`]).
-///
-/// Why a deadline of the handler's own rather than the request timeout: Okta waits 3 s and
-/// retries a 5xx or a timeout once, but never a 4xx. The request timeout answers 408, which
-/// is right for a client too slow to send its body and wrong for a store too slow to take
-/// it: a delivery answered 408 is never sent again. So the wait for the store is bounded
-/// here, counted from arrival, with a 503 that ends before Okta's 3 s (the 0.5 s left is for
-/// the network, the TLS handshake and the head, which Okta's clock counts too) and always
-/// before the request timeout (at least 3 s, checked with the config).
-///
-/// Nothing acknowledged is lost: the 503 goes only while the commit has not answered, so
-/// the events were not acknowledged. The write itself is not cancelled (the store's writer
-/// owns it); if it commits after the 503, Okta's retry finds the events by `uuid` and is
-/// acknowledged as duplicates, with each event stored and delivered once.
-pub const STORE_DEADLINE: Duration = Duration::from_millis(2500);
+/// How long after its arrival a delivery may wait for its store commit (the rule and
+/// why: [`crate::config::STORE_DEADLINE`]).
+pub use crate::config::STORE_DEADLINE;
 
 /// Which sinks of a hook want which events.
 #[derive(Debug, Clone)]

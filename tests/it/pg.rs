@@ -318,6 +318,99 @@ async fn while_postgres_is_down_deliveries_get_503_and_recover() {
     drop(pg);
 }
 
+/// Every database wait ends inside Okta's deadline: behind a table lock, the
+/// `lock_timeout` ends the wait; with the database paused (SIGSTOP, it answers nothing),
+/// the delivery's own deadline does. Each answer is a 503 before Okta's 3 s, nothing is
+/// acknowledged, and the same delivery is stored once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locked_or_paused_database_gets_503_inside_okta_s_deadline_and_recovers() {
+    let pg = pgutil::dedicated();
+    let url = pg.fresh_db().await;
+    let sinks = tempfile::tempdir().expect("tempdir");
+    let path = sinks.path().join("events.jsonl");
+    let mut server = start(Options {
+        toml: Some(format!(
+            "{}{}lock_timeout = \"500ms\"\n",
+            hook_toml(&path),
+            store_toml(&url)
+        )),
+        ..Options::default()
+    })
+    .await;
+    let timed = |body: String| {
+        let server = &server;
+        async move {
+            let started = Instant::now();
+            let status = server.deliver(&body).await.status().as_u16();
+            (status, started.elapsed())
+        }
+    };
+    let warm = util::envelope(&[util::event("user.lifecycle.create")]);
+    assert_eq!(timed(warm).await.0, 200);
+
+    // An operator's lock on the events table, held in an open transaction.
+    let admin = pg.superuser(&url).await;
+    admin
+        .batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let locked = util::event("user.lifecycle.create");
+    let locked_body = util::envelope(std::slice::from_ref(&locked));
+    let (status, took) = timed(locked_body.clone()).await;
+    assert_eq!(status, 503, "behind the lock");
+    assert!(took < Duration::from_millis(2900), "answered in {took:?}");
+    println!("behind a table lock (lock_timeout 500ms): 503 in {took:?}");
+    admin.batch_execute("ROLLBACK").await.expect("unlock");
+    assert_eq!(
+        timed(locked_body).await.0,
+        200,
+        "Okta's retry, once unlocked"
+    );
+
+    // The whole database paused: it accepts connections' bytes and answers nothing.
+    let paused = util::event("user.lifecycle.create");
+    let paused_body = util::envelope(std::slice::from_ref(&paused));
+    let pids = pg.pids();
+    let signal = |sig: &str| {
+        for pid in &pids {
+            let _ = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status();
+        }
+    };
+    signal("-STOP");
+    let (status, took) = timed(paused_body.clone()).await;
+    signal("-CONT");
+    assert_eq!(status, 503, "while paused");
+    assert!(took < Duration::from_millis(2900), "answered in {took:?}");
+    println!("database paused (SIGSTOP): 503 in {took:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = timed(paused_body.clone()).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(Instant::now() < deadline, "not back after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = util::wait_jsonl(&path, 3, Duration::from_secs(15)).await;
+    let mut got = util::uuids(&records);
+    got.sort();
+    let mut want: Vec<String> = [&locked, &paused]
+        .iter()
+        .map(|e| e["uuid"].as_str().expect("uuid").to_owned())
+        .collect();
+    want.push(records[0]["uuid"].as_str().expect("uuid").to_owned());
+    want.sort();
+    want.dedup();
+    assert_eq!(got.len(), 3, "each event once: {got:?}");
+    assert_eq!(got, want);
+    server.wait_ready().await;
+    server.stop().await;
+    drop(pg);
+}
+
 #[tokio::test]
 async fn okta_retries_on_another_replica_get_the_same_inline_answer() {
     use crate::inline::{call, inline_hook, target};

@@ -141,6 +141,25 @@ impl PgServer {
         self.start_again()
     }
 
+    /// The server's processes (postmaster and its children), for a test that pauses it.
+    pub fn pids(&self) -> Vec<u32> {
+        let pid_file = self.data().join("postmaster.pid");
+        let Some(main) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        else {
+            return Vec::new();
+        };
+        let children = Command::new("pgrep")
+            .args(["-P", &main.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        std::iter::once(main)
+            .chain(children.lines().filter_map(|l| l.trim().parse().ok()))
+            .collect()
+    }
+
     /// Changes [`ROLE`]'s password (as an operator rotating it would).
     pub fn set_role_password(&self, password: &str) -> Result<(), String> {
         self.psql(&format!("ALTER ROLE {ROLE} PASSWORD '{password}'"))
@@ -331,6 +350,8 @@ pub fn pg_config(url: &str) -> PostgresConfig {
         password: Some(Secret::literal(ROLE_PASSWORD)),
         pool_size: 8,
         connect_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_secs(2),
+        lock_timeout: Duration::from_secs(1),
         tls: None,
         ca_file: None,
         client_cert: None,

@@ -175,11 +175,17 @@ impl PostgresStore {
         // analysed) that plan scanned the whole events table for each batch's dedupe
         // lookup, and kept doing so as the table grew (1.3 ms per batch instead of 0.1;
         // docs/benchmarks-log.md, "PostgreSQL queue"). Planning each time costs less.
+        // Every wait in the database bounded, so that a stuck or overloaded database
+        // answers an error (and the delivery a 503) inside Okta's deadline: see
+        // `statement_timeout` and `lock_timeout` in [`PostgresConfig`].
+        let ours = format!(
+            "-c plan_cache_mode=force_custom_plan -c statement_timeout={} -c lock_timeout={}",
+            pg.statement_timeout.as_millis(),
+            pg.lock_timeout.as_millis()
+        );
         let options = match pg_config.get_options() {
-            Some(own) if !own.trim().is_empty() => {
-                format!("{own} -c plan_cache_mode=force_custom_plan")
-            }
-            _ => "-c plan_cache_mode=force_custom_plan".to_owned(),
+            Some(own) if !own.trim().is_empty() => format!("{own} {ours}"),
+            _ => ours,
         };
         pg_config.options(&options);
         pg_config.connect_timeout(pg.connect_timeout);

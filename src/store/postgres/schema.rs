@@ -146,6 +146,10 @@ pub(super) enum MigrateError {
 pub(super) async fn migrate(pool: &Pool) -> Result<(), MigrateError> {
     let mut client = pool.get().await.map_err(MigrateError::Connect)?;
     let tx = client.transaction().await?;
+    // A migration may rewrite a large table, and a replica starting beside another
+    // waits for its migration: neither is a delivery's wait, so neither is bounded.
+    tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+        .await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     tx.batch_execute(
