@@ -7,11 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 
-# The tests start a real PostgreSQL and a real nats-server on loopback themselves; they
-# need the binaries. Install them from Debian's packages when they are missing.
+# The tests start a real PostgreSQL, a real PgBouncer and a real nats-server on loopback
+# themselves; they need the binaries. Install them from Debian's packages when they are missing.
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v nats-server >/dev/null || need+=(nats-server)
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || need+=(pgbouncer)
 # The admin page test drives headless Chromium through chromedriver.
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)

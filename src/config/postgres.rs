@@ -35,6 +35,13 @@ pub struct PostgresConfig {
     /// an operator's `LOCK TABLE`.
     #[serde(with = "humantime_serde", default = "default_lock_timeout")]
     pub lock_timeout: Duration,
+    /// The URL points at a transaction pooler (PgBouncer with `pool_mode = transaction`):
+    /// statements are sent unnamed instead of prepared and cached per connection, and no
+    /// `options` startup parameter is sent (PgBouncer refuses it), so `statement_timeout`
+    /// and `lock_timeout` are then the role's (`ALTER ROLE … SET`), which the service
+    /// checks at start.
+    #[serde(default)]
+    pub transaction_pooling: bool,
     /// TLS to the database. Default: the URL's `sslmode`, else `disable`.
     #[serde(default)]
     pub tls: Option<TlsMode>,
@@ -264,6 +271,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(2),
             lock_timeout: Duration::from_secs(1),
+            transaction_pooling: false,
             tls: None,
             ca_file: None,
             client_cert: None,

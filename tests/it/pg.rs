@@ -226,10 +226,44 @@ sinks = [{{ name = "archive", type = "jsonl", path = "{}" }}]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_store_and_process_a_retried_delivery_once() {
     let url = shared().fresh_db().await;
+    two_replicas_once(&store_toml(&url), &url).await;
+}
+
+/// The same through a real PgBouncer in transaction pooling mode: each replica's
+/// transactions land on whichever server connection is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_behind_pgbouncer_store_and_process_a_retried_delivery_once() {
+    let direct = shared().fresh_db().await;
+    let url = pgutil::shared_bouncer().url(&direct);
+    let toml = format!("{}transaction_pooling = true\n", store_toml(&url));
+    two_replicas_once(&toml, &direct).await;
+}
+
+/// Without `transaction_pooling`, PgBouncer refuses the connection, and the error says
+/// what it refused.
+#[tokio::test]
+async fn pgbouncer_without_transaction_pooling_is_refused_at_start_with_the_reason() {
+    let direct = shared().fresh_db().await;
+    let url = pgutil::shared_bouncer().url(&direct);
+    let e = PostgresStore::connect(&pgutil::pg_config(&url), &store_config(&url, 10))
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("options"), "{e}");
+    assert!(
+        e.contains("set store.postgres.transaction_pooling = true"),
+        "{e}"
+    );
+}
+
+/// Two replicas whose `[store]` is `store_toml`: a delivery and Okta's retry of it on the
+/// other replica are stored and processed once (checked on the database at `direct`).
+async fn two_replicas_once(store_toml: &str, direct: &str) {
     let sinks = tempfile::tempdir().expect("tempdir");
     let (path_a, path_b) = (sinks.path().join("a.jsonl"), sinks.path().join("b.jsonl"));
     let opts = |path: &std::path::Path| Options {
-        toml: Some(format!("{}{}", hook_toml(path), store_toml(&url))),
+        toml: Some(format!("{}{}", hook_toml(path), store_toml)),
         ..Options::default()
     };
     let a = start(opts(&path_a)).await;
@@ -256,7 +290,7 @@ async fn two_replicas_store_and_process_a_retried_delivery_once() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let total = util::read_jsonl(&path_a).len() + util::read_jsonl(&path_b).len();
     assert_eq!(total, 1, "processed once across both replicas");
-    let store = open(&url, 10).await;
+    let store = open(direct, 10).await;
     let got = store.get(&uuid).await.expect("get");
     assert_eq!(got.len(), 1, "stored once");
     assert_eq!(got[0].summary.state, EventState::Delivered);

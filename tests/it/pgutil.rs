@@ -352,6 +352,7 @@ pub fn pg_config(url: &str) -> PostgresConfig {
         connect_timeout: Duration::from_secs(2),
         statement_timeout: Duration::from_secs(2),
         lock_timeout: Duration::from_secs(1),
+        transaction_pooling: false,
         tls: None,
         ca_file: None,
         client_cert: None,
@@ -377,4 +378,112 @@ pub fn store_toml(url: &str) -> String {
     format!(
         "\n[store]\nbackend = \"postgres\"\n[store.postgres]\nurl = \"{url}\"\npassword = \"{ROLE_PASSWORD}\"\npool_size = 4\nconnect_timeout = \"1s\"\n"
     )
+}
+
+/// A real PgBouncer in transaction pooling mode in front of a [`PgServer`], started by the
+/// tests from Debian's `pgbouncer` (as the server's user: it refuses root). Server
+/// connections are handed out round robin, so that consecutive transactions of one
+/// client land on different server connections, as under load: a statement left
+/// prepared on one is then missing on the next (checked: the store contract fails
+/// through it with statements cached per connection).
+pub struct Bouncer {
+    _dir: tempfile::TempDir,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Bouncer {
+    pub fn start(server: &PgServer) -> Result<Bouncer, String> {
+        let bin = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or("pgbouncer not found: install it (apt-get install pgbouncer) to run the PgBouncer tests")?;
+        let (user, uid, gid) = server_user()?;
+        let dir = tempfile::Builder::new()
+            .prefix("hookwarden-pgbouncer")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let d = dir.path().display();
+        let ini = format!(
+            "[databases]\n* = host=127.0.0.1 port={pg}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {d}/userlist.txt\npool_mode = transaction\nmax_client_conn = 400\ndefault_pool_size = 10\nlogfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\nignore_startup_parameters = extra_float_digits\nserver_round_robin = 1\n",
+            pg = server.port
+        );
+        let users = format!("\"{ROLE}\" \"{ROLE_PASSWORD}\"\n");
+        for (name, text) in [("pgbouncer.ini", ini), ("userlist.txt", users)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        let child = Command::new("runuser")
+            .args(["-u", &user, "--", bin])
+            .arg(dir.path().join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("pgbouncer: {e}"))?;
+        let bouncer = Bouncer {
+            _dir: dir,
+            port,
+            child,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err("pgbouncer did not listen within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(bouncer)
+    }
+
+    /// The URL of a database of the server behind it, reached through the bouncer.
+    pub fn url(&self, direct: &str) -> String {
+        let db = direct.rsplit('/').next().unwrap_or_default();
+        format!("postgres://{ROLE}@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        // runuser forwards the signal to pgbouncer.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The bouncer in front of [`shared`], for every test of this binary (stopped at exit).
+pub fn shared_bouncer() -> &'static Bouncer {
+    static BOUNCER: OnceLock<Result<Bouncer, String>> = OnceLock::new();
+    let b = BOUNCER.get_or_init(|| {
+        let b = Bouncer::start(shared())?;
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill {child} 2>/dev/null",
+            pid = std::process::id(),
+            child = b.child.id(),
+        );
+        let _ = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        Ok(b)
+    });
+    match b {
+        Ok(b) => b,
+        Err(e) => panic!("cannot start PgBouncer for the tests: {e}"),
+    }
+}
+
+/// `[store.postgres]` through a transaction pooler.
+pub fn pooled_config(url: &str) -> PostgresConfig {
+    PostgresConfig {
+        transaction_pooling: true,
+        ..pg_config(url)
+    }
 }

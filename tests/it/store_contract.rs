@@ -1,6 +1,7 @@
 //! The store contract: what every backend does, written once and run against the embedded
-//! SQLite store and against a real PostgreSQL (see `pgutil`): `store_contract::sqlite::*`
-//! and `store_contract::postgres::*`. A second handle on the same data stands for another
+//! SQLite store and against a real PostgreSQL (see `pgutil`), directly and through a real
+//! PgBouncer in transaction pooling mode: `store_contract::sqlite::*`,
+//! `store_contract::postgres::*` and `store_contract::pgbouncer::*`. A second handle on the same data stands for another
 //! replica (PostgreSQL) or the CLI next to the service (SQLite: the same file).
 //!
 //! What only one backend has stays with it: group commit, the WAL, migrations and a full
@@ -21,6 +22,8 @@ const LEASE: Duration = Duration::from_secs(60);
 pub(crate) enum Backend {
     Sqlite(tempfile::TempDir),
     Postgres(String),
+    /// Through PgBouncer in transaction pooling mode.
+    PgBouncer(String),
 }
 
 impl Backend {
@@ -30,6 +33,11 @@ impl Backend {
 
     async fn postgres() -> Backend {
         Backend::Postgres(shared().fresh_db().await)
+    }
+
+    async fn pgbouncer() -> Backend {
+        let direct = shared().fresh_db().await;
+        Backend::PgBouncer(pgutil::shared_bouncer().url(&direct))
     }
 
     async fn open(&self, max_backlog: u64) -> Box<dyn Store> {
@@ -54,6 +62,14 @@ impl Backend {
                     .await
                     .expect("connect"),
             ),
+            Backend::PgBouncer(url) => Box::new(
+                PostgresStore::connect(
+                    &pgutil::pooled_config(url),
+                    &store_config(url, max_backlog),
+                )
+                .await
+                .expect("connect through pgbouncer"),
+            ),
         }
     }
 }
@@ -74,6 +90,14 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Backend::postgres().await).await
+                }
+            )*
+        }
+        mod pgbouncer {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::pgbouncer().await).await
                 }
             )*
         }

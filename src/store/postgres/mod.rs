@@ -61,12 +61,15 @@ use tokio_postgres::types::ToSql;
 mod connect;
 mod reader;
 mod schema;
+mod sql;
 #[cfg(test)]
 mod tests;
 mod writer;
 
 use reader::attempts;
 use schema::*;
+use sql::{Run, Statements};
+use tokio_postgres::types::Type;
 use writer::*;
 
 /// How stale the cached pending-jobs count may get before an ingest batch recounts it
@@ -120,6 +123,8 @@ pub struct PostgresStore {
     closed: AtomicBool,
     commits: Arc<AtomicU64>,
     pending: Arc<Mutex<PendingCount>>,
+    /// Prepared and cached, or unnamed behind a transaction pooler ([`sql`]).
+    statements: Statements,
 }
 
 /// The cached number of pending jobs behind the capacity check.
@@ -187,7 +192,13 @@ impl PostgresStore {
             Some(own) if !own.trim().is_empty() => format!("{own} {ours}"),
             _ => ours,
         };
-        pg_config.options(&options);
+        let statements = if pg.transaction_pooling {
+            Statements::Unnamed
+        } else {
+            // A transaction pooler refuses the `options` startup parameter.
+            pg_config.options(&options);
+            Statements::Cached
+        };
         pg_config.connect_timeout(pg.connect_timeout);
         // A database host that vanishes without a reset (network partition, hard power
         // off) must not hang a connection forever: keepalives notice an idle dead peer,
@@ -216,8 +227,19 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot build the pool: {e}")))?;
         migrate(&pool)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("postgres {url}: {e}")))?;
-        tracing::info!(url = %url, pool_size = pg.pool_size, tls = ?tls.mode, "postgres store ready");
+            .map_err(|e| {
+                let text = e.to_string();
+                let hint = if text.contains("unsupported startup parameter") {
+                    " (a transaction pooler such as PgBouncer: set store.postgres.transaction_pooling = true)"
+                } else {
+                    ""
+                };
+                StoreError::Unavailable(format!("postgres {url}: {text}{hint}"))
+            })?;
+        if pg.transaction_pooling {
+            warn_unbounded_waits(&pool, pg).await;
+        }
+        tracing::info!(url = %url, pool_size = pg.pool_size, tls = ?tls.mode, transaction_pooling = pg.transaction_pooling, "postgres store ready");
 
         let commits = Arc::new(AtomicU64::new(0));
         let pending = Arc::new(Mutex::new(PendingCount { count: 0, at: None }));
@@ -228,6 +250,7 @@ impl PostgresStore {
             max_backlog: i64::try_from(config.max_backlog).unwrap_or(i64::MAX),
             commits: commits.clone(),
             pending: pending.clone(),
+            statements,
         };
         let handle = tokio::spawn(writer.run(rx));
         Ok(PostgresStore {
@@ -237,6 +260,7 @@ impl PostgresStore {
             closed: AtomicBool::new(false),
             commits,
             pending,
+            statements,
         })
     }
 
@@ -273,6 +297,42 @@ fn redacted_url(url: &str) -> String {
         }
         Err(_) => "(unparsable url)".to_owned(),
     }
+}
+
+/// Behind a transaction pooler no startup `options` reach the server, so the waits are
+/// bounded only if the role says so: says how when it does not.
+async fn warn_unbounded_waits(pool: &Pool, pg: &PostgresConfig) {
+    let Ok(client) = pool.get().await else {
+        return;
+    };
+    for (setting, wanted) in [
+        ("statement_timeout", pg.statement_timeout),
+        ("lock_timeout", pg.lock_timeout),
+    ] {
+        let value = match client.simple_query(&format!("SHOW {setting}")).await {
+            Ok(messages) => messages.into_iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            }),
+            Err(_) => None,
+        };
+        if value.as_deref() == Some("0") {
+            tracing::warn!(
+                setting,
+                "behind a transaction pooler, {setting} is the role's and it is 0 (no bound): run ALTER ROLE <role> SET {setting} = '{}ms' so that a stuck database answers before Okta's deadline",
+                wanted.as_millis()
+            );
+        }
+    }
+}
+
+/// The row of a statement that always returns one (a count).
+fn a_row(
+    row: Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+) -> Result<tokio_postgres::Row, StoreError> {
+    row.db()?.ok_or_else(|| {
+        StoreError::Unavailable("the database answered no row where one was due".into())
+    })
 }
 
 /// Locks a std mutex, ignoring poisoning: a count stays meaningful after a panic.
@@ -312,37 +372,49 @@ fn describe(e: &tokio_postgres::Error) -> String {
 /// `lease_token = $2`: a worker whose lease was taken over (or whose job was replayed)
 /// changes nothing. Every outcome adds one attempt (see `claim`).
 async fn record_outcome(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl Run,
+    statements: Statements,
     job: &Job,
     outcome: &JobOutcome,
     now: Millis,
 ) -> Result<u64, tokio_postgres::Error> {
+    let id: sql::Param<'_> = (&job.id, Type::INT8);
+    let token: sql::Param<'_> = (&job.lease_token, Type::INT8);
     match outcome {
         JobOutcome::Delivered => {
-            client
-                .execute(
+            statements
+                .exec(
+                    client,
                     "UPDATE jobs SET state = 'delivered', attempts = attempts + 1,
                          lease_until = NULL, lease_token = NULL, updated_at = $3
-                     WHERE id = $1 AND lease_token = $2 AND state = 'pending'",
-                    &[&job.id, &job.lease_token, &now],
+                     WHERE id = $1 AND lease_token = $2 AND state = 'pending' RETURNING 1",
+                    &[id, token, (&now, Type::INT8)],
                 )
                 .await
         }
-        JobOutcome::Retry { at, error } => client
-            .execute(
+        JobOutcome::Retry { at, error } => statements
+            .exec(
+                client,
                 "UPDATE jobs SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
                          lease_until = NULL, lease_token = NULL, updated_at = $5
-                     WHERE id = $1 AND lease_token = $2 AND state = 'pending'",
-                &[&job.id, &job.lease_token, at, error, &now],
+                     WHERE id = $1 AND lease_token = $2 AND state = 'pending' RETURNING 1",
+                &[
+                    id,
+                    token,
+                    (at, Type::INT8),
+                    (error, Type::TEXT),
+                    (&now, Type::INT8),
+                ],
             )
             .await,
         JobOutcome::Dead { error } => {
-            client
-                .execute(
+            statements
+                .exec(
+                    client,
                     "UPDATE jobs SET state = 'dead', attempts = attempts + 1, last_error = $3,
                          lease_until = NULL, lease_token = NULL, updated_at = $4
-                     WHERE id = $1 AND lease_token = $2 AND state = 'pending'",
-                    &[&job.id, &job.lease_token, error, &now],
+                     WHERE id = $1 AND lease_token = $2 AND state = 'pending' RETURNING 1",
+                    &[id, token, (error, Type::TEXT), (&now, Type::INT8)],
                 )
                 .await
         }
@@ -399,9 +471,18 @@ impl Queue for PostgresStore {
         // One token per claim: it differs from any earlier claim's, which is all `finish` needs.
         let token = fastrand::i64(..);
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        let stmt = client.prepare_cached(CLAIM_SQL).await.db()?;
-        let rows = client
-            .query(&stmt, &[&now, &limit, &until, &token])
+        let rows = self
+            .statements
+            .rows(
+                &client,
+                CLAIM_SQL,
+                &[
+                    (&now, Type::INT8),
+                    (&limit, Type::INT8),
+                    (&until, Type::INT8),
+                    (&token, Type::INT8),
+                ],
+            )
             .await
             .db()?;
         let mut jobs = Vec::with_capacity(rows.len());
@@ -429,7 +510,7 @@ impl Queue for PostgresStore {
     }
     async fn finish(&self, job: &Job, outcome: JobOutcome) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let changed = record_outcome(&client, job, &outcome, now_millis())
+        let changed = record_outcome(&client, self.statements, job, &outcome, now_millis())
             .await
             .db()?;
         if !matches!(outcome, JobOutcome::Retry { .. }) {
@@ -463,7 +544,7 @@ impl Queue for PostgresStore {
             let changed = futures_util::future::try_join_all(
                 ordered
                     .iter()
-                    .map(|(job, outcome)| record_outcome(&tx, job, outcome, now)),
+                    .map(|(job, outcome)| record_outcome(&tx, self.statements, job, outcome, now)),
             )
             .await
             .db()?;
@@ -482,14 +563,16 @@ impl Queue for PostgresStore {
     }
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
         let client = self.client().await?;
-        let r = client
-            .query_one(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
-                &[],
-            )
-            .await
-            .db()?;
+        let r = a_row(
+            self.statements
+                .opt(
+                    &client,
+                    "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
+                            (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
+                    &[],
+                )
+                .await,
+        )?;
         Ok(JobCounts {
             backlog: count(r.try_get(0).db()?),
             dead: count(r.try_get(1).db()?),
@@ -497,10 +580,9 @@ impl Queue for PostgresStore {
     }
     async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let chunk = client
-            .prepare_cached(
-                // The events and, in the same statement, their jobs (schema version 3
-                // dropped the foreign key that cascaded). Counts the events.
+        // The events and, in the same statement, their jobs (schema version 3 dropped the
+        // foreign key that cascaded). Counts the events.
+        let chunk =
                 "WITH gone AS (
                      DELETE FROM events WHERE (hook, uuid) IN (
                          SELECT e.hook, e.uuid FROM events e
@@ -514,18 +596,21 @@ impl Queue for PostgresStore {
                  ), jobs_gone AS (
                      DELETE FROM jobs j USING gone WHERE j.hook = gone.hook AND j.uuid = gone.uuid
                  )
-                 SELECT COUNT(*) FROM gone",
-            )
-            .await
-            .db()?;
+                 SELECT COUNT(*) FROM gone";
         let mut total = 0u64;
         loop {
             // Each chunk commits on its own.
-            let n: i64 = client
-                .query_one(&chunk, &[&before, &PRUNE_CHUNK])
-                .await
-                .and_then(|r| r.try_get(0))
-                .db()?;
+            let n: i64 = a_row(
+                self.statements
+                    .opt(
+                        &client,
+                        chunk,
+                        &[(&before, Type::INT8), (&PRUNE_CHUNK, Type::INT8)],
+                    )
+                    .await,
+            )?
+            .try_get(0)
+            .db()?;
             let n = u64::try_from(n).unwrap_or(0);
             total += n;
             if n < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
@@ -533,10 +618,11 @@ impl Queue for PostgresStore {
             }
         }
         // Inline answers past the retention are no use either (their TTL is far shorter).
-        client
-            .execute(
+        self.statements
+            .exec(
+                &client,
                 "DELETE FROM inline_answers WHERE created_at < $1",
-                &[&before],
+                &[(&before, Type::INT8)],
             )
             .await
             .db()?;
@@ -553,10 +639,12 @@ impl Leases for PostgresStore {
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let uuids: Vec<&str> = events.iter().map(|e| e.uuid.as_str()).collect();
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let rows = self
+            .statements
+            .rows(
+                &client,
                 "SELECT uuid FROM events WHERE hook = $1 AND uuid = ANY($2::text[])",
-                &[&hook, &uuids],
+                &[(&hook, Type::TEXT), (&uuids, Type::TEXT_ARRAY)],
             )
             .await
             .db()?;
@@ -564,20 +652,26 @@ impl Leases for PostgresStore {
     }
     async fn cursor(&self, key: &str) -> Result<Option<Millis>, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT at FROM hookwarden_cursors WHERE key = $1", &[&key])
+        let row = self
+            .statements
+            .opt(
+                &client,
+                "SELECT at FROM hookwarden_cursors WHERE key = $1",
+                &[(&key, Type::TEXT)],
+            )
             .await
             .db()?;
         row.map(|r| r.try_get(0).db()).transpose()
     }
     async fn set_cursor(&self, key: &str, at: Millis) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
-            .execute(
+        self.statements
+            .exec(
+                &client,
                 "INSERT INTO hookwarden_cursors (key, at, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (key) DO UPDATE
                  SET at = GREATEST(hookwarden_cursors.at, excluded.at), updated_at = excluded.updated_at",
-                &[&key, &at, &now_millis()],
+                &[(&key, Type::TEXT), (&at, Type::INT8), (&now_millis(), Type::INT8)],
             )
             .await
             .db()?;
@@ -589,12 +683,20 @@ impl Leases for PostgresStore {
         let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         // The conflict branch updates only a lease that is ours or expired; the row is
         // locked while it is decided, so two replicas cannot both win it.
-        let n = client
-            .execute(
+        let n = self
+            .statements
+            .exec(
+                &client,
                 "INSERT INTO hookwarden_leases (key, owner, until) VALUES ($1, $2, $3)
                  ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until = excluded.until
-                 WHERE hookwarden_leases.owner = excluded.owner OR hookwarden_leases.until < $4",
-                &[&key, &owner, &until, &now],
+                 WHERE hookwarden_leases.owner = excluded.owner OR hookwarden_leases.until < $4
+                 RETURNING 1",
+                &[
+                    (&key, Type::TEXT),
+                    (&owner, Type::TEXT),
+                    (&until, Type::INT8),
+                    (&now, Type::INT8),
+                ],
             )
             .await
             .db()?;
@@ -602,10 +704,11 @@ impl Leases for PostgresStore {
     }
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
-            .execute(
+        self.statements
+            .exec(
+                &client,
                 "DELETE FROM hookwarden_leases WHERE key = $1 AND owner = $2",
-                &[&key, &owner],
+                &[(&key, Type::TEXT), (&owner, Type::TEXT)],
             )
             .await
             .db()?;
@@ -656,11 +759,17 @@ impl AnswerStore for PostgresStore {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
         let since = now_millis().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        let row = client
-            .query_opt(
+        let row = self
+            .statements
+            .opt(
+                &client,
                 "SELECT answer FROM inline_answers
                  WHERE hook = $1 AND event_id = $2 AND created_at >= $3",
-                &[&hook, &event_id, &since],
+                &[
+                    (&hook, Type::TEXT),
+                    (&event_id, Type::TEXT),
+                    (&since, Type::INT8),
+                ],
             )
             .await
             .db()?;
@@ -676,11 +785,17 @@ impl AnswerStore for PostgresStore {
         answer: &[u8],
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
-            .execute(
+        self.statements
+            .exec(
+                &client,
                 "INSERT INTO inline_answers (hook, event_id, answer, created_at)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&hook, &event_id, &answer, &now_millis()],
+                &[
+                    (&hook, Type::TEXT),
+                    (&event_id, Type::TEXT),
+                    (&answer, Type::BYTEA),
+                    (&now_millis(), Type::INT8),
+                ],
             )
             .await
             .db()?;

@@ -253,10 +253,11 @@ impl Inspect for PostgresStore {
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let jobs = self.job_counts().await?;
         let client = self.client().await?;
-        let r = client
-            .query_one("SELECT COUNT(*) FROM events", &[])
-            .await
-            .db()?;
+        let r = a_row(
+            self.statements
+                .opt(&client, "SELECT COUNT(*) FROM events", &[])
+                .await,
+        )?;
         Ok(StoreStats {
             backlog: jobs.backlog,
             dead: jobs.dead,

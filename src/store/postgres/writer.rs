@@ -10,6 +10,7 @@ pub(super) struct Writer {
     pub(super) max_backlog: i64,
     pub(super) commits: Arc<AtomicU64>,
     pub(super) pending: Arc<Mutex<PendingCount>>,
+    pub(super) statements: Statements,
 }
 
 impl Writer {
@@ -134,11 +135,12 @@ impl Writer {
             Ok(n) => n,
             Err(e) => return fail_all(batch, results, describe(&e)),
         };
-        let plan = match plan_batch(&tx, &batch, pending_now, self.max_backlog).await {
-            Ok(plan) => plan,
-            Err(e) => return fail_all(batch, results, describe(&e)),
-        };
-        let inserted = match insert_planned(&tx, &batch, &plan).await {
+        let plan =
+            match plan_batch(&tx, self.statements, &batch, pending_now, self.max_backlog).await {
+                Ok(plan) => plan,
+                Err(e) => return fail_all(batch, results, describe(&e)),
+            };
+        let inserted = match insert_planned(&tx, self.statements, &batch, &plan).await {
             Ok(inserted) => inserted,
             Err(e) => return fail_all(batch, results, describe(&e)),
         };
@@ -220,6 +222,7 @@ pub(super) fn jobs_of(e: &NewEvent) -> i64 {
 /// retry) is acknowledged even when full.
 pub(super) async fn plan_batch(
     tx: &deadpool_postgres::Transaction<'_>,
+    statements: Statements,
     batch: &[IngestCmd],
     mut pending_now: i64,
     max_backlog: i64,
@@ -232,13 +235,14 @@ pub(super) async fn plan_batch(
             uuids.push(&e.uuid);
         }
     }
-    let stmt = tx
-        .prepare_cached(
+    let rows = statements
+        .rows(
+            tx,
             "SELECT e.hook, e.uuid FROM events e
              JOIN UNNEST($1::text[], $2::text[]) AS x(h, u) ON e.hook = x.h AND e.uuid = x.u",
+            &[(&hooks, Type::TEXT_ARRAY), (&uuids, Type::TEXT_ARRAY)],
         )
         .await?;
-    let rows = tx.query(&stmt, &[&hooks, &uuids]).await?;
     let mut seen: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     for r in &rows {
         seen.insert((r.try_get(0)?, r.try_get(1)?));
@@ -275,6 +279,7 @@ pub(super) async fn plan_batch(
 /// and counts as a duplicate.
 pub(super) async fn insert_planned(
     tx: &deadpool_postgres::Transaction<'_>,
+    statements: Statements,
     batch: &[IngestCmd],
     plan: &Plan,
 ) -> Result<std::collections::HashSet<(usize, usize)>, tokio_postgres::Error> {
@@ -296,14 +301,16 @@ pub(super) async fn insert_planned(
     // `seq` breaks ties between events of one delivery in listings, so it must follow
     // arrival order while the insert follows `(hook, uuid)`: reserve one value per row
     // (ascending, unique across replicas) and hand them out in arrival order.
-    let stmt = tx
-        .prepare_cached(
-            "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1::bigint)",
-        )
-        .await?;
     let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let mut seqs: Vec<i64> = Vec::with_capacity(rows.len());
-    for r in tx.query(&stmt, &[&count]).await? {
+    for r in statements
+        .rows(
+            tx,
+            "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1::bigint)",
+            &[(&count, Type::INT8)],
+        )
+        .await?
+    {
         seqs.push(r.try_get(0)?);
     }
     seqs.sort_unstable();
@@ -333,8 +340,9 @@ pub(super) async fn insert_planned(
     let seq: Vec<i64> = rows.iter().map(|(_, s)| *s).collect();
     let recovered: Vec<bool> = rows.iter().map(|((d, _, _), _)| d.recovered).collect();
     // ORDER BY n keeps the sorted order: the unique-index entries are taken in it.
-    let stmt = tx
-        .prepare_cached(
+    let returned = statements
+        .rows(
+            tx,
             "INSERT INTO events (hook, uuid, event_id, event_type, published, received_at, payload, seq, recovered)
              OVERRIDING SYSTEM VALUE
              SELECT h, u, i, t, p, r, b, q, v
@@ -343,14 +351,16 @@ pub(super) async fn insert_planned(
              ORDER BY n
              ON CONFLICT DO NOTHING
              RETURNING hook, uuid",
-        )
-        .await?;
-    let returned = tx
-        .query(
-            &stmt,
             &[
-                &hooks, &uuids, &event_ids, &types, &published, &received, &payloads, &seq,
-                &recovered,
+                (&hooks, Type::TEXT_ARRAY),
+                (&uuids, Type::TEXT_ARRAY),
+                (&event_ids, Type::TEXT_ARRAY),
+                (&types, Type::TEXT_ARRAY),
+                (&published, Type::TEXT_ARRAY),
+                (&received, Type::INT8_ARRAY),
+                (&payloads, Type::TEXT_ARRAY),
+                (&seq, Type::INT8_ARRAY),
+                (&recovered, Type::BOOL_ARRAY),
             ],
         )
         .await?;
@@ -377,16 +387,21 @@ pub(super) async fn insert_planned(
         }
     }
     if !job_uuids.is_empty() {
-        let stmt = tx
-            .prepare_cached(
+        statements
+            .exec(
+                tx,
                 "INSERT INTO jobs (hook, uuid, sink, state, attempts, claims, next_attempt_at, updated_at)
                  SELECT h, u, s, 'pending', 0, 0, $1, $1
                  FROM UNNEST($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(h, u, s, n)
                  ORDER BY n
                  ON CONFLICT DO NOTHING",
+                &[
+                    (&now, Type::INT8),
+                    (&job_hooks, Type::TEXT_ARRAY),
+                    (&job_uuids, Type::TEXT_ARRAY),
+                    (&job_sinks, Type::TEXT_ARRAY),
+                ],
             )
-            .await?;
-        tx.execute(&stmt, &[&now, &job_hooks, &job_uuids, &job_sinks])
             .await?;
     }
     Ok(inserted)
