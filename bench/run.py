@@ -76,6 +76,7 @@ PACE_MS = int(os.environ["PACE_MS"]) if "PACE_MS" in os.environ else None
 # The many-connections run: this many connections at once, each sending as fast as it can.
 MANY = 1000
 PG_PORT = int(os.environ.get("PGPORT", "55432"))
+BOUNCER_PORT = int(os.environ.get("BOUNCER_PORT", "56432"))
 CONNS = 64
 CURVE = [1, 8, 64, 256]
 AUTH = "Basic b2t0YTpjaGFuZ2UtbWUtYmVmb3JlLXByb2R1Y3Rpb24="  # config/hookwarden.toml's
@@ -584,38 +585,77 @@ def as_postgres(argv):
 
 def postgres(rnd):
     """The same acks on the PostgreSQL store, one replica, against a PostgreSQL started
-    here (fsync on, default synchronous_commit) on the same cores."""
-    ensure_free(PG_PORT)
+    here (fsync on, default synchronous_commit, ssl on with a certificate made here) on the
+    same cores: over plain TCP, over TLS (`tls = "require"`: the same encryption as
+    verify-full, whose extra checks happen once per connection), and through PgBouncer
+    (Debian's, pool_mode = transaction) with `transaction_pooling = true`."""
+    ensure_free(PG_PORT, BOUNCER_PORT)
     bindir, data = pg_bin(), tempfile.mkdtemp(prefix="pg.", dir=WORK)
     if os.geteuid() == 0:
         os.chmod(WORK, 0o711)  # the postgres user must reach its folder inside
         shutil.chown(data, "postgres")
     subprocess.run(as_postgres([f"{bindir}/initdb", "-D", f"{data}/db", "-U", "postgres",
                                 "--auth=trust"]), check=True, capture_output=True)
+    subprocess.run(as_postgres(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                                "/CN=localhost", "-keyout", f"{data}/server.key", "-out",
+                                f"{data}/server.crt"]), check=True, capture_output=True)
     subprocess.run(as_postgres([f"{bindir}/pg_ctl", "-D", f"{data}/db", "-l", f"{data}/log", "-w",
-                                "-o", f"-p {PG_PORT} -k {data} -c listen_addresses=127.0.0.1",
-                                "start"]), check=True, capture_output=True)
+                                "-o", f"-p {PG_PORT} -k {data} -c listen_addresses=127.0.0.1 "
+                                f"-c ssl=on -c ssl_cert_file={data}/server.crt "
+                                f"-c ssl_key_file={data}/server.key", "start"]),
+                   check=True, capture_output=True)
+    bouncer = None
     try:
         subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-qc",
                         "CREATE DATABASE hookwarden"], check=True, capture_output=True)
-        proc = start_hookwarden(True, name="hookwarden-pg", env={
-            "HOOKWARDEN__STORE__BACKEND": "postgres",
-            "HOOKWARDEN__STORE__POSTGRES__URL": f"postgres://postgres@127.0.0.1:{PG_PORT}/hookwarden"})
+        with open(f"{data}/pgbouncer.ini", "w") as f:
+            f.write(f"[databases]\n* = host=127.0.0.1 port={PG_PORT}\n[pgbouncer]\n"
+                    f"listen_addr = 127.0.0.1\nlisten_port = {BOUNCER_PORT}\nunix_socket_dir =\n"
+                    f"auth_type = trust\nauth_file = {data}/users.txt\npool_mode = transaction\n"
+                    f"max_client_conn = 200\ndefault_pool_size = 16\nlogfile = {data}/pgbouncer.log\n")
+        with open(f"{data}/users.txt", "w") as f:
+            f.write('"postgres" ""\n')
+        if os.geteuid() == 0:
+            for name in ("pgbouncer.ini", "users.txt"):
+                shutil.chown(f"{data}/{name}", "postgres")
+        bouncer = subprocess.Popen(as_postgres(["/usr/sbin/pgbouncer", f"{data}/pgbouncer.ini"]),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if port_open(BOUNCER_PORT)():
+                break
+            time.sleep(0.05)
+        direct = f"postgres://postgres@127.0.0.1:{PG_PORT}/hookwarden"
+        setups = (
+            ("pg/hookwarden", {"HOOKWARDEN__STORE__POSTGRES__URL": direct}),
+            ("pg-tls/hookwarden", {"HOOKWARDEN__STORE__POSTGRES__URL": direct,
+                                   "HOOKWARDEN__STORE__POSTGRES__TLS": "require"}),
+            ("pg-bouncer/hookwarden", {
+                "HOOKWARDEN__STORE__POSTGRES__URL":
+                    f"postgres://postgres@127.0.0.1:{BOUNCER_PORT}/hookwarden",
+                "HOOKWARDEN__STORE__POSTGRES__TRANSACTION_POOLING": "true"}),
+        )
         def commits():
             out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
                                   "-tAc", "SELECT xact_commit FROM pg_stat_database "
                                   "WHERE datname = 'hookwarden'"], capture_output=True, text=True)
             return int(out.stdout.strip() or 0)
-        try:
-            before = commits()
-            m = measure(proc, url("hookwarden", True), CONNS)
-            # Transactions per acknowledged delivery over warm-up and load (the worker's
-            # included): what each ack costs the database in commits, each a WAL flush.
-            m["commits_per_ack"] = (commits() - before) / max(1, m["requests"])
-            record("pg/hookwarden", m)
-        finally:
-            stop(proc)
+        for key, env in setups:
+            proc = start_hookwarden(True, name=key.split("/")[0],
+                                    env=dict(env, HOOKWARDEN__STORE__BACKEND="postgres"))
+            try:
+                before = commits()
+                m = measure(proc, url("hookwarden", True), CONNS)
+                # Transactions per acknowledged delivery over warm-up and load (the worker's
+                # included): what each ack costs the database in commits, each a WAL flush.
+                m["commits_per_ack"] = (commits() - before) / max(1, m["requests"])
+                record(key, m)
+            finally:
+                stop(proc)
     finally:
+        if bouncer is not None:
+            bouncer.terminate()
+            bouncer.wait()
         subprocess.run(as_postgres([f"{bindir}/pg_ctl", "-D", f"{data}/db", "-m", "immediate",
                                     "stop"]), capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
@@ -788,12 +828,18 @@ def report(info, seconds):
         L.append("| hookwarden, HTTPS, 64 connections | acks/s | p50 ms | p99 ms | non-2xx + errors |")
         L.append("|---|---|---|---|---|")
         for k, label in (("acks/hookwarden/https", "embedded store (SQLite)"),
-                         ("pg/hookwarden", "PostgreSQL, one replica")):
+                         ("pg/hookwarden", "PostgreSQL, one replica, plain TCP"),
+                         ("pg-tls/hookwarden", "PostgreSQL, one replica, TLS"),
+                         ("pg-bouncer/hookwarden", "PostgreSQL, one replica, through PgBouncer")):
+            if k not in RESULTS:
+                continue
             L.append(f"| {label} | {cell(k, 'rps')} | {cell(k, 'p50', '{:.2f}')} | "
                      f"{cell(k, 'p99', '{:.2f}')} | {sum(values(k, 'non2xx'))} + {sum(values(k, 'errors'))} |")
         L.append("")
         L.append(f"PostgreSQL commits per acknowledged delivery (ingest and the sink's drain, "
-                 f"warm-up included): {cell('pg/hookwarden', 'commits_per_ack', '{:.2f}')}.")
+                 f"warm-up included): {cell('pg/hookwarden', 'commits_per_ack', '{:.2f}')} "
+                 f"(TLS {cell('pg-tls/hookwarden', 'commits_per_ack', '{:.2f}')}, "
+                 f"PgBouncer {cell('pg-bouncer/hookwarden', 'commits_per_ack', '{:.2f}')}).")
         L.append("")
     pf = RESULTS.get("prefill", [])
     if "store/empty" in RESULTS:

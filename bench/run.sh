@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hookwarden side by side with its null receiver (examples/null_receiver.rs: the same
 # stack, storing nothing), adnanh/webhook, an Express receiver and nginx: one command.
-# Installs what is missing (Debian's wrk, webhook, nginx, nodejs/npm, postgresql; express
+# Installs what is missing (Debian's wrk, webhook, nginx, nodejs/npm, postgresql, pgbouncer; express
 # from bench/receivers/package-lock.json; oha with cargo), builds the `dist` binaries
 # (fat LTO: the container's build), then runs bench/run.py, which prints the tables and
 # every goal with its ratio and verdict (also written to $OUT/results.md).
@@ -27,6 +27,7 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v openssl >/dev/null || need+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 if ((${#need[@]})); then
   echo "installing ${need[*]}" >&2
   apt-get update -qq

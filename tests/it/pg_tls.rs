@@ -31,6 +31,17 @@ fn server_cert(issuer: &Issuer<'static, KeyPair>) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
+/// A client certificate whose CN is the database role, signed by `issuer`.
+fn client_cert(issuer: &Issuer<'static, KeyPair>) -> (String, String) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, pgutil::ROLE);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, issuer).expect("signed");
+    (cert.pem(), key.serialize_pem())
+}
+
 /// A PostgreSQL of its own with TLS on, and the CA file that signs its certificate.
 fn tls_server(dir: &Path) -> (PgServer, PathBuf) {
     let (ca_pem, issuer) = ca();
@@ -166,6 +177,46 @@ async fn require_against_a_server_without_tls_is_refused() {
     let store = open(&url, Some(TlsMode::Disable), None)
         .await
         .expect("disable");
+    store.close().await;
+}
+
+/// A server that logs the role in by its client certificate (`cert` in pg_hba): with
+/// `client_cert` and `client_key` the store connects, without them it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (ca_pem, issuer) = ca();
+    let (cert, key) = server_cert(&issuer);
+    let mut server = pgutil::dedicated();
+    server
+        .enable_tls_with(&cert, &key, Some(&ca_pem))
+        .unwrap_or_else(|e| panic!("cannot turn TLS on: {e}"));
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).expect("write");
+    let (client, client_key) = client_cert(&issuer);
+    let (cert_file, key_file) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+    std::fs::write(&cert_file, client).expect("write");
+    std::fs::write(&key_file, client_key).expect("write");
+    let url = localhost(&server.fresh_db().await);
+
+    let e = open(&url, Some(TlsMode::VerifyFull), Some(&ca_file))
+        .await
+        .err()
+        .expect("no client certificate");
+    assert!(e.contains("certificate"), "{e}");
+
+    let mut config = pgutil::store_config(&url, 1000);
+    let pg = config.postgres.as_mut().expect("postgres");
+    pg.tls = Some(TlsMode::VerifyFull);
+    pg.ca_file = Some(ca_file.clone());
+    pg.client_cert = Some(cert_file);
+    pg.client_key = Some(key_file);
+    pg.password = None;
+    let pg = pg.clone();
+    let store = PostgresStore::connect(&pg, &config)
+        .await
+        .unwrap_or_else(|e| panic!("with the client certificate: {e}"));
+    round_trip(&store).await;
     store.close().await;
 }
 

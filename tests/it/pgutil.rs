@@ -122,6 +122,17 @@ impl PgServer {
     /// Turns TLS on with this certificate and key (PEM), restarting the server. The files
     /// are copied into the server's folder, owned by its user, the key readable by it alone.
     pub fn enable_tls(&mut self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        self.enable_tls_with(cert_pem, key_pem, None)
+    }
+
+    /// [`Self::enable_tls`], and with `client_ca` (PEM) [`ROLE`] must log in over TLS with
+    /// a client certificate signed by it whose CN is the role (`cert` in pg_hba).
+    pub fn enable_tls_with(
+        &mut self,
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca: Option<&str>,
+    ) -> Result<(), String> {
         use std::os::unix::fs::PermissionsExt;
         let (_, uid, gid) = server_user()?;
         let cert = self.dir.path().join("server.crt");
@@ -137,6 +148,19 @@ impl PgServer {
             cert.display(),
             key.display()
         );
+        if let Some(ca) = client_ca {
+            let ca_path = self.dir.path().join("client-ca.crt");
+            std::fs::write(&ca_path, ca).map_err(|e| e.to_string())?;
+            std::os::unix::fs::chown(&ca_path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            self.extra
+                .push_str(&format!(" -c ssl_ca_file={}", ca_path.display()));
+            let hba = format!(
+                "local all all trust\nhostnossl all {ROLE} 127.0.0.1/32 reject\nhostssl all {ROLE} 127.0.0.1/32 cert\nhost all all 127.0.0.1/32 trust\n"
+            );
+            let hba_path = self.data().join("pg_hba.conf");
+            std::fs::write(&hba_path, hba).map_err(|e| e.to_string())?;
+            std::os::unix::fs::chown(&hba_path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
         self.stop("fast")?;
         self.start_again()
     }
