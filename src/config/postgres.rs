@@ -109,6 +109,24 @@ pub struct TlsSettings {
 }
 
 impl PostgresConfig {
+    /// A section with this URL and every other key at its default (for code that builds
+    /// configs; a file gets the same defaults).
+    pub fn new(url: impl Into<String>) -> PostgresConfig {
+        PostgresConfig {
+            url: url.into(),
+            password: None,
+            pool_size: default_pg_pool(),
+            connect_timeout: default_pg_timeout(),
+            statement_timeout: default_statement_timeout(),
+            lock_timeout: default_lock_timeout(),
+            transaction_pooling: false,
+            tls: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+
     /// The TLS settings and the URL for the driver; an error names the key or the URL
     /// parameter and what is wrong.
     pub fn tls(&self) -> Result<TlsSettings, Problem> {
@@ -264,19 +282,7 @@ mod tests {
     use super::*;
 
     fn pg(url: &str) -> PostgresConfig {
-        PostgresConfig {
-            url: url.into(),
-            password: None,
-            pool_size: 4,
-            connect_timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(2),
-            lock_timeout: Duration::from_secs(1),
-            transaction_pooling: false,
-            tls: None,
-            ca_file: None,
-            client_cert: None,
-            client_key: None,
-        }
+        PostgresConfig::new(url)
     }
 
     #[test]

@@ -279,19 +279,13 @@ impl PgServer {
     /// `static` is never dropped, and a test killed by a timeout drops nothing.
     fn stop_when_process_exits(&self) {
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; runuser -u {user} -- {pg_ctl} -D {data} -m immediate stop; rm -rf {dir}",
-            pid = std::process::id(),
+            "runuser -u {user} -- {pg_ctl} -D {data} -m immediate stop; rm -rf {dir}",
             user = self.user,
             pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.data().display(),
             dir = self.dir.path().display(),
         );
-        let _ = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        after_this_process(&script);
     }
 
     /// A new empty database owned by [`ROLE`]; returns its URL (without password).
@@ -370,17 +364,9 @@ pub fn dedicated() -> PgServer {
 /// `[store.postgres]` for a URL from [`PgServer::fresh_db`].
 pub fn pg_config(url: &str) -> PostgresConfig {
     PostgresConfig {
-        url: url.to_owned(),
         password: Some(Secret::literal(ROLE_PASSWORD)),
         pool_size: 8,
-        connect_timeout: Duration::from_secs(2),
-        statement_timeout: Duration::from_secs(2),
-        lock_timeout: Duration::from_secs(1),
-        transaction_pooling: false,
-        tls: None,
-        ca_file: None,
-        client_cert: None,
-        client_key: None,
+        ..PostgresConfig::new(url)
     }
 }
 
@@ -485,17 +471,7 @@ pub fn shared_bouncer() -> &'static Bouncer {
     static BOUNCER: OnceLock<Result<Bouncer, String>> = OnceLock::new();
     let b = BOUNCER.get_or_init(|| {
         let b = Bouncer::start(shared())?;
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill {child} 2>/dev/null",
-            pid = std::process::id(),
-            child = b.child.id(),
-        );
-        let _ = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        after_this_process(&format!("kill {} 2>/dev/null", b.child.id()));
         Ok(b)
     });
     match b {
@@ -510,4 +486,19 @@ pub fn pooled_config(url: &str) -> PostgresConfig {
         transaction_pooling: true,
         ..pg_config(url)
     }
+}
+
+/// Runs `command` (sh) once this test process has ended, whatever way it ends: a server in
+/// a `static` is never dropped, and a test killed by a timeout drops nothing.
+fn after_this_process(command: &str) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {command}",
+        pid = std::process::id()
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }

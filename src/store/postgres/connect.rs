@@ -51,9 +51,9 @@ impl Connector {
             TlsMode::Require => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(Unchecked(provider))),
-            TlsMode::Disable | TlsMode::VerifyFull => {
-                builder.with_root_certificates(roots(settings)?)
-            }
+            // Never used: the driver does not ask for TLS.
+            TlsMode::Disable => builder.with_root_certificates(RootCertStore::empty()),
+            TlsMode::VerifyFull => builder.with_root_certificates(roots(settings)?),
         };
         let config = match (&settings.client_cert, &settings.client_key) {
             (Some(cert), Some(key)) => {
@@ -101,7 +101,7 @@ fn roots(settings: &TlsSettings) -> Result<RootCertStore, String> {
             }
         }
     }
-    if roots.is_empty() && settings.mode == TlsMode::VerifyFull {
+    if roots.is_empty() {
         return Err("store.postgres.ca_file: no CA certificate to check the server against (none in the file, and none in the system's store)".into());
     }
     Ok(roots)
