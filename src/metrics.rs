@@ -367,7 +367,6 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format (OpenMetrics), for `/metrics`.
     /// The store's gauges (the worker refreshes them each second, `/metrics` before it
     /// renders).
     pub fn set_job_counts(&self, counts: crate::store::JobCounts) {
@@ -377,10 +376,34 @@ impl Metrics {
             .set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
     }
 
+    /// The text exposition format (OpenMetrics), for `/metrics`.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Every series as a Markdown table (series as `/metrics` names it, type, help), made
+    /// from the registry itself: docs/operations.md holds it, and a test keeps the two
+    /// equal, so that no series goes undocumented.
+    pub fn reference() -> String {
+        let text = Metrics::new().render();
+        let mut out = String::from("| series | type | what it tells |\n|---|---|---|\n");
+        let mut help = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                help = rest.split_once(' ').map_or("", |(_, h)| h);
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+                let series = match kind {
+                    "counter" => format!("{name}_total"),
+                    "histogram" => format!("{name}_bucket, _sum, _count"),
+                    _ => name.to_owned(),
+                };
+                out.push_str(&format!("| `{series}` | {kind} | {help} |\n"));
+            }
+        }
         out
     }
 }

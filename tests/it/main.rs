@@ -9,6 +9,7 @@ mod contract;
 mod crash;
 mod delivery;
 mod deploy;
+mod docs;
 mod faults;
 mod handlers;
 mod hostile;

@@ -280,9 +280,11 @@ mod tests {
         let hash = bcrypt::hash("Okta", 4).expect("bcrypt");
         std::fs::write(&passwords, format!("isaac.brock@example.com:{hash}\n")).expect("write");
         let script = root.join("examples/scripts/token.rhai");
+        // Every ```toml block, whatever its marks (`check`, `fragment`, `not-checked: …`).
         let blocks: Vec<&str> = guide
-            .split("```toml\n")
+            .split("```toml")
             .skip(1)
+            .filter_map(|rest| rest.split_once('\n').map(|(_, body)| body))
             .filter_map(|rest| rest.split("```").next())
             .collect();
         let mut built = 0;
