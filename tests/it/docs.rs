@@ -7,7 +7,7 @@
 //! `HOOKWARDEN_BLESS_DOCS=1 cargo test --test it docs` rewrites the generated copies instead
 //! of failing on them.
 
-use crate::util::{free_port, wait_ready};
+use crate::util::{free_port, serve_command, wait_ready};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -341,14 +341,9 @@ async fn commands_marked_run_answer_as_the_docs_show() {
     .expect("copy config");
     std::os::unix::fs::symlink(root().join("tests"), d.join("tests")).expect("link tests");
     let (port, admin) = (free_port(), free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-        .arg("serve")
+    // In its own folder, as a newcomer runs it: `data/` lands there.
+    let mut child = serve_command(Path::new("config/hookwarden.toml"), port, admin)
         .current_dir(d)
-        .env("HOOKWARDEN__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKWARDEN__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
-        .env("HOOKWARDEN__LOG__LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("serve");
     wait_ready(admin).await;

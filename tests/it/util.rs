@@ -390,17 +390,23 @@ pub fn spawn(config: &Path, port: u16, admin: u16) -> std::process::Child {
 
 /// [`spawn`] with more arguments to `serve`.
 pub fn spawn_with(config: &Path, port: u16, admin: u16, args: &[&str]) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-        .args(["serve", "--config"])
-        .arg(config)
+    serve_command(config, port, admin)
         .args(args)
+        .spawn()
+        .expect("spawn hookwarden")
+}
+
+/// `hookwarden serve --config <config>` on these ports, logs off, not started yet.
+pub fn serve_command(config: &Path, port: u16, admin: u16) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"));
+    cmd.args(["serve", "--config"])
+        .arg(config)
         .env("HOOKWARDEN__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("HOOKWARDEN__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
         .env("HOOKWARDEN__LOG__LEVEL", "warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn hookwarden")
+        .stderr(std::process::Stdio::null());
+    cmd
 }
 
 /// Waits until the binary's `/readyz` answers 200.
