@@ -25,6 +25,7 @@ use super::*;
 use serde::Deserialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use tokio::sync::Mutex;
 
@@ -87,10 +88,13 @@ impl JsonlSink {
                 source,
             })?;
         }
+        // Events hold personal data: a new file is for hookwarden's user alone (an
+        // existing file keeps the mode its owner gave it).
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
+            .mode(0o600)
             .open(path)
             .map_err(open)?;
         end_with_newline(&file).map_err(|source| SetupError::Repair {
@@ -330,6 +334,22 @@ mod tests {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_file_is_for_its_owner_alone_and_an_old_one_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let new = dir.path().join("new.jsonl");
+        let sink = JsonlSink::open(&new).expect("open");
+        deliver(&sink, "okta", "u-1").await;
+        assert_eq!(mode(&new), 0o600);
+        let old = dir.path().join("old.jsonl");
+        std::fs::write(&old, "").expect("write");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        JsonlSink::open(&old).expect("open");
+        assert_eq!(mode(&old), 0o640);
     }
 
     #[tokio::test]

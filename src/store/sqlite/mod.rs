@@ -171,6 +171,23 @@ impl SqliteStore {
         let at = |e: rusqlite::Error| {
             StoreError::Unavailable(format!("cannot open the store {}: {e}", path.display()))
         };
+        // Events hold personal data: a new store is for hookwarden's user alone (SQLite
+        // gives its -wal and -shm files the database file's mode). An existing file keeps
+        // the mode its owner gave it.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot open the store {}: {e}",
+                        path.display()
+                    ))
+                })?;
+        }
         let mut conn = Connection::open(path).map_err(at)?;
         configure_writer(&conn, path, config.page_cache_kib)?;
         migrate(&mut conn, path)?;

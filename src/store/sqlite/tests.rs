@@ -328,6 +328,26 @@ async fn below_the_disk_reserve_only_new_events_are_refused() {
     store.close().await;
 }
 
+#[tokio::test]
+async fn a_new_store_is_for_its_owner_alone_wal_included() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_at(&dir, 1000);
+    store
+        .ingest(delivery(
+            "okta",
+            vec![event("u-1", "user.session.start", &["s"])],
+        ))
+        .await
+        .expect("ingest");
+    for name in ["hookwarden.db", "hookwarden.db-wal"] {
+        let path = dir.path().join("sub").join(name);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    store.close().await;
+}
+
 #[test]
 fn globs_translate_to_sqlite() {
     assert_eq!(sqlite_glob("user.*"), "user.*");
