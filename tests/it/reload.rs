@@ -469,6 +469,35 @@ async fn start_binary(
     (child, admin, client, format!("https://localhost:{port}"))
 }
 
+/// The binary's `/metrics` text.
+async fn binary_metrics(admin: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Calls with the new secret until the new generation answers (10 s at most); every
+/// answer it gives carries the new rule's claim.
+async fn until_new_generation<F, Fut>(call: F, what: &str)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (u16, String)>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = call().await;
+        if status == 200 {
+            assert_eq!(claim_of(&body), CLAIM_B);
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// SIGTERM, and a clean exit.
 fn stop_binary(mut child: std::process::Child) {
     let _ = Command::new("kill")
@@ -508,26 +537,9 @@ async fn sighup_reloads_the_binary_in_place() {
         .status()
         .expect("kill -HUP");
     assert!(hup.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = call(NEW).await;
-        if status == 200 {
-            assert_eq!(claim_of(&body), CLAIM_B);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "SIGHUP did not reload: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_new_generation(|| call(NEW), "SIGHUP did not reload").await;
     assert_eq!(call(OLD).await.0, 200, "both secrets during the overlap");
-    let m = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let m = binary_metrics(admin).await;
     assert_eq!(metric(&m, "hookwarden_config_generation", ""), 2.0);
     assert_eq!(
         metric(&m, "hookwarden_config_reloads_total", "result=\"ok\""),
@@ -556,14 +568,7 @@ async fn watch_config_reloads_an_edited_file_and_refuses_a_broken_one_once() {
     let (child, admin, client, base) =
         start_binary(&config_path, &pem, &["--watch-config", "100ms"]).await;
     let call = |password: &'static str| token_call(&client, &base, password);
-    let metrics = || async {
-        reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
-    };
+    let metrics = || binary_metrics(admin);
     assert_eq!(call(OLD).await.0, 200);
 
     // A broken file: refused once, and the service keeps answering as before.
@@ -593,19 +598,7 @@ async fn watch_config_reloads_an_edited_file_and_refuses_a_broken_one_once() {
         text(d, &cert, &key, hooks(d, &[NEW], CLAIM_B, false)),
     )
     .expect("write");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = call(NEW).await;
-        if status == 200 {
-            assert_eq!(claim_of(&body), CLAIM_B);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the edit was not reloaded: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_new_generation(|| call(NEW), "the edit was not reloaded").await;
     assert_eq!(call(OLD).await.0, 401);
     let m = metrics().await;
     assert_eq!(metric(&m, "hookwarden_config_generation", ""), 2.0);
