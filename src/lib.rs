@@ -11,6 +11,7 @@
 //! | [`http`] | the listeners: router, auth (shared secrets, OAuth bearer JWTs) and network guards, TLS with reload, connection limits, error bodies |
 //! | [`event_hooks`] | verification GET and delivery POST: parse, route to sinks, store durably, then acknowledge |
 //! | [`inline_hooks`] | inline calls: handler (rules, one module per hook type; Rhai script; forward) inside the budget counted from arrival, its answer settled by [`okta::inline::settle`], fallback, idempotent repeats |
+//! | [`files`] | file-system checks that start-up and `check-config` share (a folder that can be written in, or created) |
 //! | [`glob`] | the event-type glob (`*` only) that sink filters, `events list --type` and inline rules share |
 //! | [`time`] | store time (milliseconds since the epoch): now, RFC 3339 formatting, and operators' `--since 2h` |
 //! | [`store`] | the storage seam, one trait per role ([`store::Queue`], [`store::Inspect`], [`store::Leases`], [`store::AnswerStore`]; [`store::Store`] gathers the first three), the embedded SQLite store with group commit and the PostgreSQL store shared by replicas, [`store::open`] |
@@ -41,6 +42,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod event_hooks;
+pub mod files;
 pub mod glob;
 pub mod http;
 pub mod inline_hooks;

@@ -9,12 +9,13 @@
 //! In between, `reload` puts a new configuration generation in service on SIGHUP or
 //! `POST /reload`; `router` builds each generation's public router.
 
+pub mod preflight;
 mod reload;
 mod router;
 mod watch;
 
 pub use reload::Live;
-pub use router::{problems, public_router, Shared};
+pub use router::{public_router, Shared};
 
 use crate::admin::state::Reload;
 use crate::admin::{self, AdminState};
@@ -47,11 +48,21 @@ pub enum RunError {
     Sink(#[from] SinkSetupError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("{key}: cannot listen on {addr}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (another process, perhaps another hookwarden, holds this port)" } else { "" })]
     Bind {
+        /// The key that names the address (`server.listen`, `admin.listen`).
+        key: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("server.data_dir: cannot create {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// What `check-config` reports too ([`preflight`]).
+    #[error("{0}")]
+    Preflight(crate::config::ConfigError),
     #[error("{0}")]
     Reconcile(#[from] crate::reconcile::SetupError),
     #[error("the public listener failed: {0}")]
@@ -67,8 +78,8 @@ pub enum RunError {
     Hook(String),
 }
 
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
-    std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind { addr, source })
+fn bind(key: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
+    std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind { key, addr, source })
 }
 
 /// How this run is started, beyond the configuration itself.
@@ -101,6 +112,20 @@ pub async fn run_with(
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
+    // Refused before anything is opened, with the words and keys of `check-config`.
+    let problems = preflight::problems(&config);
+    if !problems.is_empty() {
+        return Err(RunError::Preflight(crate::config::ConfigError(problems)));
+    }
+
+    // The data folder holds the store, the development certificate and often the sinks'
+    // files: created first (private), so that every later step finds it.
+    crate::files::create_private_folder(&config.server.data_dir).map_err(|source| {
+        RunError::DataDir {
+            path: config.server.data_dir.clone(),
+            source,
+        }
+    })?;
 
     let crate::store::OpenedStore { store, shared } =
         crate::store::open(&config, crate::store::OpenFor::Service).await?;
@@ -110,12 +135,12 @@ pub async fn run_with(
 
     let (public_listener, admin_listener) = match listeners {
         Some(l) => (l.public, l.admin),
-        None => (bind(config.server.listen)?, None),
+        None => (bind("server.listen", config.server.listen)?, None),
     };
     let admin_listener = match (config.admin.enabled, admin_listener) {
         (false, _) => None,
         (true, Some(l)) => Some(l),
-        (true, None) => Some(bind(config.admin.listen)?),
+        (true, None) => Some(bind("admin.listen", config.admin.listen)?),
     };
 
     let tls_config = if config.server.tls.enabled {
@@ -193,20 +218,26 @@ pub async fn run_with(
     let public_addr = public_listener
         .local_addr()
         .map_err(|source| RunError::Bind {
+            key: "server.listen",
             addr: config.server.listen,
             source,
         })?;
 
     let admin_task = match admin_listener {
         Some(l) => {
+            let key = "admin.listen";
             let addr = l.local_addr().map_err(|source| RunError::Bind {
+                key,
                 addr: config.admin.listen,
                 source,
             })?;
             l.set_nonblocking(true)
-                .map_err(|source| RunError::Bind { addr, source })?;
-            let l = tokio::net::TcpListener::from_std(l)
-                .map_err(|source| RunError::Bind { addr, source })?;
+                .map_err(|source| RunError::Bind { key, addr, source })?;
+            let l = tokio::net::TcpListener::from_std(l).map_err(|source| RunError::Bind {
+                key,
+                addr,
+                source,
+            })?;
             let app = admin::router(Arc::new(AdminState {
                 store: store.clone(),
                 metrics: metrics.clone(),

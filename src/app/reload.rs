@@ -18,7 +18,7 @@
 //! a dead letter with [`crate::worker::SINK_REMOVED`], counted and listed with the
 //! others, and a replay delivers it once the sink is back.
 
-use super::router::{self, public_router, Shared};
+use super::router::{public_router, Shared};
 use crate::admin::state::{Reload, ReloadReport, ReloadResult};
 use crate::config::{Config, ConfigSource};
 use crate::metrics::ResultLabel;
@@ -104,7 +104,10 @@ impl Live {
             // Building the router is the check. Only when it fails are the hooks built
             // once more, to list every problem `check-config` would, not just the first.
             let router = public_router(&new, &shared, generation).map_err(|e| {
-                let all = router::problems(&new);
+                let all: Vec<String> = super::preflight::problems(&new)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                 if all.is_empty() {
                     vec![e.to_string()]
                 } else {

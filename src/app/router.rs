@@ -1,5 +1,4 @@
-//! The public router of one configuration generation, and the checks that building it
-//! makes (which `check-config` and a reload run too).
+//! The public router of one configuration generation.
 
 use super::RunError;
 use crate::activity::Activity;
@@ -24,27 +23,6 @@ pub struct Shared {
     pub waker: worker::Waker,
     pub metrics: Arc<Metrics>,
     pub activity: Arc<Activity>,
-}
-
-/// What building a configuration's hooks would refuse, beyond the config's own checks:
-/// inline handlers (scripts compiled, rule and password files read) and door auth
-/// (JWKS files read). `check-config` prints these; a reload refuses on them.
-pub fn problems(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (i, h) in config.inline_hooks.iter().enumerate() {
-        if let Err(e) = crate::inline_hooks::build_handler(h) {
-            problems.push(format!("inline_hooks[{i}].handler: {e}"));
-        }
-        if let Err(e) = DoorAuth::from_config(&h.auth) {
-            problems.push(format!("inline_hooks[{i}].auth: {e}"));
-        }
-    }
-    for (i, h) in config.event_hooks.iter().enumerate() {
-        if let Err(e) = DoorAuth::from_config(&h.auth) {
-            problems.push(format!("event_hooks[{i}].auth: {e}"));
-        }
-    }
-    problems
 }
 
 /// Builds the public router of one configuration generation: one route per hook, each

@@ -136,46 +136,43 @@ pub struct ReplayArgs {
     pub hook: Option<String>,
 }
 
-/// `check-config`: prints every problem (or a summary of a valid config) and returns the exit code.
+/// `check-config`: `serve` without listening. Prints every problem (or a summary of a
+/// valid config) and returns the exit code.
 pub fn check_config(path: Option<&std::path::Path>) -> i32 {
-    match Config::load(path) {
-        Ok(config) => {
-            // Build what start-up would build (scripts compiled, password files and JWKS
-            // files read), so that check-config finds what serve would refuse.
-            let problems = crate::app::problems(&config);
-            if !problems.is_empty() {
-                eprintln!("{} configuration problem(s):", problems.len());
-                for p in problems {
-                    eprintln!("  - {p}");
-                }
-                return 1;
-            }
-            println!(
-                "configuration is valid: {} event hook(s), {} inline hook(s), public listener {} ({}), admin listener {}",
-                config.event_hooks.len(),
-                config.inline_hooks.len(),
-                config.server.listen,
-                match (config.server.tls.enabled, &config.server.tls.cert) {
-                    (false, _) => "plain http",
-                    (true, Some(_)) => "https",
-                    (true, None) => "https with a self-signed development certificate",
-                },
-                if config.admin.enabled {
-                    config.admin.listen.to_string()
-                } else {
-                    "off".to_owned()
-                }
-            );
-            for w in config.warnings() {
-                println!("warning: {w}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
+    let mut report = Config::load_report(path);
+    // What start-up would refuse (scripts compiled, TLS files matched, folders writable),
+    // on what could be read, in the same pass as the file's own mistakes.
+    if let Some(config) = &report.config {
+        let more = crate::app::preflight::problems(config);
+        report.add(more);
     }
+    if !report.problems.is_empty() {
+        eprintln!("{}", crate::config::ConfigError(report.problems));
+        return 1;
+    }
+    let Some(config) = report.config else {
+        return 1;
+    };
+    println!(
+        "configuration is valid: {} event hook(s), {} inline hook(s), public listener {} ({}), admin listener {}",
+        config.event_hooks.len(),
+        config.inline_hooks.len(),
+        config.server.listen,
+        match (config.server.tls.enabled, &config.server.tls.cert) {
+            (false, _) => "plain http",
+            (true, Some(_)) => "https",
+            (true, None) => "https with a self-signed development certificate",
+        },
+        if config.admin.enabled {
+            config.admin.listen.to_string()
+        } else {
+            "off".to_owned()
+        }
+    );
+    for w in config.warnings() {
+        println!("warning: {w}");
+    }
+    0
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -207,17 +204,19 @@ pub fn serve(path: Option<&std::path::Path>, options: crate::RunOptions) -> i32 
         match crate::run_with(config, None, shutdown, options).await {
             Ok(()) => 0,
             Err(e) => {
-                tracing::error!(error = %e, "hookwarden stopped with an error");
-                eprintln!("error: {e}");
+                // Logs go to standard error: this line is the one the operator reads.
+                tracing::error!("hookwarden stopped: {e}");
                 1
             }
         }
     })
 }
 
-/// `events ...`: loads the configuration and works on its store.
+/// `events ...`: loads the configuration and works on its store. Only the store's
+/// secrets are read: the hooks' passwords and the admin token may be absent wherever an
+/// operator runs it.
 pub fn events_main(path: Option<&std::path::Path>, command: EventsCommand) -> i32 {
-    let config = match Config::load(path) {
+    let config = match Config::load_for(path, crate::config::Needs::StoreOnly) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

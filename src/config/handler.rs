@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// How an inline hook's answer is made.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(remote = "Self", rename_all = "lowercase")]
 pub enum HandlerConfig {
     /// Declarative rules in this file.
     Rules(RulesConfig),
@@ -18,6 +18,13 @@ pub enum HandlerConfig {
     Script(ScriptConfig),
     /// POST to your own service, answer checked and passed on.
     Forward(ForwardConfig),
+}
+
+impl<'de> Deserialize<'de> for HandlerConfig {
+    /// `kind = "rules"`, `"script"` or `"forward"`, read so that a mistake inside keeps its path.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::parse::tagged(d, "kind", &[], |de| HandlerConfig::deserialize(de))
+    }
 }
 
 /// The `[inline_hooks.handler]` table of `kind = "script"`.

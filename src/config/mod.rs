@@ -12,18 +12,22 @@
 
 mod handler;
 pub mod okta_api;
+mod parse;
 pub mod postgres;
 pub mod reconcile;
+mod resolve;
 pub mod rules;
 mod secret;
 mod validate;
+mod values;
 
 pub use handler::{ForwardConfig, HandlerConfig, ScriptConfig};
 pub use okta_api::OktaApiConfig;
 pub use postgres::{PostgresConfig, TlsMode};
 pub use reconcile::ReconcileConfig;
+pub use resolve::{env_var_for, Door, Needs};
 pub use rules::RulesConfig;
-pub use secret::{expose, SecretError, SecretSource};
+pub use secret::{expose, SecretError, SecretSource, MIN_SECRET_CHARS};
 
 use ipnet::IpNet;
 use secrecy::SecretString;
@@ -92,6 +96,37 @@ impl ConfigError {
     }
 }
 
+/// What loading found: the configuration (with stand-ins where there were mistakes, see
+/// [`Config::load_report`]) and every problem.
+pub struct Report {
+    pub config: Option<Config>,
+    pub problems: Vec<Problem>,
+    /// Keys that hold a stand-in for a mistake: later checks of them are not reported.
+    stand_ins: Vec<String>,
+}
+
+impl Report {
+    /// Adds the problems of a later check, leaving out those about a stand-in (they
+    /// would report the stand-in, not the file).
+    pub fn add(&mut self, problems: impl IntoIterator<Item = Problem>) {
+        let stand_ins = &self.stand_ins;
+        self.problems.extend(problems.into_iter().filter(|p| {
+            !stand_ins.iter().any(|s| {
+                p.key.strip_prefix(s.as_str()).is_some_and(|rest| {
+                    rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')
+                })
+            })
+        }));
+    }
+
+    fn into_result(self) -> Result<Config, ConfigError> {
+        match self.config {
+            Some(config) if self.problems.is_empty() => Ok(config),
+            _ => Err(ConfigError(self.problems)),
+        }
+    }
+}
+
 /// A secret resolved at load time. `Debug` never shows the value.
 #[derive(Clone)]
 pub struct Secret {
@@ -137,13 +172,19 @@ impl std::fmt::Debug for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// Not read yet: loading reads it after relative file paths are resolved, and only
+    /// when the command uses it ([`Config::load_for`]).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        SecretSource::deserialize(d).map(Secret::from)
+        SecretSource::deserialize(d).map(|source| Secret {
+            value: Err(std::sync::Arc::new(SecretError::Unread)),
+            source,
+        })
     }
 }
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
     pub admin: AdminConfig,
@@ -181,8 +222,10 @@ pub enum ConfigSource {
 
 /// The public HTTPS listener that Okta calls.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address and port of the public listener.
+    #[serde(deserialize_with = "values::listen_addr")]
     pub listen: SocketAddr,
     /// Folder for the embedded store and the generated development certificate.
     pub data_dir: PathBuf,
@@ -209,6 +252,7 @@ pub struct ServerConfig {
 
 /// TLS for the public listener.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// `false` serves plain HTTP: only for TLS that ends at a load balancer.
     pub enabled: bool,
@@ -224,8 +268,10 @@ pub struct TlsConfig {
 
 /// The admin listener: health, readiness and metrics. Keep it private.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     pub enabled: bool,
+    #[serde(deserialize_with = "values::listen_addr")]
     pub listen: SocketAddr,
     /// Token for the admin page (`/ui`); the page is off without one.
     #[serde(default)]
@@ -240,6 +286,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `hookwarden=debug,info`; `RUST_LOG` wins when set.
@@ -256,6 +303,7 @@ pub enum StoreBackend {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub backend: StoreBackend,
     /// SQLite file; default `data_dir/hookwarden.db`.
@@ -281,6 +329,7 @@ pub struct StoreConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Sink deliveries in flight at once, over all hooks.
     pub concurrency: usize,
@@ -299,17 +348,19 @@ pub struct WorkerConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::networks")]
     pub trusted_proxies: Vec<IpNet>,
     /// Client networks allowed to call the hooks; empty means any.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::networks")]
     pub allow_ips: Vec<IpNet>,
 }
 
 /// One Okta event hook endpoint.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventHookConfig {
     /// Short name used in logs, metrics and the store.
     pub name: String,
@@ -320,7 +371,7 @@ pub struct EventHookConfig {
     #[serde(default = "yes")]
     pub verify_requires_auth: bool,
     /// Overrides `network.allow_ips` for this hook.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::some_networks")]
     pub allow_ips: Option<Vec<IpNet>>,
     /// Events whose actor `id` or `alternateId` is listed are stored but sent to no sink
     /// (stops feedback loops with our own integration).
@@ -349,7 +400,7 @@ fn authorization() -> String {
 
 /// How a caller proves it is Okta. Several credentials may be valid at once (rotation).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthConfig {
     /// `Authorization: Basic base64(user:password)`, compared as a whole header value.
     Basic {
@@ -364,6 +415,13 @@ pub enum AuthConfig {
     },
     /// `Authorization: Bearer <JWT>` from Okta's OAuth 2.0 channel (inline hooks only).
     Oauth(OAuthConfig),
+}
+
+impl<'de> Deserialize<'de> for AuthConfig {
+    /// `type = "basic"`, `"header"` or `"oauth"`, read so that a mistake inside keeps its path.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse::tagged(d, "type", &[], |de| AuthConfig::deserialize(de))
+    }
 }
 
 impl AuthConfig {
@@ -444,6 +502,7 @@ fn default_jwks_min_refresh() -> Duration {
 
 /// One Okta inline hook endpoint.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InlineHookConfig {
     /// Short name used in logs and metrics.
     pub name: String,
@@ -454,7 +513,7 @@ pub struct InlineHookConfig {
     pub hook_type: crate::okta::inline::HookType,
     pub auth: AuthConfig,
     /// Overrides `network.allow_ips` for this hook.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::some_networks")]
     pub allow_ips: Option<Vec<IpNet>>,
     /// Time the handler has to answer (Okta gives up at 3 s).
     #[serde(with = "humantime_serde", default = "default_budget")]
@@ -498,6 +557,7 @@ impl InlineHookConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BasicUser {
     pub username: String,
     pub password: Secret,
@@ -511,62 +571,40 @@ pub struct SinkConfig {
     /// Event type globs (`user.lifecycle.*`); empty means every type.
     pub event_types: Vec<String>,
     pub kind: SinkKind,
-    /// Keys that no sink of this type has, reported by [`Config::problems`].
-    pub unknown_keys: Vec<String>,
 }
 
 impl<'de> Deserialize<'de> for SinkConfig {
     // Written out rather than `#[serde(flatten)]`: flatten swallows unknown keys, and a
     // misspelt sink key must be reported (with every other problem), not ignored.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut map = match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Object(m) => m,
-            _ => return Err(D::Error::custom("a sink is a table")),
-        };
-        let name = match map.remove("name") {
-            Some(serde_json::Value::String(s)) => s,
-            Some(_) => return Err(D::Error::custom("sink `name` must be a string")),
-            None => return Err(D::Error::missing_field("name")),
-        };
-        let event_types = match map.remove("event_types") {
-            Some(v) => serde_json::from_value(v)
-                .map_err(|e| D::Error::custom(format!("sink `event_types`: {e}")))?,
-            None => Vec::new(),
-        };
-        // deny_unknown_fields names one unknown key per try; set each aside and try again.
-        let mut unknown_keys = Vec::new();
-        let kind = loop {
-            match SinkKind::deserialize(serde_json::Value::Object(map.clone())) {
-                Ok(kind) => break kind,
-                Err(e) => {
-                    let msg = e.to_string();
-                    match msg
-                        .strip_prefix("unknown field `")
-                        .and_then(|rest| rest.split('`').next())
-                        .filter(|f| map.contains_key(*f))
-                    {
-                        Some(field) => {
-                            let field = field.to_owned();
-                            map.remove(&field);
-                            unknown_keys.push(field);
-                        }
-                        None => return Err(D::Error::custom(format!("sink '{name}': {msg}"))),
-                    }
-                }
+        /// The keys every sink has, whatever its type.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Common {
+            name: String,
+            #[serde(default)]
+            event_types: Vec<String>,
+        }
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let mut common_keys = serde_json::Map::new();
+        for key in ["name", "event_types"] {
+            if let Some(v) = table.remove(key) {
+                common_keys.insert(key.to_owned(), v);
             }
-        };
+        }
+        let common: Common = parse::read_at(serde_json::Value::Object(common_keys))?;
+        let kind = <SinkKind as Deserialize>::deserialize(serde_json::Value::Object(table))
+            .map_err(<D::Error as serde::de::Error>::custom)?;
         Ok(SinkConfig {
-            name,
-            event_types,
+            name: common.name,
+            event_types: common.event_types,
             kind,
-            unknown_keys,
         })
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkKind {
     /// One JSON line per event on standard output.
     Stdout,
@@ -611,6 +649,13 @@ fn default_sink_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+impl<'de> Deserialize<'de> for SinkKind {
+    /// `type = "jsonl"` and so on, read so that a mistake inside keeps its path.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse::tagged(d, "type", &["stdout"], |de| SinkKind::deserialize(de))
+    }
+}
+
 impl SinkKind {
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -624,10 +669,24 @@ impl SinkKind {
 }
 
 impl Config {
-    /// Loads defaults, then `path` (or [`DEFAULT_CONFIG_PATH`] when it exists), then the environment.
+    /// Loads defaults, then `path` (or [`DEFAULT_CONFIG_PATH`] when it exists), then the
+    /// environment, and reads every secret.
     ///
     /// An explicit `path` that does not exist is an error; the default path may be absent.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_for(path, Needs::Everything)
+    }
+
+    /// [`Config::load`], reading only the secrets `needs` names.
+    ///
+    /// Relative paths written in the file are resolved against the file's folder (the
+    /// embedded defaults and the environment against the working directory).
+    pub fn load_for(path: Option<&Path>, needs: Needs) -> Result<Config, ConfigError> {
+        Self::read(path, needs)?.into_result()
+    }
+
+    /// Reads every source into a [`Report`]; an error only when nothing could be read.
+    fn read(path: Option<&Path>, needs: Needs) -> Result<Report, ConfigError> {
         if let Some(p) = path.filter(|p| !p.is_file()) {
             return Err(ConfigError::one(
                 "--config",
@@ -635,13 +694,15 @@ impl Config {
             ));
         }
         let file = file_read_by(path);
+        let toml_file = |f: &Path| config::File::from(f).format(config::FileFormat::Toml);
         let mut builder = config::Config::builder().add_source(config::File::from_str(
             DEFAULTS_TOML,
             config::FileFormat::Toml,
         ));
-        if let Some(file) = &file {
-            builder = builder
-                .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));
+        let mut file_tree = None;
+        if let Some(f) = &file {
+            builder = builder.add_source(toml_file(f));
+            file_tree = Some(tree_of(config::Config::builder().add_source(toml_file(f)))?);
         }
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
@@ -652,54 +713,73 @@ impl Config {
                 .with_list_parse_key("network.trusted_proxies")
                 .with_list_parse_key("network.allow_ips"),
         );
-        let mut config = Self::from_builder(builder)?;
-        config.source = ConfigSource::Loaded(path.map(Path::to_path_buf));
-        Ok(config)
+        let origin = resolve::Origin {
+            file,
+            file_tree,
+            env: true,
+        };
+        let mut report = Self::assemble(builder, &origin, needs)?;
+        if let Some(config) = &mut report.config {
+            config.source = ConfigSource::Loaded(path.map(Path::to_path_buf));
+        }
+        Ok(report)
     }
 
     /// Loads defaults and then the given TOML text, ignoring the environment (tests, tools).
     pub fn from_toml_str(toml: &str) -> Result<Config, ConfigError> {
+        let text = || config::File::from_str(toml, config::FileFormat::Toml);
         let builder = config::Config::builder()
             .add_source(config::File::from_str(
                 DEFAULTS_TOML,
                 config::FileFormat::Toml,
             ))
-            .add_source(config::File::from_str(toml, config::FileFormat::Toml));
-        Self::from_builder(builder)
+            .add_source(text());
+        let origin = resolve::Origin {
+            file: None,
+            file_tree: Some(tree_of(config::Config::builder().add_source(text()))?),
+            env: false,
+        };
+        Self::assemble(builder, &origin, Needs::Everything)?.into_result()
     }
 
-    fn from_builder(
+    /// [`Config::load`] for `check-config`: every problem, and the configuration even when
+    /// there are some (with stand-ins at the mistakes), so that the checks of start-up can
+    /// run on the rest in the same pass.
+    pub fn load_report(path: Option<&Path>) -> Report {
+        Self::read(path, Needs::Everything).unwrap_or_else(|ConfigError(problems)| Report {
+            config: None,
+            problems,
+            stand_ins: Vec::new(),
+        })
+    }
+
+    fn assemble(
         builder: config::ConfigBuilder<config::builder::DefaultState>,
-    ) -> Result<Config, ConfigError> {
-        let raw = builder
-            .build()
-            .map_err(|e| ConfigError::one("(file)", without_quoted_lines(&e.to_string())))?;
-        let mut unknown = Vec::new();
-        let parsed: Result<Config, _> = serde_ignored::deserialize(raw, |path| {
-            let key = render_ignored_path(&path);
-            let message = match key.strip_prefix("reconcile.") {
-                Some(k) if okta_api::MOVED_FROM_RECONCILE.contains(&k) => {
-                    format!("moved to the [okta] section (okta.{k}), which reconciliation and `hookwarden okta` share")
-                }
-                _ => "unknown key (misspelt? see config/default.toml for every key)".to_owned(),
-            };
-            unknown.push(Problem { key, message })
-        });
-        let config = parsed.map_err(|e| {
-            let msg = e.to_string();
-            // The config crate names the key in its message ("... for key `server.listen`").
-            ConfigError::one(
-                extract_key(&msg).unwrap_or_else(|| "(config)".to_owned()),
-                msg,
-            )
-        })?;
-        let mut problems = unknown;
-        problems.extend(config.problems());
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError(problems))
+        origin: &resolve::Origin,
+        needs: Needs,
+    ) -> Result<Report, ConfigError> {
+        let tree = tree_of(builder)?;
+        let defaults = tree_of(config::Config::builder().add_source(config::File::from_str(
+            DEFAULTS_TOML,
+            config::FileFormat::Toml,
+        )))?;
+        let parse::Parsed {
+            config,
+            problems,
+            stand_ins,
+        } = parse::parse(tree, &defaults);
+        let mut report = Report {
+            config: None,
+            problems,
+            stand_ins,
+        };
+        if let Some(mut config) = config {
+            let resolved = config.resolve(origin, needs);
+            report.add(resolved);
+            report.add(config.problems());
+            report.config = Some(config);
         }
+        Ok(report)
     }
 
     /// The SQLite file of the embedded store.
@@ -723,39 +803,14 @@ pub fn file_read_by(path: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
-fn render_ignored_path(path: &serde_ignored::Path<'_>) -> String {
-    // serde_ignored renders `event_hooks.0.sinks.1.pth`; make sequence indexes look like TOML arrays.
-    let raw = path.to_string();
-    let mut out = String::new();
-    // `?` is serde_ignored's step into an `Option` (`reconcile.?.api_token`): not a key.
-    for part in raw.split('.').filter(|p| *p != "?") {
-        if !out.is_empty() && part.parse::<usize>().is_ok() {
-            out.push_str(&format!("[{part}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-    }
-    out
-}
-
-fn extract_key(msg: &str) -> Option<String> {
-    let start = msg.find("key `")? + 5;
-    let end = msg[start..].find('`')? + start;
-    // The config crate writes `event_hooks[0]sinks[2]`; we write `event_hooks[0].sinks[2]`.
-    let raw = &msg[start..end];
-    let mut key = String::with_capacity(raw.len() + 4);
-    let mut after_bracket = false;
-    for c in raw.chars() {
-        if after_bracket && c != '[' && c != '.' {
-            key.push('.');
-        }
-        after_bracket = c == ']';
-        key.push(c);
-    }
-    Some(key)
+/// The sources merged into one tree, as JSON (every key, before any type is applied).
+fn tree_of(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+) -> Result<serde_json::Value, ConfigError> {
+    builder
+        .build()
+        .and_then(|c| c.try_deserialize::<serde_json::Value>())
+        .map_err(|e| ConfigError::one("(file)", without_quoted_lines(&e.to_string())))
 }
 
 #[cfg(test)]

@@ -161,26 +161,20 @@ impl OktaApiConfig {
                 "okta.api_token",
                 "set exactly one of okta.api_token (an SSWS API token) and [okta.oauth] (a service app)".into(),
             ),
-            (Some(t), None) => {
-                if let Err(e) = &t.value {
-                    p("okta.api_token", e.to_string());
-                }
-            }
+            // A credential that cannot be read is reported where secrets are read.
+            (Some(_), None) => {}
             (None, Some(o)) => {
                 if o.client_id.is_empty() {
                     p("okta.oauth.client_id", "the service app's client id".into());
                 }
-                match &o.private_key.value {
-                    Err(e) => p("okta.oauth.private_key", e.to_string()),
-                    Ok(pem) => {
-                        if jsonwebtoken::EncodingKey::from_rsa_pem(super::expose(pem).as_bytes())
-                            .is_err()
-                        {
-                            p(
-                                "okta.oauth.private_key",
-                                "not an RSA private key in PEM (PKCS#8 or PKCS#1)".into(),
-                            );
-                        }
+                if let Some(pem) = o.private_key.value() {
+                    if jsonwebtoken::EncodingKey::from_rsa_pem(super::expose(pem).as_bytes())
+                        .is_err()
+                    {
+                        p(
+                            "okta.oauth.private_key",
+                            "not an RSA private key in PEM (PKCS#8 or PKCS#1)".into(),
+                        );
                     }
                 }
             }
@@ -208,15 +202,6 @@ impl OktaApiConfig {
         }
         out
     }
-
-    /// Whether the credential is written in the file itself (a start-up warning).
-    pub fn credential_is_literal(&self) -> bool {
-        self.api_token.as_ref().is_some_and(Secret::is_literal)
-            || self
-                .oauth
-                .as_ref()
-                .is_some_and(|o| o.private_key.is_literal())
-    }
 }
 
 #[cfg(test)]
@@ -240,7 +225,6 @@ mod tests {
         assert_eq!(o.org(), "https://example.okta.com");
         assert_eq!(o.public_base(), Some("https://hooks.example.com"));
         assert_eq!(o.max_retries, 5);
-        assert!(o.credential_is_literal());
         assert!(!format!("{o:?}").contains("00abc"));
     }
 

@@ -220,9 +220,6 @@ impl PostgresConfig {
             Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => {}
             _ => p("url", "must be a postgres:// URL".into()),
         }
-        if let Some(Err(e)) = self.password.as_ref().map(|s| &s.value) {
-            p("password", e.to_string());
-        }
         if self.pool_size == 0 {
             p("pool_size", "must be at least 1".into());
         }

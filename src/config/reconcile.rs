@@ -14,6 +14,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Polls Okta's System Log for events the event hooks never delivered. The org, the
 /// credential and the outbound policy are `[okta]`'s ([`super::OktaApiConfig`]).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReconcileConfig {
     /// Whether the service polls on its own (`false`: only `hookwarden reconcile` runs passes).
     #[serde(default = "yes")]

@@ -17,8 +17,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// A secret as written in the configuration file, before it is resolved.
-#[derive(Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone)]
 pub enum SecretSource {
     /// The value itself, written in the file (development only: a warning says so at start).
     Literal(String),
@@ -26,6 +25,26 @@ pub enum SecretSource {
     Env { env: String },
     /// A file whose contents (trailing newline removed) are the value.
     File { file: PathBuf },
+}
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde_json::Value;
+        let wrong = || {
+            <D::Error as serde::de::Error>::custom(
+                "a secret is a string, { env = \"VARIABLE\" } or { file = \"/path/to/file\" }",
+            )
+        };
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(SecretSource::Literal(s)),
+            Value::Object(mut t) if t.len() == 1 => match (t.remove("env"), t.remove("file")) {
+                (Some(Value::String(env)), None) => Ok(SecretSource::Env { env }),
+                (None, Some(Value::String(file))) => Ok(SecretSource::File { file: file.into() }),
+                _ => Err(wrong()),
+            },
+            _ => Err(wrong()),
+        }
+    }
 }
 
 impl std::fmt::Debug for SecretSource {
@@ -63,6 +82,11 @@ impl SecretSource {
     }
 }
 
+/// Fewest characters of a secret that lets a caller in (a hook's Basic password or header
+/// secret, the admin token): shorter ones are guessed. A shorter one written in the file
+/// itself is a warning (trying things out), from anywhere else a problem.
+pub const MIN_SECRET_CHARS: usize = 16;
+
 /// Largest secret file read. A secret is one value; a path that names a log, a device or
 /// `/dev/zero` by mistake must fail at start with a clear error, not read without end.
 const MAX_SECRET_FILE: u64 = 64 * 1024;
@@ -85,6 +109,9 @@ pub enum SecretError {
     TooLarge { path: std::path::PathBuf },
     #[error("the secret is empty")]
     Empty,
+    /// Not read, because the command that loaded the configuration does not use it.
+    #[error("not read (this command does not use it)")]
+    Unread,
 }
 
 fn read_secret_file(file: &std::path::Path) -> Result<String, SecretError> {

@@ -3,8 +3,8 @@
 //! but that an operator should know at start ([`Config::warnings`]).
 
 use super::{
-    expose, AuthConfig, Config, HandlerConfig, Problem, Secret, SinkKind, StoreBackend,
-    MIN_REQUEST_TIMEOUT,
+    expose, AuthConfig, Config, Door, HandlerConfig, Problem, Secret, SinkKind, StoreBackend,
+    MIN_REQUEST_TIMEOUT, MIN_SECRET_CHARS,
 };
 use std::collections::HashSet;
 use std::time::Duration;
@@ -67,14 +67,8 @@ impl Config {
                 "server.tls.cert".into(),
                 "a key needs its certificate".into(),
             ),
-            (Some(c), Some(k)) => {
-                for (key, path) in [("server.tls.cert", c), ("server.tls.key", k)] {
-                    if !path.is_file() {
-                        p(key.into(), format!("no file at {}", path.display()));
-                    }
-                }
-            }
-            (None, None) => {}
+            // Read, parsed and matched before start (`app::preflight`).
+            (Some(_), Some(_)) | (None, None) => {}
         }
         if self.admin.enabled && self.admin.listen == s.listen {
             p(
@@ -82,8 +76,8 @@ impl Config {
                 "must differ from server.listen".into(),
             );
         }
-        if let Some(Err(e)) = self.admin.token.as_ref().map(|t| &t.value) {
-            p("admin.token".into(), e.to_string());
+        if let Some(message) = self.admin.token.as_ref().and_then(too_short) {
+            p("admin.token".into(), message);
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p(
@@ -203,12 +197,6 @@ impl Config {
                         format!("'{}' is used by another sink of this hook", sink.name),
                     );
                 }
-                for key in &sink.unknown_keys {
-                    p(
-                        format!("{at}.{key}"),
-                        format!("unknown key for a {} sink", sink.kind.type_name()),
-                    );
-                }
                 for (k, glob) in sink.event_types.iter().enumerate() {
                     if glob.is_empty() || glob.chars().any(char::is_whitespace) {
                         p(
@@ -237,15 +225,12 @@ impl Config {
                             ),
                             Err(e) => p(format!("{at}.url"), format!("not a URL: {e}")),
                         }
-                        for (name, value) in headers {
+                        for name in headers.keys() {
                             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                                 p(
                                     format!("{at}.headers.{name}"),
                                     "not a valid header name".into(),
                                 );
-                            }
-                            if let Err(e) = &value.value {
-                                p(format!("{at}.headers.{name}"), e.to_string());
                             }
                         }
                         self.sink_timeout_problem(*timeout, &at, &mut p);
@@ -253,8 +238,8 @@ impl Config {
                     SinkKind::Nats {
                         url,
                         subject,
-                        token,
                         timeout,
+                        ..
                     } => {
                         match reqwest::Url::parse(url) {
                             Ok(u) if matches!(u.scheme(), "nats" | "tls") => {}
@@ -268,9 +253,6 @@ impl Config {
                                 format!("{at}.subject"),
                                 "a subject template such as okta.{hook}.{event_type}".into(),
                             );
-                        }
-                        if let Some(Err(e)) = token.as_ref().map(|t| &t.value) {
-                            p(format!("{at}.token"), e.to_string());
                         }
                         self.sink_timeout_problem(*timeout, &at, &mut p);
                     }
@@ -322,11 +304,6 @@ impl Config {
                         "must be an http:// or https:// URL".into(),
                     ),
                 }
-                for (name, value) in &f.headers {
-                    if let Err(e) = &value.value {
-                        p(format!("{at}.handler.headers.{name}"), e.to_string());
-                    }
-                }
             }
         }
         out
@@ -365,33 +342,28 @@ impl Config {
         }
         // No certificate configured: the TLS module says so when it generates or loads
         // the development certificate, with its path.
-        let hooks = self
-            .event_hooks
-            .iter()
-            .map(|h| ("event", &h.name, &h.auth))
-            .chain(
-                self.inline_hooks
-                    .iter()
-                    .map(|h| ("inline", &h.name, &h.auth)),
-            );
-        for (kind, name, auth) in hooks {
-            let literal = match auth {
-                AuthConfig::Basic { users, .. } => users.iter().any(|u| u.password.is_literal()),
-                AuthConfig::Header { secrets, .. } => secrets.iter().any(Secret::is_literal),
-                AuthConfig::Oauth(_) => false,
-            };
-            if literal {
-                out.push(format!(
-                    "{kind} hook '{name}' has a secret written in the config file; use {{ env = \"...\" }} or {{ file = \"...\" }} in production"
-                ));
+        let written_in = match &self.source {
+            super::ConfigSource::Loaded(path) => super::file_read_by(path.as_deref())
+                .map_or("the configuration".to_owned(), |f| f.display().to_string()),
+            super::ConfigSource::InCode => "the configuration".to_owned(),
+        };
+        // `secrets_mut` is the one list of secrets; a clone keeps `warnings` a read.
+        let mut copy = self.clone();
+        for (key, secret, door) in copy.secrets_mut() {
+            if !secret.is_literal() {
+                continue;
             }
-        }
-        if self
-            .okta
-            .as_ref()
-            .is_some_and(|o| o.credential_is_literal())
-        {
-            out.push("[okta] has its API credential written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
+            let short = secret
+                .value()
+                .map(|v| expose(v).chars().count())
+                .filter(|n| door == Door::Yes && *n < MIN_SECRET_CHARS);
+            let var = super::env_var_for(&key)
+                .map(|v| format!(", or set {v}"))
+                .unwrap_or_default();
+            out.push(match short {
+                Some(n) => format!("{key} is written in {written_in} and has {n} characters: fine for trying things out; in production use at least {MIN_SECRET_CHARS}, from {{ env = \"...\" }} or {{ file = \"...\" }}{var}"),
+                None => format!("{key} is written in {written_in}: use {{ env = \"...\" }} or {{ file = \"...\" }} in production{var}"),
+            });
         }
         for (i, h) in self.inline_hooks.iter().enumerate() {
             let HandlerConfig::Rules(rules) = &h.handler else {
@@ -406,9 +378,6 @@ impl Config {
                     ));
                 }
             }
-        }
-        if self.admin.token.as_ref().is_some_and(Secret::is_literal) {
-            out.push("admin.token is written in the config file; use { env = \"...\" } or { file = \"...\" } in production".to_owned());
         }
         if self.event_hooks.is_empty() && self.inline_hooks.is_empty() {
             out.push("no hooks configured: every request will get 404".to_owned());
@@ -477,8 +446,8 @@ fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)
                         "must be non-empty and have no ':'".into(),
                     );
                 }
-                if let Err(e) = &u.password.value {
-                    p(format!("{at}.users[{i}].password"), e.to_string());
+                if let Some(message) = too_short(&u.password) {
+                    p(format!("{at}.users[{i}].password"), message);
                 }
             }
         }
@@ -491,21 +460,29 @@ fn auth_problems(auth: &AuthConfig, at: &str, p: &mut impl FnMut(String, String)
                 );
             }
             for (i, s) in secrets.iter().enumerate() {
-                match &s.value {
-                    Err(e) => p(format!("{at}.secrets[{i}]"), e.to_string()),
-                    Ok(v) if expose(v).len() < 16 => p(
-                        format!("{at}.secrets[{i}]"),
-                        "shorter than 16 characters: too easy to guess".into(),
-                    ),
-                    Ok(v) if axum::http::HeaderValue::from_str(expose(v)).is_err() => p(
+                if let Some(message) = too_short(s) {
+                    p(format!("{at}.secrets[{i}]"), message);
+                } else if s
+                    .value()
+                    .is_some_and(|v| axum::http::HeaderValue::from_str(expose(v)).is_err())
+                {
+                    p(
                         format!("{at}.secrets[{i}]"),
                         "cannot be sent as an HTTP header value".into(),
-                    ),
-                    Ok(_) => {}
+                    );
                 }
             }
         }
     }
+}
+
+/// A secret that lets a caller in and is shorter than [`MIN_SECRET_CHARS`], from the
+/// environment or a file (a literal in the file is a warning instead: [`Config::warnings`]).
+fn too_short(secret: &Secret) -> Option<String> {
+    let chars = expose(secret.value()?).chars().count();
+    (chars < MIN_SECRET_CHARS && !secret.is_literal()).then(|| {
+        format!("{chars} characters: a secret that lets a caller in needs at least {MIN_SECRET_CHARS}, or it can be guessed")
+    })
 }
 
 /// Plain http is accepted for a key server on this machine only (tests, sidecars).

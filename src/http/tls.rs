@@ -133,28 +133,46 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, std::io::Error> {
 
 async fn read_pair<'a>(cert_path: &'a Path, key_path: &'a Path) -> Result<PemFiles<'a>, TlsError> {
     let (c, k) = (cert_path.to_path_buf(), key_path.to_path_buf());
-    let read = tokio::task::spawn_blocking(move || (read_pem(&c), read_pem(&k)))
+    let (cert, key) = tokio::task::spawn_blocking(move || read_pair_now(&c, &k))
         .await
         .map_err(|source| TlsError::Task {
             doing: "reading the certificate files",
             source,
-        })?;
-    let cert = read.0.map_err(|source| TlsError::Read {
-        what: "certificate",
-        path: cert_path.to_path_buf(),
-        source,
-    })?;
-    let key = read.1.map_err(|source| TlsError::Read {
-        what: "private key",
-        path: key_path.to_path_buf(),
-        source,
-    })?;
+        })??;
     Ok(PemFiles {
         cert_path,
         key_path,
         cert,
         key,
     })
+}
+
+/// The bytes of both files, each error naming its file.
+fn read_pair_now(cert_path: &Path, key_path: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    let cert = read_pem(cert_path).map_err(|source| TlsError::Read {
+        what: "certificate",
+        path: cert_path.to_path_buf(),
+        source,
+    })?;
+    let key = read_pem(key_path).map_err(|source| TlsError::Read {
+        what: "private key",
+        path: key_path.to_path_buf(),
+        source,
+    })?;
+    Ok((cert, key))
+}
+
+/// What [`load`] would refuse of a configured pair, without serving it: both files read,
+/// parsed, the key usable and matching the certificate (`check-config`).
+pub fn check_pair(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
+    let (cert, key) = read_pair_now(cert_path, key_path)?;
+    server_config(&PemFiles {
+        cert_path,
+        key_path,
+        cert,
+        key,
+    })
+    .map(drop)
 }
 
 /// Builds the server configuration from PEM bytes. Every error names the file at fault.
@@ -283,7 +301,7 @@ fn generate_dev_cert(data_dir: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     let key = generated.signing_key.serialize_pem().into_bytes();
 
     if let Some(dir) = cert_path.parent() {
-        create_private_dir(dir).map_err(|source| TlsError::Write {
+        crate::files::create_private_folder(dir).map_err(|source| TlsError::Write {
             doing: "create",
             path: dir.to_path_buf(),
             source,
@@ -301,15 +319,6 @@ fn generate_dev_cert(data_dir: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     })?;
     tracing::info!(cert = %cert_path.display(), key = %key_path.display(), "development certificate generated");
     Ok((cert, key))
-}
-
-/// Creates `dir` and its parents; the folders created are private to the owner.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
 }
 
 /// Writes `bytes` to `path` through a temporary file created with `mode`, synced, then renamed.

@@ -75,19 +75,14 @@ pub struct JsonlSink {
 }
 
 impl JsonlSink {
-    /// Opens (creating it and its folders if needed) the file for appending, and ends
-    /// a torn last line left by a crash with a newline.
+    /// Opens (creating it if needed) the file for appending, and ends a torn last line
+    /// left by a crash with a newline. Its folder must exist ([`JsonlSink::check`]).
     pub fn open(path: &Path) -> Result<Self, SetupError> {
         let open = |source| SetupError::Open {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| SetupError::CreateFolder {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
+        Self::check_folder(path)?;
         // Events hold personal data: a new file is for hookwarden's user alone (an
         // existing file keeps the mode its owner gave it).
         let file = OpenOptions::new()
@@ -114,6 +109,33 @@ impl JsonlSink {
             sync_file: Arc::new(sync_file),
             syncs: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
+    }
+}
+
+impl JsonlSink {
+    /// What [`JsonlSink::open`] would refuse, without creating the file: its folder
+    /// missing or not writable, the file itself not writable (`check-config`).
+    pub fn check(path: &Path) -> Result<(), SetupError> {
+        Self::check_folder(path)?;
+        if path.exists() {
+            OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(drop)
+                .map_err(|source| SetupError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The file's folder exists and can be written in. It is never created: a sink
+    /// folder that is missing is a mistyped path far more often than a wish.
+    fn check_folder(path: &Path) -> Result<(), SetupError> {
+        let folder = path.parent().unwrap_or(Path::new(""));
+        crate::files::writable_folder(folder, false).map_err(SetupError::Folder)
     }
 }
 
@@ -353,9 +375,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_line_per_record_in_new_folders() {
+    async fn one_line_per_record_and_a_missing_folder_is_refused_not_created() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a/b/events.jsonl");
+        let Err(SetupError::Folder(crate::files::FolderError::Missing(missing))) =
+            JsonlSink::open(&path)
+        else {
+            panic!("a missing folder must be refused");
+        };
+        assert_eq!(missing, dir.path().join("a/b"));
+        assert!(!dir.path().join("a").exists(), "nothing created");
+        std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
         let sink = JsonlSink::open(&path).expect("open");
         deliver(&sink, "okta", "u-1").await;
         deliver(&sink, "okta", "u-2").await;

@@ -133,11 +133,9 @@ impl SinkError {
 /// The words are those shown to the user at start; a secret's value is never in them.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot create folder {}: {source}", path.display())]
-    CreateFolder {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    /// A sink's folder is never created (see `JsonlSink::check`).
+    #[error("{0} (a sink's folder is not created: create it, or correct the path)")]
+    Folder(#[source] crate::files::FolderError),
     #[error("cannot open {}: {source}", path.display())]
     Open {
         path: std::path::PathBuf,
@@ -357,19 +355,19 @@ mod tests {
         };
         assert_eq!((e.hook.as_str(), e.sink.as_str()), ("okta", "archive"));
         assert!(
-            matches!(&e.source, SetupError::CreateFolder { path, .. } if path.ends_with("not-a-folder")),
+            matches!(&e.source, SetupError::Folder(crate::files::FolderError::Missing(path)) if path.ends_with("not-a-folder")),
             "{e:?}"
         );
         let text = e.to_string();
         assert!(
             text.starts_with(
-                "event hook 'okta', sink 'archive': cannot create folder /dev/null/not-a-folder: "
+                "event hook 'okta', sink 'archive': folder /dev/null/not-a-folder does not exist (a sink's folder is not created"
             ),
             "{text}"
         );
-        let io = std::error::Error::source(&e)
+        let cause = std::error::Error::source(&e)
             .and_then(std::error::Error::source)
-            .expect("the IO error is the source's source");
-        assert!(io.is::<std::io::Error>(), "{io:?}");
+            .expect("the folder error is the source's source");
+        assert!(cause.is::<crate::files::FolderError>(), "{cause:?}");
     }
 }

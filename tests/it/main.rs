@@ -5,6 +5,7 @@ mod util;
 
 mod admin_page;
 mod bad_input;
+mod check_config;
 mod contract;
 mod crash;
 mod delivery;
