@@ -195,9 +195,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The guide's token example (docs/inline-handlers.md), and two rules more.
     const TOKEN: &str = r#"
         [token]
         access_token_lifetime = "10m"
+
+        [[token.deny]]
+        error_summary = "This application may not get tokens."
+        when = [{ client_id = ["legacy-app", "blocked-client"] }]
+
+        [[token.deny]]
+        error_summary = "Contractors sign in from the office network only."
+        when = [{ field = "/data/access/claims/groups", equals = "Contractors" }]
+        unless = [{ ip = ["203.0.113.0/24", "2001:db8:1::/48"] }]
 
         [[token.claims]]
         token = "id"
@@ -265,6 +275,24 @@ mod tests {
                     {"op": "replace", "path": "/token/lifetime/expiration", "value": 600}
                 ]}
             ]})
+        );
+    }
+
+    #[tokio::test]
+    async fn token_sample_from_a_refused_client_gets_the_guides_refusal() {
+        let h = handler(HookType::Token, TOKEN);
+        let mut body = fixture("token-hook-request.json");
+        set(
+            &mut body,
+            "/data/context/protocol/client/id",
+            json!("legacy-app"),
+        );
+        assert_eq!(
+            run(&h, body).await,
+            json!({
+                "error": {"errorSummary": "This application may not get tokens."},
+                "debugContext": {"deniedBy": "token.deny[0]"}
+            })
         );
     }
 
