@@ -11,7 +11,9 @@
 //! command's entry point, [`crate::cli::simulate`], prints the report and gives the
 //! exit code: 0 when every call passed (a call Okta only got through on its retry
 //! passes, and is counted and shown as such), 1 when any failed, 2 when the command
-//! line cannot be run (bad URL, `http://` without `--insecure`, missing env var).
+//! line cannot be run (bad URL, `http://` without `--insecure`, missing env var), 3
+//! when none failed but some answers were a hookwarden's fallback (warned: Okta takes
+//! them, but the hook's handler is not working).
 
 use crate::okta::samples as catalog;
 pub mod judge;
@@ -48,7 +50,10 @@ Examples:
 
 Okta's rules are applied: HTTPS only, 3 s per attempt, one retry after a timeout or a 5xx
 (never for token and telephony hooks), none after a 2xx, 3xx or 4xx, redirects not followed.
-Exit code: 0 all calls passed, 1 some failed, 2 the command line cannot be run.";
+An answer marked as a hookwarden's fallback (header X-Hookwarden-Fallback) is taken by Okta
+but means the hook's handler is not working: it is reported as warn.
+Exit code: 0 all calls passed, 1 some failed, 2 the command line cannot be run,
+3 none failed but some got only the receiver's fallback (warn).";
 
 /// `hookwarden simulate` arguments.
 #[derive(Debug, clap::Args)]
