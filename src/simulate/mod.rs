@@ -41,8 +41,10 @@ Examples:
       --event-hook /hooks/okta/events \\
       --inline token=/hooks/okta/token --inline registration=/hooks/okta/registration
 
-  # A local development server with a self-signed certificate:
-  hookwarden simulate https://localhost:8443 --insecure --basic okta:s3cret --event-hook /hooks/okta/events
+  # The example configuration (config/hookwarden.toml) served locally, its development
+  # certificate trusted:
+  hookwarden simulate https://localhost:8443 --cacert data/tls/dev-cert.pem \\
+      --basic okta:change-me-before-production --event-hook /hooks/okta/events
 
   # Load: 2,000 deliveries, 20 in flight, at most 200 calls a second, JSON for CI:
   hookwarden simulate https://hooks.example.com --auth-env HOOK_AUTH --event-hook /hooks/okta/events \\
