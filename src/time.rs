@@ -20,6 +20,23 @@ pub fn format_millis(ms: Millis) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// Serialises store time as [`format_millis`] text, for what operators read as JSON
+/// (`events show`, `events list --json`): `#[serde(serialize_with = "...")]`.
+pub fn serialize_rfc3339<S: serde::Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_millis(*ms))
+}
+
+/// [`serialize_rfc3339`] for a time that may be absent (`null`).
+pub fn serialize_rfc3339_opt<S: serde::Serializer>(
+    ms: &Option<Millis>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => serialize_rfc3339(ms, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A time an operator wrote that [`parse_time`] cannot read; holds what was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

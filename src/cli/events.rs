@@ -7,7 +7,9 @@
 
 use super::{EventsCommand, ListArgs, ReplayArgs};
 use crate::config::Config;
-use crate::store::{EventQuery, EventState, EventSummary, OpenFor, ReplayTarget, Store};
+use crate::store::{
+    EventDetail, EventQuery, EventState, EventSummary, OpenFor, ReplayTarget, Store,
+};
 use crate::time::{format_millis, parse_time};
 use std::io::Write;
 use std::time::{Duration, SystemTime};
@@ -208,13 +210,17 @@ async fn show(store: &dyn Store, uuid: &str) -> i32 {
         eprintln!("no event with uuid {uuid}");
         return 1;
     }
-    out(|w| {
-        for detail in &found {
-            let text = serde_json::to_string_pretty(detail).map_err(std::io::Error::other)?;
-            writeln!(w, "{text}")?;
-        }
-        Ok(())
-    })
+    out(|w| write_details(w, &found))
+}
+
+/// Each copy of the event (one per hook that received it) as pretty JSON, its times in
+/// RFC 3339 as `events list` shows them.
+fn write_details(w: &mut impl Write, found: &[EventDetail]) -> std::io::Result<()> {
+    for detail in found {
+        let text = serde_json::to_string_pretty(detail).map_err(std::io::Error::other)?;
+        writeln!(w, "{text}")?;
+    }
+    Ok(())
 }
 
 async fn replay(store: &dyn Store, args: ReplayArgs, poll_interval: Duration) -> i32 {
@@ -293,6 +299,59 @@ mod tests {
         };
         let err = query_of(&args, now).expect_err("bad --until").to_string();
         assert!(err.starts_with("--until: 'soon'"), "{err}");
+    }
+
+    #[test]
+    fn show_prints_times_as_rfc3339_like_list() {
+        use crate::store::{JobState, SinkStatus};
+        let summary = EventSummary {
+            hook: "okta".into(),
+            uuid: "f1d0b993-cc19-11ed-a688-db22c99ef6c4".into(),
+            event_id: "e".into(),
+            event_type: "user.session.start".into(),
+            published: Some("2023-11-14T22:13:19.000Z".into()),
+            received_at: 1_700_000_000_123,
+            recovered: false,
+            state: EventState::Pending,
+            sinks: vec![
+                SinkStatus {
+                    sink: "siem".into(),
+                    state: JobState::Pending,
+                    attempts: 2,
+                    last_error: Some("HTTP 500".into()),
+                    next_attempt_at: Some(1_700_000_060_000),
+                },
+                SinkStatus {
+                    sink: "archive".into(),
+                    state: JobState::Delivered,
+                    attempts: 1,
+                    last_error: None,
+                    next_attempt_at: None,
+                },
+            ],
+        };
+        let detail = EventDetail {
+            summary: summary.clone(),
+            event: serde_json::value::RawValue::from_string("{\"uuid\":\"u\"}".into())
+                .expect("raw"),
+        };
+        let mut buf = Vec::new();
+        write_details(&mut buf, &[detail]).expect("write");
+        let shown: serde_json::Value = serde_json::from_slice(&buf).expect("JSON");
+        assert_eq!(shown["receivedAt"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            shown["sinks"][0]["nextAttemptAt"],
+            "2023-11-14T22:14:20.000Z"
+        );
+        assert_eq!(shown["sinks"][1]["nextAttemptAt"], serde_json::Value::Null);
+        assert_eq!(shown["event"]["uuid"], "u");
+        // The table of `events list` shows the same text for the same time.
+        let mut table = Vec::new();
+        write_table(&mut table, std::slice::from_ref(&summary)).expect("write");
+        assert!(String::from_utf8_lossy(&table).contains("2023-11-14T22:13:20.123Z"));
+        // And `events list --json` too.
+        let line = serde_json::to_value(&summary).expect("JSON");
+        assert_eq!(line["receivedAt"], "2023-11-14T22:13:20.123Z");
     }
 
     #[test]

@@ -136,6 +136,10 @@ pub enum ProfileTarget {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRules {
+    /// Refusals, tried in order before any claim rule: the first whose conditions hold
+    /// fails the token request with its `error`, and no claim is patched.
+    #[serde(default)]
+    pub deny: Vec<TokenDenyRule>,
     #[serde(default)]
     pub claims: Vec<ClaimRule>,
     /// Replaces the ID token's lifetime (Okta accepts 5 minutes to 24 hours).
@@ -144,6 +148,21 @@ pub struct TokenRules {
     /// Replaces the access token's lifetime (Okta accepts 5 minutes to 24 hours).
     #[serde(default, with = "humantime_serde")]
     pub access_token_lifetime: Option<Duration>,
+}
+
+/// `[[inline_hooks.handler.token.deny]]`: fails the token request when its conditions
+/// hold (at least one `when` or `unless`: a rule without any would refuse every token).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenDenyRule {
+    /// `error.errorSummary`; Okta answers the app OAuth `server_error` with it as the
+    /// `error_description`.
+    #[serde(default)]
+    pub error_summary: Option<String>,
+    #[serde(default)]
+    pub when: Vec<Condition>,
+    #[serde(default)]
+    pub unless: Vec<Condition>,
 }
 
 /// `[[inline_hooks.handler.token.claims]]`.
@@ -370,6 +389,15 @@ impl RulesConfig {
                 );
             }
         }
+        if let Some(t) = &self.token {
+            for (i, d) in t.deny.iter().enumerate() {
+                texts.extend(
+                    d.error_summary
+                        .as_deref()
+                        .map(|m| (format!("token.deny[{i}].error_summary"), m)),
+                );
+            }
+        }
         if let Some(t) = &self.telephony {
             texts.extend(
                 t.message
@@ -399,9 +427,10 @@ impl<'de> Deserialize<'de> for OneOrMany {
     }
 }
 
-/// A matcher on one place of the request: exactly one of `field`, `attribute` or `scope`,
-/// plus the [`Matcher`] keys (`{ attribute = "department", glob = "Eng*" }`). With no test,
-/// the condition holds when the value is present.
+/// A matcher on one place of the request: exactly one of `field`, `attribute`, `scope`,
+/// `client_id` or `ip`; `field` and `attribute` take the [`Matcher`] keys too
+/// (`{ attribute = "department", glob = "Eng*" }`; with no test, the condition holds when
+/// the value is present), the others none (`{ client_id = ["a", "b"] }`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "Map<String, Value>")]
 pub struct Condition {
@@ -417,6 +446,11 @@ pub enum ConditionSource {
     Attribute(String),
     /// Token only: the scope is granted to the access token (or requested, without one).
     Scope(String),
+    /// Token only: the OAuth client asking for the tokens is one of these (exact ids).
+    ClientId(Vec<String>),
+    /// Token only: the address the token request came from is in one of these networks
+    /// (`203.0.113.0/24`) or is one of these addresses.
+    Ip(Vec<String>),
 }
 
 impl TryFrom<Map<String, Value>> for Condition {
@@ -437,12 +471,31 @@ impl TryFrom<Map<String, Value>> for Condition {
                 });
             }
         }
+        for key in ["client_id", "ip"] {
+            if let Some(v) = map.remove(key) {
+                let OneOrMany(list) = OneOrMany::deserialize(v)
+                    .map_err(|_| format!("`{key}` must be a string or a list of strings"))?;
+                sources.push(match key {
+                    "client_id" => ConditionSource::ClientId(list),
+                    _ => ConditionSource::Ip(list),
+                });
+            }
+        }
         if sources.len() != 1 {
-            return Err("a condition names exactly one of `field`, `attribute` or `scope`".into());
+            return Err(
+                "a condition names exactly one of `field`, `attribute`, `scope`, `client_id` or `ip`"
+                    .into(),
+            );
         }
         let on = sources.remove(0);
-        if matches!(on, ConditionSource::Scope(_)) && !map.is_empty() {
-            return Err("a `scope` condition takes no other key".into());
+        let bare = match on {
+            ConditionSource::Scope(_) => Some("scope"),
+            ConditionSource::ClientId(_) => Some("client_id"),
+            ConditionSource::Ip(_) => Some("ip"),
+            ConditionSource::Field(_) | ConditionSource::Attribute(_) => None,
+        };
+        if let Some(key) = bare.filter(|_| !map.is_empty()) {
+            return Err(format!("a `{key}` condition takes no other key"));
         }
         let matcher = Matcher::deserialize(Value::Object(map)).map_err(|e| e.to_string())?;
         Ok(Condition { on, matcher })
@@ -474,6 +527,48 @@ mod tests {
         );
         assert!(parse("[[token.claims]]\ntoken = \"id\"\nname = \"a\"\nvalue = 1\nwhen = [{ field = \"/a\", attribute = \"b\" }]")
             .contains("exactly one of"));
+    }
+
+    #[test]
+    fn client_id_and_ip_conditions_take_a_string_or_a_list_and_nothing_else() {
+        let rules = |text: &str| {
+            ::config::Config::builder()
+                .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
+                .build()
+                .expect("TOML")
+                .try_deserialize::<RulesConfig>()
+                .map_err(|e| e.to_string())
+        };
+        let ok = rules(
+            "[[token.deny]]\nerror_summary = \"No.\"\nwhen = [{ client_id = \"a\" }, { ip = [\"10.0.0.0/8\", \"::1\"] }]",
+        )
+        .expect("loads");
+        let deny = &ok.token.as_ref().expect("token").deny[0];
+        assert!(matches!(&deny.when[0].on, ConditionSource::ClientId(ids) if ids == &["a"]));
+        assert!(
+            matches!(&deny.when[1].on, ConditionSource::Ip(nets) if nets == &["10.0.0.0/8", "::1"])
+        );
+        assert_eq!(
+            ok.user_texts(),
+            vec![("token.deny[0].error_summary".to_owned(), "No.")]
+        );
+        let e = rules("[[token.deny]]\nwhen = [{ client_id = \"a\", equals = \"b\" }]")
+            .expect_err("extra key");
+        assert!(
+            e.contains("a `client_id` condition takes no other key"),
+            "{e}"
+        );
+        let e = rules("[[token.deny]]\nwhen = [{ ip = 10 }]").expect_err("number");
+        assert!(
+            e.contains("`ip` must be a string or a list of strings"),
+            "{e}"
+        );
+        let e = rules("[[token.deny]]\nwhen = [{ client_id = \"a\", ip = \"::1\" }]")
+            .expect_err("two sources");
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = rules("[[token.deny]]\nmessage = \"No.\"\nwhen = [{ ip = \"::1\" }]")
+            .expect_err("unknown key");
+        assert!(e.contains("message"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,6 @@ impl DeadlineAnswer for InlineHook {
             outcome: super::describe(self, &answer, outcome),
             event_types: vec![self.hook_type.event_type().to_owned()],
         };
-        note.attach(super::json_response(bytes::Bytes::from(bytes)))
+        note.attach(super::answer_response(bytes::Bytes::from(bytes), outcome))
     }
 }

@@ -34,6 +34,12 @@ use std::time::{Duration, Instant};
 
 pub use handler::{Handler, HandlerError, InlineCall, Reply};
 
+/// The response header that marks an answer as the hook's fallback, with the reason:
+/// `deadline`, `handler_error`, `invalid` or `refusal` (the `fallback_*` outcomes of
+/// `hookwarden_inline_calls_total`). Okta does not read it; `hookwarden simulate` reports
+/// such an answer as a warning, since a hook that only falls back is not working.
+pub const FALLBACK_HEADER: &str = "x-hookwarden-fallback";
+
 /// Answers kept per hook for Okta's retries.
 const ANSWER_CACHE_ENTRIES: usize = 10_000;
 
@@ -265,13 +271,38 @@ impl InlineHook {
     }
 }
 
-fn json_response(bytes: bytes::Bytes) -> Response {
-    (
+/// The reason a fallback went, as [`FALLBACK_HEADER`] carries it; `None` when the answer
+/// is the handler's own (or a repeat of an earlier answer).
+fn fallback_reason(outcome: InlineOutcome) -> Option<&'static str> {
+    match outcome {
+        InlineOutcome::fallback_deadline => Some("deadline"),
+        InlineOutcome::fallback_handler_error => Some("handler_error"),
+        InlineOutcome::fallback_invalid => Some("invalid"),
+        InlineOutcome::fallback_refusal => Some("refusal"),
+        InlineOutcome::commands
+        | InlineOutcome::refusal
+        | InlineOutcome::empty
+        | InlineOutcome::repeated
+        | InlineOutcome::refusal_repaired => None,
+    }
+}
+
+/// An answer as it leaves: 200 with the JSON, marked with [`FALLBACK_HEADER`] when it is
+/// a fallback (the one place the mark is set, whichever path made the fallback).
+fn answer_response(bytes: bytes::Bytes, outcome: InlineOutcome) -> Response {
+    let mut response = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         bytes,
     )
-        .into_response()
+        .into_response();
+    if let Some(reason) = fallback_reason(outcome) {
+        response.headers_mut().insert(
+            header::HeaderName::from_static(FALLBACK_HEADER),
+            header::HeaderValue::from_static(reason),
+        );
+    }
+    response
 }
 
 /// An inline call, with a note for the admin page of how it was answered.
@@ -376,7 +407,7 @@ async fn answer_call(h: &InlineHook, req: Request) -> Result<(Response, String),
             tracing::info!(hook = %h.name, event_id = %id, "repeating the answer given to this eventId");
             record(InlineOutcome::repeated);
             let words = describe(h, &InlineResponse::empty(), InlineOutcome::repeated);
-            return Ok((json_response(bytes), words));
+            return Ok((answer_response(bytes, InlineOutcome::repeated), words));
         }
     }
     let call = InlineCall {
@@ -399,7 +430,10 @@ async fn answer_call(h: &InlineHook, req: Request) -> Result<(Response, String),
         total_us = started.elapsed().as_micros() as u64,
         "inline hook answered"
     );
-    Ok((json_response(bytes), describe(h, &answer, outcome)))
+    Ok((
+        answer_response(bytes, outcome),
+        describe(h, &answer, outcome),
+    ))
 }
 
 /// Checks that a request is one of this hook's type: an object whose `eventType` (when

@@ -8,6 +8,7 @@
 //! failed" tells an admin less than "token issued unmodified".
 
 use super::transport::{Answer, Attempt, OKTA_TIMEOUT};
+use crate::inline_hooks::FALLBACK_HEADER;
 use crate::okta::inline::answer::parse_strict;
 use crate::okta::inline::check::check;
 use crate::okta::inline::{
@@ -46,12 +47,16 @@ pub enum Outcome {
     /// The first attempt failed (timeout, 5xx) and Okta's one retry got a good answer:
     /// Okta's outcome is the good one, but the receiver made Okta wait and call twice.
     PassedAfterRetry,
+    /// Okta would take the answer, but it is the receiver's fallback (a hookwarden marks
+    /// it): the hook's handler gave no answer of its own, so the hook is not working.
+    Warned,
     Failed,
 }
 
 impl Outcome {
+    /// Passed, on the first attempt or after Okta's retry (neither warned nor failed).
     pub fn passed(self) -> bool {
-        self != Outcome::Failed
+        matches!(self, Outcome::Passed | Outcome::PassedAfterRetry)
     }
 }
 
@@ -74,7 +79,19 @@ pub fn judge(kind: &Kind, attempts: &[Attempt]) -> Verdict {
         };
     };
     let retried = attempts.len() > 1;
-    match judge_answer(kind, &last.answer) {
+    let judged = judge_answer(kind, &last.answer);
+    if let (Ok(okta), Some(reason)) = (&judged, last.answer.fallback()) {
+        let retry = if retried { " (on Okta's retry)" } else { "" };
+        return Verdict {
+            outcome: Outcome::Warned,
+            okta: format!("{okta}{retry}"),
+            problem: Some(format!(
+                "the receiver answered with its fallback ({FALLBACK_HEADER}: {}): the hook's handler gave no answer of its own (the receiver's log says why); Okta takes this answer, but the hook is not working",
+                shorten(reason, 40)
+            )),
+        };
+    }
+    match judged {
         Ok(okta) if retried => Verdict {
             outcome: Outcome::PassedAfterRetry,
             okta: format!("{okta} (on Okta's retry)"),
@@ -511,6 +528,7 @@ mod tests {
                 location: None,
                 body: body.as_bytes().to_vec(),
                 truncated: false,
+                fallback: None,
             },
             latency: Duration::from_millis(5),
         }
@@ -545,6 +563,46 @@ mod tests {
             "{:?}",
             v.problem
         );
+    }
+
+    fn marked_fallback(code: u16, body: &str, reason: &str) -> Attempt {
+        let mut a = http(code, body);
+        if let Answer::Http { fallback, .. } = &mut a.answer {
+            *fallback = Some(reason.to_owned());
+        }
+        a
+    }
+
+    #[test]
+    fn a_fallback_okta_would_take_is_a_warning_and_a_broken_one_a_failure() {
+        let kind = inline(HookType::Token, TOKEN_REQUEST);
+        let v = judge(&kind, &[marked_fallback(200, "{}", "deadline")]);
+        assert_eq!(v.outcome, Outcome::Warned);
+        assert!(!v.outcome.passed());
+        assert_eq!(v.okta, "token issued unmodified (no commands)");
+        let problem = v.problem.unwrap_or_default();
+        assert!(
+            problem.contains("its fallback (x-hookwarden-fallback: deadline)"),
+            "{problem}"
+        );
+        // After Okta's retry, still a warning, and the retry is said.
+        let kind = inline(HookType::Registration, REG_SSR);
+        let deny = json!({"error": {"errorSummary": "Try later."}}).to_string();
+        let v = judge(
+            &kind,
+            &[http(503, ""), marked_fallback(200, &deny, "handler_error")],
+        );
+        assert_eq!(v.outcome, Outcome::Warned);
+        assert_eq!(
+            v.okta,
+            "registration denied: \"Try later.\" (on Okta's retry)"
+        );
+        // A marked answer Okta would reject is a failure like any other.
+        let v = judge(&kind, &[marked_fallback(200, "[]", "invalid")]);
+        assert_eq!(v.outcome, Outcome::Failed);
+        // The same answer unmarked passes.
+        let v = judge(&kind, &[http(200, &deny)]);
+        assert_eq!(v.outcome, Outcome::Passed);
     }
 
     #[test]

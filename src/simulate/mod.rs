@@ -11,7 +11,9 @@
 //! command's entry point, [`crate::cli::simulate`], prints the report and gives the
 //! exit code: 0 when every call passed (a call Okta only got through on its retry
 //! passes, and is counted and shown as such), 1 when any failed, 2 when the command
-//! line cannot be run (bad URL, `http://` without `--insecure`, missing env var).
+//! line cannot be run (bad URL, `http://` without `--insecure`, missing env var), 3
+//! when none failed but some answers were a hookwarden's fallback (warned: Okta takes
+//! them, but the hook's handler is not working).
 
 use crate::okta::samples as catalog;
 pub mod judge;
@@ -39,8 +41,10 @@ Examples:
       --event-hook /hooks/okta/events \\
       --inline token=/hooks/okta/token --inline registration=/hooks/okta/registration
 
-  # A local development server with a self-signed certificate:
-  hookwarden simulate https://localhost:8443 --insecure --basic okta:s3cret --event-hook /hooks/okta/events
+  # The example configuration (config/hookwarden.toml) served locally, its development
+  # certificate trusted:
+  hookwarden simulate https://localhost:8443 --cacert data/tls/dev-cert.pem \\
+      --basic okta:change-me-before-production --event-hook /hooks/okta/events
 
   # Load: 2,000 deliveries, 20 in flight, at most 200 calls a second, JSON for CI:
   hookwarden simulate https://hooks.example.com --auth-env HOOK_AUTH --event-hook /hooks/okta/events \\
@@ -48,7 +52,10 @@ Examples:
 
 Okta's rules are applied: HTTPS only, 3 s per attempt, one retry after a timeout or a 5xx
 (never for token and telephony hooks), none after a 2xx, 3xx or 4xx, redirects not followed.
-Exit code: 0 all calls passed, 1 some failed, 2 the command line cannot be run.";
+An answer marked as a hookwarden's fallback (header X-Hookwarden-Fallback) is taken by Okta
+but means the hook's handler is not working: it is reported as warn.
+Exit code: 0 all calls passed, 1 some failed, 2 the command line cannot be run,
+3 none failed but some got only the receiver's fallback (warn).";
 
 /// `hookwarden simulate` arguments.
 #[derive(Debug, clap::Args)]

@@ -23,6 +23,9 @@ pub enum Answer {
         body: Vec<u8>,
         /// The body was longer than we read.
         truncated: bool,
+        /// A hookwarden's mark that this answer is the hook's fallback, with the reason
+        /// ([`crate::inline_hooks::FALLBACK_HEADER`]); other receivers send none.
+        fallback: Option<String>,
     },
     /// No answer within [`OKTA_TIMEOUT`].
     Timeout,
@@ -36,6 +39,14 @@ impl Answer {
         match self {
             Answer::Http { status, .. } => status.is_server_error(),
             Answer::Timeout | Answer::Failed(_) => true,
+        }
+    }
+
+    /// The reason of a hookwarden's fallback answer, when this is one.
+    pub fn fallback(&self) -> Option<&str> {
+        match self {
+            Answer::Http { fallback, .. } => fallback.as_deref(),
+            Answer::Timeout | Answer::Failed(_) => None,
         }
     }
 
@@ -151,10 +162,14 @@ impl Transport {
 /// Reads the status and body; the client's timeout covers the body too, as Okta's does.
 async fn read(mut response: reqwest::Response) -> Answer {
     let status = response.status();
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let location = header(reqwest::header::LOCATION.as_str());
+    let fallback = header(crate::inline_hooks::FALLBACK_HEADER);
     let mut body = Vec::new();
     let mut truncated = false;
     loop {
@@ -175,6 +190,7 @@ async fn read(mut response: reqwest::Response) -> Answer {
         location,
         body,
         truncated,
+        fallback,
     }
 }
 

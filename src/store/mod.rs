@@ -169,7 +169,8 @@ pub struct SinkStatus {
     pub state: JobState,
     pub attempts: u32,
     pub last_error: Option<String>,
-    /// When the next attempt is due (pending jobs).
+    /// When the next attempt is due (pending jobs); shown as RFC 3339.
+    #[serde(serialize_with = "crate::time::serialize_rfc3339_opt")]
     pub next_attempt_at: Option<Millis>,
 }
 
@@ -181,6 +182,8 @@ pub struct EventSummary {
     pub event_id: String,
     pub event_type: String,
     pub published: Option<String>,
+    /// Shown as RFC 3339, like every time an operator reads.
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub received_at: Millis,
     /// Found by System Log reconciliation, not delivered by Okta's hook.
     pub recovered: bool,

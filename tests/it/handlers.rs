@@ -292,3 +292,68 @@ async fn a_script_that_never_ends_is_stopped_and_the_fallback_sent() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+/// Token rules that refuse one OAuth client and patch the tokens of the others, through
+/// the real server: Okta's token sample as it comes (client `customClientIdNative`), and
+/// the same request from the refused client.
+#[tokio::test]
+async fn token_rules_refuse_one_client_and_patch_the_tokens_of_another() {
+    let hook = format!(
+        r#"
+[[inline_hooks]]
+name = "token-deny"
+path = "/hooks/okta/token-deny"
+type = "token"
+{}
+[inline_hooks.handler]
+kind = "rules"
+[[inline_hooks.handler.token.deny]]
+error_summary = "This application may not get tokens."
+when = [{{ client_id = "legacy-app" }}]
+[[inline_hooks.handler.token.claims]]
+token = "access"
+name = "login"
+from = "/data/context/user/profile/login"
+"#,
+        auth()
+    );
+    let s = start(Options {
+        toml: Some(hook),
+        ..Options::default()
+    })
+    .await;
+    let sample = fixture("token-hook-request.json");
+    let allowed = call(&s, "token-deny", &sample).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.text().await.expect("body"),
+        r#"{"commands":[{"type":"com.okta.access.patch","value":[{"op":"add","path":"/claims/login","value":"administrator1@clouditude.net"}]}]}"#
+    );
+    // The same sign-in from the refused client: everywhere Okta names the client.
+    let mut refused: Value = serde_json::from_str(&sample).expect("json");
+    refused["eventId"] = json!("token-deny-1");
+    refused["data"]["context"]["protocol"]["client"]["id"] = json!("legacy-app");
+    refused["data"]["context"]["protocol"]["request"]["client_id"] = json!("legacy-app");
+    refused["data"]["access"]["claims"]["cid"] = json!("legacy-app");
+    refused["data"]["identity"]["claims"]["aud"] = json!("legacy-app");
+    let r = call(&s, "token-deny", &refused.to_string()).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.expect("body");
+    assert_eq!(
+        body,
+        r#"{"error":{"errorSummary":"This application may not get tokens."},"debugContext":{"deniedBy":"token.deny[0]"}}"#
+    );
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    crate::contract::validate_response("token", &answer).expect("Okta's schema");
+    let m = s.metrics().await;
+    let outcome = |o: &str| {
+        metric(
+            &m,
+            "hookwarden_inline_calls_total",
+            &format!("outcome=\"{o}\""),
+        )
+    };
+    assert_eq!(outcome("commands"), 1.0);
+    assert_eq!(outcome("refusal"), 1.0);
+    s.stop().await;
+}

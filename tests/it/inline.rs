@@ -181,6 +181,7 @@ async fn forward_passes_every_real_answer_through_checked() {
         let r = call(&s, ty, &request.to_string()).await;
         assert_eq!(r.status(), 200, "{req}");
         assert_eq!(r.headers()["content-type"], "application/json");
+        assert!(r.headers().get("x-hookwarden-fallback").is_none(), "{req}");
         let got: Value = r.json().await.expect("json");
         assert_eq!(got, answer, "{req}: Okta's answer passes through unchanged");
         crate::contract::validate_response(ty, &got).unwrap_or_else(|e| panic!("{req}: {e}"));
@@ -222,6 +223,8 @@ async fn a_slow_handler_gets_the_fallback_inside_the_budget() {
     let r = call(&s, "token", &fixture("token-hook-request.json")).await;
     let took = started.elapsed();
     assert_eq!(r.status(), 200);
+    // Marked as the fallback, with why (`hookwarden simulate` warns on it).
+    assert_eq!(r.headers()["x-hookwarden-fallback"], "deadline");
     assert_eq!(r.json::<Value>().await.expect("json"), json!({}));
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
@@ -284,6 +287,7 @@ async fn an_invalid_answer_is_replaced_by_the_fallback() {
         *t.answers.lock().expect("lock") = vec![b.clone()];
         let r = call(&s, "token", &fixture("token-hook-request.json")).await;
         assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-hookwarden-fallback"], "invalid", "{b}");
         assert_eq!(r.json::<Value>().await.expect("json"), json!({}), "{b}");
     }
     *t.answers.lock().expect("lock") = vec![

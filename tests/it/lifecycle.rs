@@ -147,6 +147,14 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
         .collect();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|e| e["state"] == "dead"));
+    let rfc3339 = |v: &Value| {
+        v.as_str()
+            .is_some_and(|t| humantime::parse_rfc3339(t).is_ok())
+    };
+    assert!(
+        listed.iter().all(|e| rfc3339(&e["receivedAt"])),
+        "{listed:?}"
+    );
     let show = bin()
         .args(["events", "show"])
         .arg(a["uuid"].as_str().expect("uuid"))
@@ -160,6 +168,9 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli_while_running() {
         shown.contains("HTTP 500") || shown.contains("500"),
         "{shown}"
     );
+    // Times as `events list` prints them, not milliseconds.
+    let detail: Value = serde_json::from_str(&shown).expect("one JSON document");
+    assert!(rfc3339(&detail["receivedAt"]), "{shown}");
 
     // The receiver recovers; replay every dead letter while the service runs.
     broken.store(false, Ordering::SeqCst);

@@ -594,8 +594,13 @@ async fn a_key_fetch_slower_than_the_budget_gets_the_fallback_in_time_and_the_ne
     let res = call(&server, &token).await;
     let took = sent.elapsed();
     let status = res.status();
+    let marked = res.headers().get("x-hookwarden-fallback").cloned();
     let body = res.text().await.expect("body");
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        marked.as_ref().map(|v| v.as_bytes()),
+        Some(&b"deadline"[..])
+    );
     // The token hook's fallback (open): `{}`, Okta's default action.
     let v: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(v, json!({}), "{body}");

@@ -677,3 +677,98 @@ async fn count_concurrency_rate_and_duration_shape_the_load() {
         "a 200, even a wrong one, is not retried"
     );
 }
+
+/// A hookwarden whose forwards cannot answer: the registration service is not there (the
+/// closed fallback, a DENY, goes), the token service is slower than the budget (the open
+/// fallback, `{}`, goes). Okta would take both answers, yet neither hook works: simulate
+/// warns, with an exit code of its own, and says why; a working hook beside them passes.
+#[tokio::test]
+async fn an_answer_that_is_only_the_fallback_is_a_warning_with_its_own_exit_code() {
+    let slow = crate::inline::target().await;
+    *slow.delay.lock().expect("lock") = Duration::from_secs(2);
+    let gone = format!("http://127.0.0.1:{}/answer", free_port());
+    let forward = |url: &str| format!(r#"{{ kind = "forward", url = "{url}" }}"#);
+    let toml = [
+        crate::inline::inline_hook("registration", "registration", &forward(&gone), ""),
+        crate::inline::inline_hook("token", "token", &forward(&slow.url), "budget = \"300ms\""),
+        crate::inline::inline_hook(
+            "saml",
+            "saml",
+            r#"{ kind = "rules", saml = { attributes = [{ name = "login", from = "/data/context/user/profile/login" }] } }"#,
+            "",
+        ),
+    ]
+    .concat();
+    let s = start(Options {
+        toml: Some(toml),
+        ..Options::default()
+    })
+    .await;
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let cacert = s.cert_path.display().to_string();
+    let auth = basic();
+    let args = [
+        base.as_str(),
+        "--cacert",
+        &cacert,
+        "--auth-env",
+        "HOOK_AUTH",
+        "--inline",
+        "registration=/hooks/okta/registration",
+        "--inline",
+        "token=/hooks/okta/token",
+        "--inline",
+        "saml=/hooks/okta/saml",
+        "--count",
+        "1",
+    ];
+    let (code, report) = simulate_json(&args, &[("HOOK_AUTH", &auth)]).await;
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["failed"], 0);
+    assert_eq!(report["warned"], 2);
+    let rs = results(&report);
+    let registration = &rs[0];
+    assert_eq!(registration["result"], "warned", "{registration}");
+    assert!(
+        registration["okta"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("registration denied"),
+        "{registration}"
+    );
+    assert!(
+        registration["problem"]
+            .as_str()
+            .unwrap_or("")
+            .contains("x-hookwarden-fallback: handler_error"),
+        "{registration}"
+    );
+    let token = &rs[1];
+    assert_eq!(token["result"], "warned", "{token}");
+    assert_eq!(token["okta"], "token issued unmodified (no commands)");
+    assert!(
+        token["problem"]
+            .as_str()
+            .unwrap_or("")
+            .contains("x-hookwarden-fallback: deadline"),
+        "{token}"
+    );
+    assert_eq!(rs[2]["result"], "passed", "{}", rs[2]);
+    assert_eq!(scenario(&report, "inline token")["warned"], 1);
+    assert_eq!(scenario(&report, "inline token")["passed"], 0);
+    assert_eq!(scenario(&report, "inline saml")["passed"], 1);
+    // The report for a person: warnings shown even with -q, and the last line says so.
+    let mut quiet = args.to_vec();
+    quiet.push("-q");
+    let (code, stdout, _) = simulate(&quiet, &[("HOOK_AUTH", &auth)]).await;
+    assert_eq!(code, 3, "{stdout}");
+    assert!(stdout.contains("\nwarn  inline token "), "{stdout}");
+    assert!(stdout.contains("\nwarn  inline registration "), "{stdout}");
+    assert!(!stdout.contains("pass  inline saml"), "{stdout}");
+    assert!(
+        stdout.contains("WARNED: 2 of 3 calls got only the receiver's fallback"),
+        "{stdout}"
+    );
+    s.stop().await;
+}

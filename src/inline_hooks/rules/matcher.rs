@@ -8,8 +8,11 @@ use crate::config::rules::{
     CharClass, Condition, ConditionSource, Matcher, ProfileTarget, SetRule,
 };
 use crate::glob::glob_match;
+use crate::http::network::IpAllowlist;
 use crate::okta::inline::{pointer_segment, HookType};
+use ipnet::IpNet;
 use serde_json::Value;
+use std::net::IpAddr;
 
 /// A place in the request, held as a JSON Pointer.
 #[derive(Debug, Clone)]
@@ -231,6 +234,8 @@ enum Source {
     Field(Field),
     Attribute(String),
     Scope(String),
+    ClientId(Vec<String>),
+    Ip(IpAllowlist),
 }
 
 #[derive(Debug, Clone)]
@@ -245,8 +250,30 @@ impl Cond {
             Source::Field(f) => self.test.matches(f.get(ctx.req)),
             Source::Attribute(a) => self.test.matches(ctx.attribute(a)),
             Source::Scope(s) => ctx.scope_granted(s),
+            Source::ClientId(ids) => ctx.client_id().is_some_and(|c| ids.iter().any(|i| i == c)),
+            Source::Ip(nets) => ctx.ip_address().is_some_and(|ip| nets.allows(ip)),
         }
     }
+}
+
+/// The networks of an `ip` condition: `203.0.113.0/24`, or an address alone.
+fn networks(list: &[String]) -> Result<IpAllowlist, String> {
+    if list.is_empty() {
+        return Err("`ip` needs one or more networks or addresses".into());
+    }
+    let nets = list
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("`ip`: '{text}' is not a network (203.0.113.0/24) or an address")
+                })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    // Not empty, so it allows only what its networks hold.
+    Ok(IpAllowlist::new(nets))
 }
 
 /// `when` (all hold) and `unless` (none holds).
@@ -275,12 +302,32 @@ impl Guard {
                             return Err(format!("{at}: `attribute` is empty"))
                         }
                         ConditionSource::Attribute(a) => Source::Attribute(a.clone()),
-                        ConditionSource::Scope(_) if hook_type != HookType::Token => {
+                        ConditionSource::Scope(_)
+                        | ConditionSource::ClientId(_)
+                        | ConditionSource::Ip(_)
+                            if hook_type != HookType::Token =>
+                        {
+                            let key = match &c.on {
+                                ConditionSource::Scope(_) => "scope",
+                                ConditionSource::ClientId(_) => "client_id",
+                                _ => "ip",
+                            };
                             return Err(format!(
-                                "{at}: `scope` conditions are for token hooks (use `field` here)"
+                                "{at}: `{key}` conditions are for token hooks (use `field` here)"
                             ));
                         }
                         ConditionSource::Scope(s) => Source::Scope(s.clone()),
+                        ConditionSource::ClientId(ids) => {
+                            if ids.is_empty() || ids.iter().any(|i| i.trim().is_empty()) {
+                                return Err(format!(
+                                    "{at}: `client_id` needs one or more client ids, none empty"
+                                ));
+                            }
+                            Source::ClientId(ids.clone())
+                        }
+                        ConditionSource::Ip(list) => {
+                            Source::Ip(networks(list).map_err(|e| format!("{at}: {e}"))?)
+                        }
                     };
                     let mut test = Test::compile(&c.matcher).map_err(|e| format!("{at}: {e}"))?;
                     if test.is_empty() {

@@ -10,8 +10,9 @@
 //!   or the dotted form Okta's docs use (`data.context.matches[0].id`);
 //! - a *matcher* tests a value: `exists`, `equals`, `one_of`, `glob`, `regex`, `chars`,
 //!   `min_length`, `max_length`, `ignore_case`; an array matches when one of its elements does;
-//! - a *condition* is a matcher on a `field`, on a profile `attribute`, or a granted `scope`
-//!   (token only); rules take `when` (all must hold) and `unless` (none may hold).
+//! - a *condition* is a matcher on a `field` or on a profile `attribute`, or (token only) a
+//!   granted `scope`, the OAuth `client_id` or the request's source `ip`; rules take `when`
+//!   (all must hold) and `unless` (none may hold).
 //!
 //! The user guide, with a worked example per type, is `docs/inline-handlers.md`.
 //!
@@ -175,6 +176,26 @@ impl<'a> Ctx<'a> {
             HookType::Import => get("/data/appUser/profile"),
             HookType::PasswordImport => None,
         }
+    }
+
+    /// The OAuth client asking for the tokens: `data.context.protocol.client.id`, else the
+    /// `client_id` the client sent (`data.context.protocol.request.client_id`).
+    fn client_id(&self) -> Option<&'a str> {
+        [
+            "/data/context/protocol/client/id",
+            "/data/context/protocol/request/client_id",
+        ]
+        .into_iter()
+        .find_map(|p| self.req.pointer(p).and_then(Value::as_str))
+        .filter(|id| !id.is_empty())
+    }
+
+    /// The address the request came from (`data.context.request.ipAddress`), when it is one.
+    fn ip_address(&self) -> Option<std::net::IpAddr> {
+        self.req
+            .pointer("/data/context/request/ipAddress")
+            .and_then(Value::as_str)
+            .and_then(|ip| ip.trim().parse().ok())
     }
 
     /// Granted to the access token (`data.access.scopes`); without an access token, requested
