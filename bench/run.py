@@ -246,11 +246,17 @@ def start_hookwarden(tls, data_dir=None, config=None, name="hookwarden", env=Non
     """config/hookwarden.toml (Basic auth, SQLite store, the JSONL sink `archive` draining)."""
     ensure_free(PORTS["hookwarden"], ADMIN_PORT)
     run_dir = data_dir or tempfile.mkdtemp(prefix="hw.", dir=WORK)
+    if config is None:
+        # A copy of the example in the run's folder: its relative paths are the file's
+        # (../data/events.jsonl), so the JSONL sink lands in the run's data/ folder.
+        os.makedirs(os.path.join(run_dir, "config"), exist_ok=True)
+        os.makedirs(os.path.join(run_dir, "data"), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, "config/hookwarden.toml"), os.path.join(run_dir, "config"))
+        config = os.path.join(run_dir, "config/hookwarden.toml")
     proc = Proc(
         name,
-        [HW, "serve", "--config", config or os.path.join(ROOT, "config/hookwarden.toml")],
-        # The JSONL sink's relative path (data/events.jsonl) lands in the run's folder.
-        cwd=run_dir if config is None else ROOT,
+        [HW, "serve", "--config", config],
+        cwd=run_dir,
         env=hookwarden_env(run_dir if data_dir is None else data_dir, tls, extra=env),
         logfile=os.path.join(WORK, f"{name}-{time.time_ns()}.log"),
     )
