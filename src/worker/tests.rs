@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::{
     Delivery, EventDetail, EventQuery, EventSummary, IngestOutcome, Inspect, JobCounts, JobState,
-    Leases, Queue, ReplayTarget, StoreError, StoreStats,
+    Leases, Queue, ReplayTarget, SinkJobs, StoreError, StoreStats,
 };
 use async_trait::async_trait;
 use std::sync::atomic::AtomicUsize;
@@ -120,10 +120,33 @@ impl Queue for MemStore {
         Ok(())
     }
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        Ok(JobCounts {
-            backlog: self.count(JobState::Pending) as u64,
-            dead: self.count(JobState::Dead) as u64,
-        })
+        let rows = self.rows.lock().expect("lock");
+        let mut sinks: Vec<SinkJobs> = Vec::new();
+        for row in rows.iter().filter(|r| r.state != JobState::Delivered) {
+            let at = match sinks
+                .iter()
+                .position(|s| s.hook == row.job.hook && s.sink == row.job.sink)
+            {
+                Some(at) => at,
+                None => {
+                    sinks.push(SinkJobs {
+                        hook: row.job.hook.clone(),
+                        sink: row.job.sink.clone(),
+                        ..SinkJobs::default()
+                    });
+                    sinks.len() - 1
+                }
+            };
+            let s = &mut sinks[at];
+            if row.state == JobState::Dead {
+                s.dead += 1;
+            } else {
+                s.backlog += 1;
+                let at = row.job.received_at;
+                s.oldest_pending = Some(s.oldest_pending.map_or(at, |o| o.min(at)));
+            }
+        }
+        Ok(JobCounts { sinks })
     }
     async fn prune(&self, _before: Millis) -> Result<u64, StoreError> {
         self.prunes.fetch_add(1, Ordering::Relaxed);
@@ -570,8 +593,15 @@ async fn heartbeat_gauges_and_pruner_run() {
     assert!(w.handle.alive(Duration::from_secs(5)));
     // Gauges are refreshed at most once a second.
     let metrics = w.metrics.clone();
-    wait_for("gauges", || metrics.dead_in_store.get() == 1).await;
-    assert_eq!(metrics.backlog.get(), 0);
+    let gone = Metrics::sink("okta", "gone");
+    wait_for("gauges", || {
+        metrics
+            .dead_in_store
+            .get(&gone)
+            .is_some_and(|g| g.get() == 1)
+    })
+    .await;
+    assert_eq!(metrics.backlog.get_or_create(&gone).get(), 0);
     let stop = w.stop.clone();
     let handle = w.handle;
     stop.cancel();

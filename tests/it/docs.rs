@@ -234,6 +234,7 @@ async fn the_metrics_reference_is_the_registry_and_what_a_service_shows() {
             Some(match kind {
                 "counter" => format!("{name}_total"),
                 "histogram" => format!("{name}_bucket"),
+                "info" => format!("{name}_info"),
                 _ => name.to_owned(),
             })
         })

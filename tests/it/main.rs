@@ -15,6 +15,7 @@ mod handlers;
 mod hostile;
 mod inline;
 mod lifecycle;
+mod metrics;
 mod nats;
 mod oauth;
 mod okta_api_fake;
