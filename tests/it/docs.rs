@@ -66,7 +66,7 @@ fn blocks(text: &str) -> Vec<Block> {
 }
 
 /// GitHub's anchor for a heading.
-fn slug(heading: &str) -> String {
+pub(crate) fn slug(heading: &str) -> String {
     heading
         .trim()
         .to_lowercase()
