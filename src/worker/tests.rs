@@ -25,6 +25,9 @@ struct MemStore {
     rows: Mutex<Vec<Row>>,
     next_token: AtomicI64,
     prunes: AtomicUsize,
+    /// Reads of the gauges' counts, and how long each takes.
+    count_reads: AtomicUsize,
+    count_delay: Mutex<Duration>,
 }
 
 impl MemStore {
@@ -120,6 +123,9 @@ impl Queue for MemStore {
         Ok(())
     }
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        self.count_reads.fetch_add(1, Ordering::Relaxed);
+        let delay = *self.count_delay.lock().expect("lock");
+        tokio::time::sleep(delay).await;
         let rows = self.rows.lock().expect("lock");
         let mut sinks: Vec<SinkJobs> = Vec::new();
         for row in rows.iter().filter(|r| r.state != JobState::Delivered) {
@@ -653,4 +659,35 @@ fn backoff_grows_exponentially_under_the_cap() {
         .expect("some");
     assert!(spread > Duration::from_secs(8), "{spread:?}");
     assert_eq!(backoff(100, Duration::ZERO, max), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_slow_count_is_read_less_often() {
+    // A read of 100 ms waits 20 times that (2 s), not the usual second, before the next.
+    let store = Arc::new(MemStore::default());
+    *store.count_delay.lock().expect("lock") = Duration::from_millis(100);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(refresh_gauges(
+        store.clone(),
+        Arc::new(Metrics::new()),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(store.count_reads.load(Ordering::Relaxed), 1);
+    stop.cancel();
+    task.await.expect("stops at shutdown");
+
+    // A quick read comes back every second.
+    *store.count_delay.lock().expect("lock") = Duration::ZERO;
+    store.count_reads.store(0, Ordering::Relaxed);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(refresh_gauges(
+        store.clone(),
+        Arc::new(Metrics::new()),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(store.count_reads.load(Ordering::Relaxed), 2);
+    stop.cancel();
+    task.await.expect("stops at shutdown");
 }
