@@ -106,6 +106,14 @@ impl Metrics {
     pub(super) fn put_in_service(&self, next: &Hooks, generation: u64) {
         let mut series = super::lock(&self.series);
         let before = std::mem::replace(&mut series.hooks, next.clone());
+        self.remove_gone(&before, next, &mut series);
+        self.create_at_zero(next, &mut series);
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    /// Removes the series of the hooks and sinks of `before` that `next` lacks.
+    fn remove_gone(&self, before: &Hooks, next: &Hooks, series: &mut Series) {
         let names = next.names();
         for gone in before.names().into_iter().filter(|h| !names.contains(h)) {
             for status in STATUSES {
@@ -132,8 +140,7 @@ impl Metrics {
                 self.inline_calls.remove(&inline(gone, outcome));
             }
         }
-        let sinks = next.sinks();
-        for gone in before.sinks().difference(&sinks) {
+        for gone in before.sinks().difference(&next.sinks()) {
             for family in self.sink_counters() {
                 family.remove(gone);
             }
@@ -148,8 +155,11 @@ impl Metrics {
                 series.shown.remove(gone);
             }
         }
+    }
 
-        for name in &names {
+    /// Creates the series of every hook and sink of `next` that does not exist yet, at 0.
+    fn create_at_zero(&self, next: &Hooks, series: &mut Series) {
+        for name in &next.names() {
             at_zero(
                 &self.requests,
                 &HookStatus {
@@ -175,7 +185,7 @@ impl Metrics {
                 at_zero(&self.inline_calls, &inline(name, outcome));
             }
         }
-        for sink in &sinks {
+        for sink in &next.sinks() {
             for family in self.sink_counters() {
                 at_zero(family, sink);
             }
@@ -188,8 +198,6 @@ impl Metrics {
                 series.shown.insert(sink.clone(), None);
             }
         }
-        self.config_generation
-            .set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
 
     /// Reconciliation's series of each hook it polls, at zero (its errors by kind appear
