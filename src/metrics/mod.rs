@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 
@@ -220,7 +221,7 @@ impl Metrics {
         );
         registry.register(
             "sink_attempt_seconds",
-            "Time of each delivery attempt to a sink, by outcome (delivered, failed)",
+            "Time of each delivery attempt to a sink, by outcome (a batch's time for each of its jobs)",
             sink_attempt_seconds.clone(),
         );
         registry.register(
@@ -402,6 +403,7 @@ impl Metrics {
                     help: help.to_owned(),
                     samples,
                     labels: Vec::new(),
+                    values: BTreeMap::new(),
                 });
             } else if let (Some(family), Some((series, _))) =
                 (out.last_mut(), line.rsplit_once(' '))
@@ -410,9 +412,19 @@ impl Metrics {
                     .split_once('{')
                     .map_or("", |(_, l)| l.trim_end_matches('}'));
                 for pair in labels.split(',').filter(|p| !p.is_empty()) {
-                    let label = pair.split('=').next().unwrap_or(pair).to_owned();
-                    if label != "le" && !family.labels.contains(&label) {
-                        family.labels.push(label);
+                    let (label, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    if label == "le" {
+                        continue;
+                    }
+                    if !family.labels.iter().any(|l| l == label) {
+                        family.labels.push(label.to_owned());
+                    }
+                    if CLOSED_LABELS.contains(&label) {
+                        family
+                            .values
+                            .entry(label.to_owned())
+                            .or_default()
+                            .insert(value.trim_matches('"').to_owned());
                     }
                 }
             }
@@ -441,7 +453,13 @@ impl Metrics {
             let labels = f
                 .labels
                 .iter()
-                .map(|l| format!("`{l}`"))
+                .map(|l| match f.values.get(l) {
+                    Some(values) => format!(
+                        "`{l}` ({})",
+                        values.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                    None => format!("`{l}`"),
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             out.push_str(&format!(
@@ -452,6 +470,10 @@ impl Metrics {
         out
     }
 }
+
+/// The labels whose every value has a series from the start (the `ALL` lists of
+/// [`labels`], the reload results), so the docs' table can list their values.
+const CLOSED_LABELS: [&str; 3] = ["reason", "outcome", "result"];
 
 /// One family of [`Metrics::catalogue`].
 #[derive(Debug, Clone)]
@@ -465,6 +487,8 @@ pub struct FamilyInfo {
     pub samples: Vec<String>,
     /// Its labels, `le` aside, in the order `/metrics` shows them.
     pub labels: Vec<String>,
+    /// Every value of its labels of [`CLOSED_LABELS`], in name order.
+    pub values: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Locks a std mutex, ignoring poisoning: the series' bookkeeping stays usable after a
