@@ -126,7 +126,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         1,
     )?;
     let tls_config = if config.server.tls.enabled {
-        Some(tls::load(&config.server).await?)
+        Some(tls::load(&config.server, &metrics).await?)
     } else {
         None
     };

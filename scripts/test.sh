@@ -17,6 +17,8 @@ command -v nats-server >/dev/null || need+=(nats-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# The alert rules' checks and unit tests (tests/it/monitoring.rs) run promtool.
+command -v promtool >/dev/null || need+=(prometheus)
 command -v pip3 >/dev/null || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} for the integration tests"

@@ -18,7 +18,7 @@
 //! | [`worker`] | deferred processing: claims stored jobs, delivers them to sinks, retries with backoff, dead-letters |
 //! | [`sinks`] | the sink seam ([`sinks::Sink`]) and the stdout, JSON Lines, HTTP and command sinks |
 //! | [`outbound`] | what every call to another service shares: the HTTP client policy (no redirects), error and URL texts without credentials |
-//! | [`metrics`] | Prometheus metrics, one registry per service |
+//! | [`metrics`] | Prometheus metrics, one registry per service: their labels, each configured hook's and sink's series at zero from the start (and gone with it at a reload), the store's gauges as the store holds them, the catalogue the docs, alert rules and dashboard are checked against |
 //! | [`telemetry`] | structured logs (JSON or human) |
 //! | [`cli`] | what the `hookwarden` subcommands do (the binary only parses arguments): one entry point per subcommand (`events`, `reconcile`, `okta`, `simulate` in modules of their own) over the feature's library API |
 //! | [`admin`] | the admin listener: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, and the admin page (`/ui`: recent requests, backlog, dead letters, replay) |

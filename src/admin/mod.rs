@@ -28,27 +28,50 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-/// Ready when a write commits and the workers are turning.
+/// What `/readyz` says, and `hookwarden_ready`.
+struct Readiness {
+    store: Result<(), String>,
+    workers_alive: bool,
+}
+
+impl Readiness {
+    fn ready(&self) -> bool {
+        self.store.is_ok() && self.workers_alive
+    }
+}
+
+/// Ready when a write commits and the workers are turning. Sets `hookwarden_ready`, so
+/// that the gauge and `/readyz` never disagree.
+async fn readiness(s: &AdminState) -> Readiness {
+    let store = match tokio::time::timeout(Duration::from_secs(2), s.store.check_writable()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2s".to_owned()),
+    };
+    let r = Readiness {
+        store,
+        workers_alive: s.workers.alive(s.worker_liveness),
+    };
+    s.metrics.ready.set(i64::from(r.ready()));
+    r
+}
+
 async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
-    let store = tokio::time::timeout(Duration::from_secs(2), s.store.check_writable()).await;
-    let store_ok = matches!(store, Ok(Ok(())));
-    let workers_ok = s.workers.alive(s.worker_liveness);
-    let status = if store_ok && workers_ok {
+    let r = readiness(&s).await;
+    let status = if r.ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let store_msg = match store {
-        Ok(Ok(())) => "writable".to_owned(),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "no answer within 2s".to_owned(),
-    };
     (
         status,
         Json(json!({
-            "status": if status == StatusCode::OK { "ready" } else { "not ready" },
-            "store": store_msg,
-            "workers": if workers_ok { "alive" } else { "stalled or stopped" },
+            "status": if r.ready() { "ready" } else { "not ready" },
+            "store": match &r.store {
+                Ok(()) => "writable",
+                Err(e) => e.as_str(),
+            },
+            "workers": if r.workers_alive { "alive" } else { "stalled or stopped" },
         })),
     )
         .into_response()
@@ -88,10 +111,11 @@ async fn reload(State(s): State<Arc<AdminState>>, headers: axum::http::HeaderMap
     (status, Json(report)).into_response()
 }
 
+/// The metrics as last set: the store's gauges are the workers' last read of the store
+/// (at most a second old, longer with a large backlog: see `worker::refresh_gauges`);
+/// readiness is checked now, as `/readyz` would.
 async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
-    if let Ok(counts) = s.store.job_counts().await {
-        s.metrics.set_job_counts(counts);
-    }
+    readiness(&s).await;
     (
         [(
             header::CONTENT_TYPE,

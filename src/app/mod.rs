@@ -144,7 +144,7 @@ pub async fn run_with(
     };
 
     let tls_config = if config.server.tls.enabled {
-        Some(tls::load(&config.server).await?)
+        Some(tls::load(&config.server, &metrics).await?)
     } else {
         None
     };

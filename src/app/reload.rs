@@ -54,7 +54,7 @@ impl Live {
         sinks: SinkSet,
     ) -> Result<Arc<Live>, super::RunError> {
         let router = public_router(&config, &shared, 1)?;
-        shared.metrics.config_generation.set(1);
+        shared.metrics.in_service(&config, 1);
         Ok(Arc::new(Live {
             shared,
             router: ArcSwap::from_pointee(router),
@@ -150,9 +150,9 @@ impl Reload for Live {
             Ok(built) => {
                 self.sinks.store(Arc::new(built.sinks));
                 self.router.store(Arc::new(built.router));
+                metrics.in_service(&built.config, built.generation);
                 self.config.store(Arc::new(built.config));
                 self.generation.store(built.generation, Ordering::SeqCst);
-                metrics.config_generation.set(built.generation as i64);
                 metrics
                     .config_reloads
                     .get_or_create(&ResultLabel { result: "ok" })

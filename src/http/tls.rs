@@ -228,26 +228,37 @@ fn server_config(files: &PemFiles<'_>) -> Result<rustls::ServerConfig, TlsError>
     Ok(cfg)
 }
 
+/// Sets `hookwarden_tls_cert_not_after_timestamp_seconds` from the first (the leaf)
+/// certificate of the PEM bytes being put in service (0 if it cannot be read).
+fn set_not_after(metrics: &Metrics, cert_pem: &[u8]) {
+    let at = CertificateDer::pem_slice_iter(cert_pem)
+        .next()
+        .and_then(Result::ok)
+        .and_then(|der| not_after::not_after(&der));
+    metrics.tls_not_after.set(at.unwrap_or(0));
+}
+
 /// Loads the configured certificate, or generates a development one into `data_dir/tls/`.
-pub async fn load(config: &ServerConfig) -> Result<RustlsConfig, TlsError> {
+pub async fn load(config: &ServerConfig, metrics: &Metrics) -> Result<RustlsConfig, TlsError> {
     match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => {
             let files = read_pair(cert, key).await?;
             let cfg = server_config(&files)?;
+            set_not_after(metrics, &files.cert);
             tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate loaded");
             Ok(RustlsConfig::from_config(Arc::new(cfg)))
         }
-        (None, None) => load_dev_cert(&config.data_dir).await,
+        (None, None) => load_dev_cert(&config.data_dir, metrics).await,
         _ => Err(TlsError::HalfPair),
     }
 }
 
 /// Reuses the development certificate in `data_dir/tls/`, or generates it.
-async fn load_dev_cert(data_dir: &Path) -> Result<RustlsConfig, TlsError> {
+async fn load_dev_cert(data_dir: &Path, metrics: &Metrics) -> Result<RustlsConfig, TlsError> {
     let (cert_path, key_path) = dev_cert_paths(data_dir);
     let existing = match read_pair(&cert_path, &key_path).await {
         Ok(files) => match server_config(&files) {
-            Ok(cfg) => Some(cfg),
+            Ok(cfg) => Some((cfg, files.cert)),
             Err(e) => {
                 tracing::warn!(error = %e, "development certificate unusable; generating a new one");
                 None
@@ -258,8 +269,8 @@ async fn load_dev_cert(data_dir: &Path) -> Result<RustlsConfig, TlsError> {
         // Present but unreadable (permissions...): overwriting it would hide the problem.
         Err(e) => return Err(e),
     };
-    let cfg = match existing {
-        Some(cfg) => cfg,
+    let (cfg, cert) = match existing {
+        Some(found) => found,
         None => {
             let dir = data_dir.to_path_buf();
             let (cert, key) = tokio::task::spawn_blocking(move || generate_dev_cert(&dir))
@@ -268,14 +279,16 @@ async fn load_dev_cert(data_dir: &Path) -> Result<RustlsConfig, TlsError> {
                     doing: "generating the development certificate",
                     source,
                 })??;
-            server_config(&PemFiles {
+            let files = PemFiles {
                 cert_path: &cert_path,
                 key_path: &key_path,
                 cert,
                 key,
-            })?
+            };
+            (server_config(&files)?, files.cert)
         }
     };
+    set_not_after(metrics, &cert);
     tracing::warn!(
         cert = %cert_path.display(),
         "serving a self-signed DEVELOPMENT certificate (localhost, 127.0.0.1, ::1); Okta only calls endpoints with a publicly trusted certificate: set server.tls.cert and server.tls.key"
@@ -451,6 +464,7 @@ impl Reloader {
         match server_config(&files) {
             Ok(cfg) => {
                 self.tls.reload_from_config(Arc::new(cfg));
+                set_not_after(&self.metrics, &files.cert);
                 self.serving = Some(fingerprint);
             }
             Err(e) => {
@@ -486,6 +500,7 @@ impl Reloader {
         match server_config(&files) {
             Ok(cfg) => {
                 self.tls.reload_from_config(Arc::new(cfg));
+                set_not_after(&self.metrics, &files.cert);
                 self.serving = Some(fingerprint);
                 self.failed = None;
                 self.count("ok");
@@ -553,5 +568,6 @@ async fn next_hangup(signal: &mut Hangup) {
     std::future::pending::<()>().await
 }
 
+mod not_after;
 #[cfg(test)]
 mod tests;

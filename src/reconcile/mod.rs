@@ -87,6 +87,9 @@ impl Reconciler {
                 Routing::new(&event_hook.sinks, &event_hook.ignore_actors),
             ));
         }
+        if let Some(m) = &metrics {
+            m.reconciling(hooks.iter().map(|(h, _)| h.hook.as_str()));
+        }
         Ok(Reconciler {
             client: LogsClient::new(config)?,
             hooks,

@@ -208,14 +208,45 @@ pub enum ReplayTarget {
     AllDead { hook: Option<String> },
 }
 
-/// The jobs' counts that the gauges show every second: both come from an index, so
-/// they cost the same with a million events stored as with none.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct JobCounts {
-    /// Jobs waiting for a sink (pending).
+/// What the store holds for one sink of one hook: what its gauges show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkJobs {
+    pub hook: String,
+    pub sink: String,
+    /// Jobs waiting for the sink (pending).
     pub backlog: u64,
     /// Jobs dead-lettered.
     pub dead: u64,
+    /// When the event of the longest-waiting pending job was received (the first
+    /// stored, so a replayed dead letter counts from its first arrival); `None` when
+    /// nothing is pending.
+    pub oldest_pending: Option<Millis>,
+}
+
+/// The jobs' counts that the gauges show, per hook and sink: one entry for each pair
+/// that holds a pending or dead job (a sink with neither is absent), in name order.
+///
+/// Both read every pending and dead job (SQLite: with its event, where the hook is), so
+/// the cost grows with the backlog: milliseconds for thousands; for 0.8 million pending,
+/// about 1.3 s on SQLite and 0.25 s on PostgreSQL (a parallel scan of the jobs), against
+/// 0.08 s and 0.1 s for the totals alone (measured with the sqlite3 shell and psql on a
+/// million events). The worker reads it off its own loop and less often as it grows
+/// (`worker::refresh_gauges`), never per request.
+#[derive(Debug, Clone, Default)]
+pub struct JobCounts {
+    pub sinks: Vec<SinkJobs>,
+}
+
+impl JobCounts {
+    /// Jobs waiting for a sink, over every hook and sink.
+    pub fn backlog(&self) -> u64 {
+        self.sinks.iter().map(|s| s.backlog).sum()
+    }
+
+    /// Jobs dead-lettered, over every hook and sink.
+    pub fn dead(&self) -> u64 {
+        self.sinks.iter().map(|s| s.dead).sum()
+    }
 }
 
 /// Counts for the admin page: [`JobCounts`] and the events held, which is a scan of
@@ -332,7 +363,8 @@ pub trait Queue: Send + Sync + 'static {
         .await
     }
 
-    /// The backlog and the dead letters only (the metrics' gauges): see [`JobCounts`].
+    /// The backlog, the oldest pending job and the dead letters of each hook's sinks
+    /// (the metrics' gauges): see [`JobCounts`], and its cost.
     async fn job_counts(&self) -> Result<JobCounts, StoreError>;
 
     /// Deletes events received before `before` whose jobs are all finished (delivered or ignored).

@@ -1,7 +1,8 @@
 //! Row helpers both backends share: the same columns read the same way.
 
-use super::{EventState, StoreError};
+use super::{EventState, JobCounts, Millis, SinkJobs, StoreError};
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 /// An event's state as the stores' SQL spells it (see each backend's `EVENT_STATE_SQL`).
 pub(super) fn event_state(s: &str) -> Option<EventState> {
@@ -34,4 +35,41 @@ pub(super) fn raw_json(payload: String) -> Result<Box<RawValue>, StoreError> {
         serde_json::value::to_raw_value(&payload)
     }
     .map_err(|e| StoreError::Unavailable(format!("a stored event payload: {e}")))
+}
+
+/// One row of a backend's count query: the jobs of one (hook, sink) in one state.
+pub(super) struct CountRow {
+    pub hook: String,
+    pub sink: String,
+    /// Dead letters; else pending jobs.
+    pub dead: bool,
+    pub jobs: i64,
+    /// Pending rows only: see [`SinkJobs::oldest_pending`].
+    pub oldest: Option<Millis>,
+}
+
+/// The count query's rows gathered into one [`SinkJobs`] per (hook, sink), in name order.
+pub(super) fn job_counts(rows: impl IntoIterator<Item = CountRow>) -> JobCounts {
+    let mut by_sink: BTreeMap<(String, String), SinkJobs> = BTreeMap::new();
+    for r in rows {
+        let entry = by_sink
+            .entry((r.hook.clone(), r.sink.clone()))
+            .or_insert_with(|| SinkJobs {
+                hook: r.hook,
+                sink: r.sink,
+                ..SinkJobs::default()
+            });
+        if r.dead {
+            entry.dead += count(r.jobs);
+        } else {
+            entry.backlog += count(r.jobs);
+            entry.oldest_pending = match (entry.oldest_pending, r.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    JobCounts {
+        sinks: by_sink.into_values().collect(),
+    }
 }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::{
     Delivery, EventDetail, EventQuery, EventSummary, IngestOutcome, Inspect, JobCounts, JobState,
-    Leases, Queue, ReplayTarget, StoreError, StoreStats,
+    Leases, Queue, ReplayTarget, SinkJobs, StoreError, StoreStats,
 };
 use async_trait::async_trait;
 use std::sync::atomic::AtomicUsize;
@@ -25,6 +25,9 @@ struct MemStore {
     rows: Mutex<Vec<Row>>,
     next_token: AtomicI64,
     prunes: AtomicUsize,
+    /// Reads of the gauges' counts, and how long each takes.
+    count_reads: AtomicUsize,
+    count_delay: Mutex<Duration>,
 }
 
 impl MemStore {
@@ -120,10 +123,36 @@ impl Queue for MemStore {
         Ok(())
     }
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        Ok(JobCounts {
-            backlog: self.count(JobState::Pending) as u64,
-            dead: self.count(JobState::Dead) as u64,
-        })
+        self.count_reads.fetch_add(1, Ordering::Relaxed);
+        let delay = *self.count_delay.lock().expect("lock");
+        tokio::time::sleep(delay).await;
+        let rows = self.rows.lock().expect("lock");
+        let mut sinks: Vec<SinkJobs> = Vec::new();
+        for row in rows.iter().filter(|r| r.state != JobState::Delivered) {
+            let at = match sinks
+                .iter()
+                .position(|s| s.hook == row.job.hook && s.sink == row.job.sink)
+            {
+                Some(at) => at,
+                None => {
+                    sinks.push(SinkJobs {
+                        hook: row.job.hook.clone(),
+                        sink: row.job.sink.clone(),
+                        ..SinkJobs::default()
+                    });
+                    sinks.len() - 1
+                }
+            };
+            let s = &mut sinks[at];
+            if row.state == JobState::Dead {
+                s.dead += 1;
+            } else {
+                s.backlog += 1;
+                let at = row.job.received_at;
+                s.oldest_pending = Some(s.oldest_pending.map_or(at, |o| o.min(at)));
+            }
+        }
+        Ok(JobCounts { sinks })
     }
     async fn prune(&self, _before: Millis) -> Result<u64, StoreError> {
         self.prunes.fetch_add(1, Ordering::Relaxed);
@@ -570,8 +599,15 @@ async fn heartbeat_gauges_and_pruner_run() {
     assert!(w.handle.alive(Duration::from_secs(5)));
     // Gauges are refreshed at most once a second.
     let metrics = w.metrics.clone();
-    wait_for("gauges", || metrics.dead_in_store.get() == 1).await;
-    assert_eq!(metrics.backlog.get(), 0);
+    let gone = Metrics::sink("okta", "gone");
+    wait_for("gauges", || {
+        metrics
+            .dead_in_store
+            .get(&gone)
+            .is_some_and(|g| g.get() == 1)
+    })
+    .await;
+    assert_eq!(metrics.backlog.get_or_create(&gone).get(), 0);
     let stop = w.stop.clone();
     let handle = w.handle;
     stop.cancel();
@@ -623,4 +659,35 @@ fn backoff_grows_exponentially_under_the_cap() {
         .expect("some");
     assert!(spread > Duration::from_secs(8), "{spread:?}");
     assert_eq!(backoff(100, Duration::ZERO, max), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_slow_count_is_read_less_often() {
+    // A read of 100 ms waits 20 times that (2 s), not the usual second, before the next.
+    let store = Arc::new(MemStore::default());
+    *store.count_delay.lock().expect("lock") = Duration::from_millis(100);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(refresh_gauges(
+        store.clone(),
+        Arc::new(Metrics::new()),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(store.count_reads.load(Ordering::Relaxed), 1);
+    stop.cancel();
+    task.await.expect("stops at shutdown");
+
+    // A quick read comes back every second.
+    *store.count_delay.lock().expect("lock") = Duration::ZERO;
+    store.count_reads.store(0, Ordering::Relaxed);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(refresh_gauges(
+        store.clone(),
+        Arc::new(Metrics::new()),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(store.count_reads.load(Ordering::Relaxed), 2);
+    stop.cancel();
+    task.await.expect("stops at shutdown");
 }

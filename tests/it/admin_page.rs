@@ -93,9 +93,7 @@ value = "1234"
     let (cert_path, key_path, cert_pem) = write_cert(dir.path(), "server");
     let mut text = config_text(dir.path(), &cert_path, &key_path, &opts);
     if let Some(t) = token {
-        let admin = "[admin]\nlisten = \"127.0.0.1:2\"\n";
-        assert!(text.contains(admin), "the base config changed: {text}");
-        text = text.replace(admin, &format!("{admin}token = \"{t}\"\n"));
+        text = with_admin_token(&text, t);
     }
     let config_path = dir.path().join("hookwarden.toml");
     std::fs::write(&config_path, &text).expect("write config");

@@ -66,7 +66,7 @@ fn blocks(text: &str) -> Vec<Block> {
 }
 
 /// GitHub's anchor for a heading.
-fn slug(heading: &str) -> String {
+pub(crate) fn slug(heading: &str) -> String {
     heading
         .trim()
         .to_lowercase()
@@ -234,6 +234,7 @@ async fn the_metrics_reference_is_the_registry_and_what_a_service_shows() {
             Some(match kind {
                 "counter" => format!("{name}_total"),
                 "histogram" => format!("{name}_bucket"),
+                "info" => format!("{name}_info"),
                 _ => name.to_owned(),
             })
         })

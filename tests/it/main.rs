@@ -16,6 +16,8 @@ mod handlers;
 mod hostile;
 mod inline;
 mod lifecycle;
+mod metrics;
+mod monitoring;
 mod nats;
 mod oauth;
 mod okta_api_fake;

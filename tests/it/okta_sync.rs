@@ -84,10 +84,7 @@ fn config_file(dir: &Path, cert: &Path, key: &Path, hooks: String) -> String {
         toml: Some(hooks),
         ..Options::default()
     };
-    config_text(dir, cert, key, &opts).replace(
-        "[admin]\nlisten = \"127.0.0.1:2\"\n",
-        &format!("[admin]\nlisten = \"127.0.0.1:2\"\ntoken = \"{ADMIN_TOKEN}\"\n"),
-    )
+    with_admin_token(&config_text(dir, cert, key, &opts), ADMIN_TOKEN)
 }
 
 /// A real hookwarden loaded from its file (so that `POST /reload` reads it again), the

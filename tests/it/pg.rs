@@ -326,6 +326,8 @@ async fn while_postgres_is_down_deliveries_get_503_and_recover() {
         .await
         .expect("readyz");
     assert_ne!(ready.status(), 200, "not ready while the database is down");
+    let ready = util::metric(&server.metrics().await, "hookwarden_ready", "");
+    assert_eq!(ready, 0.0, "hookwarden_ready says what /readyz says");
 
     pg.start_again().expect("start postgres");
     // Okta retries the refused delivery: accepted once the pool reconnects.
@@ -341,6 +343,8 @@ async fn while_postgres_is_down_deliveries_get_503_and_recover() {
     }
     acked.push(down["uuid"].as_str().expect("uuid").to_owned());
     server.wait_ready().await;
+    let ready = util::metric(&server.metrics().await, "hookwarden_ready", "");
+    assert_eq!(ready, 1.0, "ready again");
     let last = util::event("user.lifecycle.create");
     acked.push(last["uuid"].as_str().expect("uuid").to_owned());
     assert_eq!(server.deliver(&util::envelope(&[last])).await.status(), 200);

@@ -647,7 +647,15 @@ async fn oauth_private_key_jwt_gets_one_token_and_the_logs_api_accepts_it() {
     let config = Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("{e}"));
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&tmp.path().join("h.db"), &config.store).expect("store"));
-    let reconciler = Reconciler::new(&config, store.clone(), None).expect("reconciler");
+    let metrics = Arc::new(hookwarden::metrics::Metrics::new());
+    let reconciler =
+        Reconciler::new(&config, store.clone(), Some(metrics.clone())).expect("reconciler");
+    // Its hooks' series exist at zero before the first pass.
+    let shown = metrics.render();
+    for name in ["passes", "fetched", "recovered"] {
+        let series = format!("hookwarden_reconcile_{name}_total{{hook=\"okta\"}} 0\n");
+        assert!(shown.contains(&series), "{series} in:\n{shown}");
+    }
     let stop = tokio_util::sync::CancellationToken::new();
     let now = now_millis();
     let report = reconciler

@@ -66,10 +66,7 @@ fn text(dir: &Path, cert: &Path, key: &Path, hooks: String) -> String {
         toml: Some(hooks),
         ..Options::default()
     };
-    config_text(dir, cert, key, &opts).replace(
-        "[admin]\nlisten = \"127.0.0.1:2\"\n",
-        &format!("[admin]\nlisten = \"127.0.0.1:2\"\ntoken = \"{TOKEN}\"\n"),
-    )
+    with_admin_token(&config_text(dir, cert, key, &opts), TOKEN)
 }
 
 async fn reload(s: &TestServer) -> (u16, Value) {

@@ -138,6 +138,13 @@ level = "hookwarden=debug,warn"
     )
 }
 
+/// A config text of [`config_text`] with `admin.token` set (`POST /reload`, the admin page).
+pub fn with_admin_token(text: &str, token: &str) -> String {
+    let admin = "[admin]\nlisten = \"127.0.0.1:2\"\n";
+    assert!(text.contains(admin), "the base config changed: {text}");
+    text.replace(admin, &format!("{admin}token = \"{token}\"\n"))
+}
+
 pub fn client_for(addr: SocketAddr, cert_pem: &[u8]) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()

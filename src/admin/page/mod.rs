@@ -200,7 +200,8 @@ async fn gather(s: &AdminState) -> PageData {
 }
 
 /// The counters an admin looks at, read from the OpenMetrics text (the registry has no
-/// typed iteration over a family's label sets).
+/// typed iteration over a family's label sets). Those still at zero are left out: every
+/// configured hook's and sink's series exist from the start, most of them at zero.
 fn counters(text: &str) -> Vec<(String, String, String)> {
     const SHOWN: [&str; 9] = [
         "hookwarden_requests_total",
@@ -221,8 +222,7 @@ fn counters(text: &str) -> Vec<(String, String, String)> {
                 Some((n, rest)) => (n, rest.strip_suffix('}').unwrap_or(rest)),
                 None => (series, ""),
             };
-            SHOWN
-                .contains(&name)
+            (SHOWN.contains(&name) && value != "0")
                 .then(|| (name.to_owned(), labels.to_owned(), value.to_owned()))
         })
         .collect()
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn counters_are_read_from_the_openmetrics_text() {
-        let text = "# HELP hookwarden_requests Requests\n# TYPE hookwarden_requests counter\nhookwarden_requests_total{hook=\"okta\",status=\"200\"} 3\nhookwarden_backlog 2\nhookwarden_ack_seconds_bucket{le=\"0.1\"} 1\nhookwarden_dead_letters_total{hook=\"okta\",sink=\"a\"} 1\n# EOF\n";
+        let text = "# HELP hookwarden_requests Requests\n# TYPE hookwarden_requests counter\nhookwarden_requests_total{hook=\"okta\",status=\"200\"} 3\nhookwarden_requests_total{hook=\"okta\",status=\"503\"} 0\nhookwarden_backlog 2\nhookwarden_ack_seconds_bucket{le=\"0.1\"} 1\nhookwarden_dead_letters_total{hook=\"okta\",sink=\"a\"} 1\n# EOF\n";
         assert_eq!(
             counters(text),
             vec![

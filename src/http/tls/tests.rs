@@ -5,6 +5,11 @@ use base64::Engine as _;
 use rustls_pki_types::ServerName;
 use tokio::io::AsyncReadExt as _;
 
+/// [`super::load`] with metrics nobody reads: these tests look at what is served.
+async fn load(config: &ServerConfig) -> Result<RustlsConfig, TlsError> {
+    super::load(config, &Metrics::new()).await
+}
+
 fn server_config_for(data_dir: &Path, cert: Option<PathBuf>, key: Option<PathBuf>) -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),

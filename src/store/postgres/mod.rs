@@ -59,6 +59,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
 mod connect;
+mod counts;
 mod reader;
 mod schema;
 mod sql;
@@ -562,21 +563,7 @@ impl Queue for PostgresStore {
         vec![result; count]
     }
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        let client = self.client().await?;
-        let r = a_row(
-            self.statements
-                .opt(
-                    &client,
-                    "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
-                            (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
-                    &[],
-                )
-                .await,
-        )?;
-        Ok(JobCounts {
-            backlog: count(r.try_get(0).db()?),
-            dead: count(r.try_get(1).db()?),
-        })
+        self.count_jobs().await
     }
     async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
         let client = self.client().await?;

@@ -259,8 +259,8 @@ impl Inspect for PostgresStore {
                 .await,
         )?;
         Ok(StoreStats {
-            backlog: jobs.backlog,
-            dead: jobs.dead,
+            backlog: jobs.backlog(),
+            dead: jobs.dead(),
             events: count(r.try_get(0).db()?),
         })
     }

@@ -41,7 +41,7 @@
 //! the service's back; the writer notices through `PRAGMA data_version` (which moves
 //! only when *another* connection commits) and recounts.
 
-use super::rows::{attempts, count, raw_json};
+use super::rows::{attempts, count, raw_json, CountRow};
 use super::*;
 use crate::config::StoreConfig;
 use crate::time::{format_millis, now_millis};
@@ -356,21 +356,7 @@ impl Queue for SqliteStore {
         .await
     }
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM jobs WHERE state = 'dead')",
-                [],
-                |r| {
-                    Ok(JobCounts {
-                        backlog: count(r.get(0)?),
-                        dead: count(r.get(1)?),
-                    })
-                },
-            )
-            .db()
-        })
-        .await
+        self.read(|conn| job_counts(conn).db()).await
     }
     async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
         // One chunk per command: between chunks the writer serves the queued ingests.
@@ -415,8 +401,8 @@ impl Inspect for SqliteStore {
             })
             .await?;
         Ok(StoreStats {
-            backlog: jobs.backlog,
-            dead: jobs.dead,
+            backlog: jobs.backlog(),
+            dead: jobs.dead(),
             events,
         })
     }

@@ -224,3 +224,29 @@ pub(super) fn get_events(conn: &Connection, uuid: &str) -> Result<Vec<EventDetai
     tx.finish().db()?;
     Ok(out)
 }
+
+/// [`Queue::job_counts`]: the pending jobs on `jobs_due` and the dead ones on
+/// `jobs_dead`, each with its event for the hook, in one statement (one snapshot).
+pub(super) fn job_counts(conn: &Connection) -> rusqlite::Result<JobCounts> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.hook, j.sink, 0, COUNT(*), MIN(e.received_at)
+           FROM jobs j JOIN events e ON e.id = j.event
+          WHERE j.state = 'pending' GROUP BY e.hook, j.sink
+         UNION ALL
+         SELECT e.hook, j.sink, 1, COUNT(*), NULL
+           FROM jobs j JOIN events e ON e.id = j.event
+          WHERE j.state = 'dead' GROUP BY e.hook, j.sink",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(CountRow {
+                hook: r.get(0)?,
+                sink: r.get(1)?,
+                dead: r.get(2)?,
+                jobs: r.get(3)?,
+                oldest: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(super::super::rows::job_counts(rows))
+}

@@ -643,13 +643,13 @@ async fn retries_are_duplicates_in_every_bucket_and_uuid_lookups_see_them_all() 
         hook: None,
     };
     assert_eq!(store.replay(&all).await.expect("replay"), 3);
-    assert_eq!(store.job_counts().await.expect("counts").backlog, 3);
+    assert_eq!(store.job_counts().await.expect("counts").backlog(), 3);
     let one = ReplayTarget::Event {
         uuid: "d".into(),
         hook: Some("okta".into()),
     };
     assert_eq!(store.replay(&one).await.expect("replay"), 1);
-    assert_eq!(store.job_counts().await.expect("counts").backlog, 4);
+    assert_eq!(store.job_counts().await.expect("counts").backlog(), 4);
     store.close().await;
 }
 
