@@ -26,6 +26,11 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  # Debian's prometheus package (wanted for promtool alone) starts a Prometheus server on
+  # :9090, the admin listener's default port: stop it where systemd runs.
+  if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+  fi
 fi
 # The deployment examples' schema check (tests/it/deploy.rs), from PyPI.
 command -v kubernetes-validate >/dev/null ||
