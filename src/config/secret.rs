@@ -1,4 +1,5 @@
-//! Secrets in configuration: a literal, an environment variable or a file.
+//! Secrets in configuration: a literal, an environment variable or a file, and the
+//! [`Secret`] each is read into.
 //!
 //! One syntax, chosen because TOML can say it without escaping rules:
 //!
@@ -13,7 +14,7 @@
 //! a log through a derived `Debug` of the config.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::path::PathBuf;
 
 /// A secret as written in the configuration file, before it is resolved.
@@ -79,6 +80,61 @@ impl SecretSource {
     /// True when the secret is written into the configuration file itself.
     pub fn is_literal(&self) -> bool {
         matches!(self, SecretSource::Literal(_))
+    }
+}
+
+/// A secret resolved at load time. `Debug` never shows the value.
+#[derive(Clone)]
+pub struct Secret {
+    /// The error is shared, not copied, when a config is cloned.
+    pub(super) value: Result<SecretString, std::sync::Arc<SecretError>>,
+    /// Where it was read, to read it again ([`Secret::read_again`]).
+    pub(super) source: SecretSource,
+}
+
+impl Secret {
+    /// The resolved value. Only valid configs reach the server, so this cannot fail there.
+    pub fn value(&self) -> Option<&SecretString> {
+        self.value.as_ref().ok()
+    }
+    /// True when the value is written in the config file itself.
+    pub fn is_literal(&self) -> bool {
+        self.source.is_literal()
+    }
+    /// The value as its variable or file holds it now, for a secret that is rotated
+    /// under a running service (a database password: each new connection reads it).
+    pub fn read_again(&self) -> Result<SecretString, SecretError> {
+        self.source.resolve()
+    }
+    /// A secret from a literal, for tests and for code that builds configs.
+    pub fn literal(value: impl Into<String>) -> Self {
+        SecretSource::Literal(value.into()).into()
+    }
+}
+
+impl From<SecretSource> for Secret {
+    fn from(src: SecretSource) -> Self {
+        Secret {
+            value: src.resolve().map_err(std::sync::Arc::new),
+            source: src,
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    /// Not read yet: loading reads it after relative file paths are resolved, and only
+    /// when the command uses it ([`super::Config::load_for`]).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SecretSource::deserialize(d).map(|source| Secret {
+            value: Err(std::sync::Arc::new(SecretError::Unread)),
+            source,
+        })
     }
 }
 
