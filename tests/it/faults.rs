@@ -168,7 +168,8 @@ struct Receiver {
 impl Receiver {
     async fn start() -> Receiver {
         let mut r = Receiver {
-            port: free_port(),
+            // Not an ephemeral port: while it is down, no other test's `bind(0)` may take it.
+            port: crate::util::port_outside_ephemeral_range(),
             seen: Arc::default(),
             up: Arc::default(),
             task: None,

@@ -390,6 +390,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up on Linux), for a
+/// server a test takes down and brings back on the same port. A port from [`free_port`]
+/// can be handed to another test's `bind(0)` while it is down, and deliveries would then
+/// reach that server instead (its 200s counted as delivered).
+pub fn port_outside_ephemeral_range() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = (nanos ^ std::process::id()) % 12_000;
+    (0..12_000)
+        .map(|i| 20_000 + ((start + i) % 12_000) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port between 20000 and 32000")
+}
+
 /// Starts `hookwarden serve --config <config>` on these ports, logs off.
 pub fn spawn(config: &Path, port: u16, admin: u16) -> std::process::Child {
     spawn_with(config, port, admin, &[])
