@@ -20,6 +20,7 @@ pub mod rules;
 mod secret;
 mod validate;
 mod values;
+pub use values::network;
 
 pub use handler::{ForwardConfig, HandlerConfig, ScriptConfig};
 pub use okta_api::OktaApiConfig;

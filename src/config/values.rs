@@ -42,7 +42,9 @@ pub(super) fn some_networks<'de, D: Deserializer<'de>>(
 
 /// One network. An address alone is that one host; a network with host bits set
 /// (`10.0.0.1/8`) is refused, since it is unclear whether the network or the host was meant.
-fn network(text: &str) -> Result<IpNet, String> {
+/// Every network a user writes is read here (`allow_ips`, `trusted_proxies`, the `ip`
+/// condition of inline rules).
+pub fn network(text: &str) -> Result<IpNet, String> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }

@@ -10,9 +10,7 @@ use crate::config::rules::{
 use crate::glob::glob_match;
 use crate::http::network::IpAllowlist;
 use crate::okta::inline::{pointer_segment, HookType};
-use ipnet::IpNet;
 use serde_json::Value;
-use std::net::IpAddr;
 
 /// A place in the request, held as a JSON Pointer.
 #[derive(Debug, Clone)]
@@ -263,14 +261,7 @@ fn networks(list: &[String]) -> Result<IpAllowlist, String> {
     }
     let nets = list
         .iter()
-        .map(|text| {
-            let text = text.trim();
-            text.parse::<IpNet>()
-                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    format!("`ip`: '{text}' is not a network (203.0.113.0/24) or an address")
-                })
-        })
+        .map(|text| crate::config::network(text.trim()).map_err(|e| format!("`ip`: {e}")))
         .collect::<Result<Vec<_>, String>>()?;
     // Not empty, so it allows only what its networks hold.
     Ok(IpAllowlist::new(nets))

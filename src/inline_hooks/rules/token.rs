@@ -522,6 +522,12 @@ mod tests {
             e.starts_with("token.deny[0].when[0]: `ip`: '10.0.0.0/33' is not a network"),
             "{e}"
         );
+        // Read by the same rule as `allow_ips`: host bits set are a mistake, not a network.
+        let e = build_error(
+            HookType::Token,
+            "[[token.deny]]\nwhen = [{ ip = \"10.0.0.1/8\" }]",
+        );
+        assert!(e.contains("'10.0.0.1/8' has host bits set"), "{e}");
         let e = build_error(HookType::Token, "[[token.deny]]\nwhen = [{ ip = [] }]");
         assert!(e.contains("token.deny[0].when[0]: `ip` needs"), "{e}");
         let e = build_error(
