@@ -29,9 +29,11 @@ pub enum Command {
     /// SIGHUP (or POST /reload on the admin listener) reloads the configuration in place;
     /// SIGTERM or Ctrl-C stops it gracefully.
     Serve(ServeArgs),
-    /// Load the configuration, report every problem with its key, exit 1 if there is any.
+    /// Check the configuration as `serve` does before it listens (the file's mistakes, TLS
+    /// files, folders, scripts): every problem with its key, exit 1 if there is any.
     CheckConfig(ConfigArg),
-    /// Inspect stored events and replay dead letters (works while the service runs).
+    /// Inspect stored events and replay dead letters (works while the service runs; reads
+    /// only the store's secrets).
     Events {
         #[command(flatten)]
         config: ConfigArg,
