@@ -27,14 +27,11 @@ pub fn writable_folder(dir: &Path, create: bool) -> Result<(), FolderError> {
         dir
     };
     let existing = if create {
-        match dir
-            .ancestors()
-            .find(|a| a.as_os_str().is_empty() || a.exists())
-        {
-            Some(a) if a.as_os_str().is_empty() => Path::new("."),
-            Some(a) => a,
-            None => Path::new("."),
-        }
+        // A relative path's last ancestor is "", the working directory, which `exists`
+        // does not take for a folder.
+        dir.ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("."))
     } else {
         dir
     };

@@ -197,6 +197,16 @@ impl Config {
         out
     }
 
+    /// [`Config::secrets_mut`] for reading (the checks and warnings of secrets): one
+    /// list of secrets, copied rather than written twice.
+    pub fn secrets(&self) -> Vec<(String, Secret, Door)> {
+        self.clone()
+            .secrets_mut()
+            .into_iter()
+            .map(|(key, secret, door)| (key, secret.clone(), door))
+            .collect()
+    }
+
     /// Resolves relative paths the file wrote against its folder, notes the secrets that
     /// came from `HOOKWARDEN__*` variables, and reads the secrets `needs` names. Returns the
     /// secrets that could not be read.

@@ -110,9 +110,7 @@ impl JsonlSink {
             syncs: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
-}
 
-impl JsonlSink {
     /// What [`JsonlSink::open`] would refuse, without creating the file: its folder
     /// missing or not writable, the file itself not writable (`check-config`).
     pub fn check(path: &Path) -> Result<(), SetupError> {
